@@ -1,0 +1,1 @@
+"""Converters from PyTorch checkpoints (audiocraft, transformers) to magnet-jax parameters."""
