@@ -1,0 +1,101 @@
+"""MAGNeT's language model: per-level embeddings summed, the transformer, one output head per level.
+
+Weight-compatible with audiocraft's `MagnetLMModel` (and MusicGen's `LMModel`, which has the same layout and
+serves as the autoregressive rescorer with `causal=True`).
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from magnet_jax.config import MagnetConfig
+from magnet_jax.models.attention import cross_attention_mask, self_attention_mask
+from magnet_jax.models.layers import layer_norm, param
+from magnet_jax.models.transformer import Transformer
+
+
+class Embedder(nn.Module):
+  """[B, K, T] codes -> [B, T, D]: sum over levels of each level's embedding (card + 1 rows; the last is MASK)."""
+  config: MagnetConfig
+
+  @nn.compact
+  def __call__(self, codes: jax.Array) -> jax.Array:
+    cfg = self.config
+    if codes.ndim != 3 or codes.shape[1] != cfg.n_q:
+      raise ValueError(f'codes must be [B, K={cfg.n_q}, T], got shape {codes.shape}')
+    tables = param(self, 'emb', (cfg.n_q, cfg.card + 1, cfg.dim), ('codebooks', 'vocab', 'embed'), cfg.dim, cfg)
+    x = tables[jnp.arange(cfg.n_q)[None, :, None], codes].sum(axis=1)
+    return nn.with_logical_constraint(x, ('act_batch', 'act_length', 'act_embed'))
+
+
+class ConditionProjection(nn.Module):
+  """[B, S, Dt] text states -> [B, S, D]: audiocraft's conditioner `output_proj` (with bias), zeroed where
+  cond_mask [B, S] is False (padding and null conditions)."""
+  config: MagnetConfig
+
+  @nn.compact
+  def __call__(self, cond: jax.Array, cond_mask: jax.Array) -> jax.Array:
+    cfg = self.config
+    kernel = param(self, 'kernel', (cfg.text_dim, cfg.dim), ('text_embed', 'embed'), cfg.text_dim, cfg)
+    bias = self.param('bias', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
+                      (cfg.dim,), cfg.params_dtype).astype(cfg.compute_dtype)
+    text = cond.astype(cfg.compute_dtype) @ kernel + bias
+    return text * cond_mask[..., None].astype(text.dtype)
+
+
+class Heads(nn.Module):
+  """One bias-free linear head per level: [B, T, D] -> [B, K, T, V], or only level `stage`'s -> [B, T, V]."""
+  config: MagnetConfig
+
+  @nn.compact
+  def __call__(self, h: jax.Array, stage: jax.Array | int | None = None) -> jax.Array:
+    cfg = self.config
+    kernel = param(self, 'kernel', (cfg.n_q, cfg.dim, cfg.card), ('codebooks', 'embed', 'vocab'), cfg.dim, cfg)
+    if stage is None:
+      return jnp.einsum('btd,kdv->bktv', h, kernel).astype(jnp.float32)
+    stage = jnp.asarray(stage)
+    if stage.ndim == 0:
+      return (h @ jnp.take(kernel, stage, axis=0)).astype(jnp.float32)
+    return jnp.einsum('btd,bdv->btv', h, jnp.take(kernel, stage, axis=0)).astype(jnp.float32)
+
+
+class MagnetLM(nn.Module):
+  """MAGNeT LM.
+
+  `apply({'params': p}, codes, cond, cond_mask, stage)`:
+    codes: [B, K, T] int32 in [0, card]; `card` is the mask token.
+    cond: [B, S, Dt] text-encoder states (e.g. T5 last hidden state).
+    cond_mask: [B, S] bool, False at padding and for null (CFG) conditions.
+    stage: level being predicted (Python int, traced scalar or [B]); picks the self-attention mask.
+  returns logits [B, K, T, V] (float32). `method=MagnetLM.level_logits` returns only the `stage` head's
+  [B, T, V], which is all decoding and the masked loss need.
+  """
+  config: MagnetConfig
+
+  def setup(self):
+    cfg = self.config
+    self.embedder = Embedder(cfg)
+    self.cond_proj = ConditionProjection(cfg)
+    self.transformer = Transformer(cfg)
+    self.out_norm = layer_norm(cfg, 'out_norm')
+    self.heads = Heads(cfg)
+
+  def hidden(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
+             stage: jax.Array | int = 0) -> jax.Array:
+    """Final normalised hidden states [B, T, D]."""
+    if cond.shape[:2] != cond_mask.shape:
+      raise ValueError(f'cond [B, S, Dt] {cond.shape} and cond_mask [B, S] {cond_mask.shape} disagree')
+    x = self.embedder(codes)
+    text = self.cond_proj(cond, cond_mask)
+    self_mask = self_attention_mask(self.config, codes.shape[-1], stage)
+    x = self.transformer(x, text, self_mask, cross_attention_mask(cond_mask))
+    return self.out_norm(x)
+
+  def __call__(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
+               stage: jax.Array | int = 0) -> jax.Array:
+    """Logits of every level: [B, K, T, V] float32."""
+    return self.heads(self.hidden(codes, cond, cond_mask, stage))
+
+  def level_logits(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
+                   stage: jax.Array | int) -> jax.Array:
+    """Logits of level `stage` only: [B, T, V] float32 (one head instead of K)."""
+    return self.heads(self.hidden(codes, cond, cond_mask, stage), stage)
