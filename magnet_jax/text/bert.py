@@ -1,0 +1,164 @@
+"""BERT encoder (transformers' `BertModel`), e.g. all-MiniLM-L6-v2 (6 layers, D 384), with mean pooling.
+
+Post-norm blocks: x = LN(x + SelfAttention(x)), x = LN(x + FF(x)), on word + absolute position + token type
+embeddings followed by a LayerNorm. The pooler head is not used.
+
+Shapes: B batch, S text tokens, D `hidden_size`, N heads.
+"""
+import dataclasses
+import math
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from magnet_jax.text import hf_folder
+from magnet_jax.text.layers import HIGHEST, FeedForward, MultiHeadAttention, activation, attention_bias
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+  """Hyperparameters of a BERT encoder (field names and defaults of transformers' BertConfig)."""
+  vocab_size: int = 30522
+  hidden_size: int = 768  # D
+  num_hidden_layers: int = 12
+  num_attention_heads: int = 12  # N
+  intermediate_size: int = 3072  # feed-forward hidden dim
+  hidden_act: str = 'gelu'  # exact (erf) GELU
+  max_position_embeddings: int = 512
+  type_vocab_size: int = 2
+  layer_norm_eps: float = 1e-12
+  position_embedding_type: str = 'absolute'  # the only one supported
+
+  def __post_init__(self):
+    activation(self.hidden_act)
+    if self.position_embedding_type != 'absolute':
+      raise ValueError(f'unsupported position_embedding_type {self.position_embedding_type!r}')
+    if self.hidden_size % self.num_attention_heads:
+      raise ValueError(f'hidden_size {self.hidden_size} is not a multiple of {self.num_attention_heads} heads')
+
+  @classmethod
+  def from_dict(cls, config: dict) -> 'BertConfig':
+    """Reads a transformers config.json dict (model_type 'bert'); unrelated keys are ignored."""
+    if config.get('model_type', 'bert') != 'bert':
+      raise ValueError(f"not a BERT config: model_type {config.get('model_type')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in config.items() if k in names})
+
+
+class BertLayer(nn.Module):
+  """One post-norm encoder layer."""
+  config: BertConfig
+  precision: jax.lax.PrecisionLike = HIGHEST
+
+  @nn.compact
+  def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+    """Maps x [B, S, D] with logits bias [B, 1, 1, S] to [B, S, D]."""
+    cfg = self.config
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, use_fast_variance=False, name=name)
+    attention = MultiHeadAttention(cfg.num_attention_heads, head_dim, use_bias=True, scale=1 / math.sqrt(head_dim),
+                                   precision=self.precision, name='attn')
+    x = norm('attn_norm')(x + attention(x, bias))
+    ffn = FeedForward(cfg.intermediate_size, cfg.hidden_act, gated=False, use_bias=True, precision=self.precision,
+                      name='ffn')
+    return norm('ffn_norm')(x + ffn(x))
+
+
+class BertEncoder(nn.Module):
+  """transformers' `BertModel(...).last_hidden_state` for single-segment input (token type 0), no dropout."""
+  config: BertConfig
+  precision: jax.lax.PrecisionLike = HIGHEST
+
+  @nn.compact
+  def __call__(self, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
+    """Encodes token ids.
+
+    Args:
+      input_ids: [B, S] int, S <= max_position_embeddings.
+      mask: [B, S] bool, True for real tokens.
+
+    Returns:
+      [B, S, D] float32 last hidden states.
+    """
+    cfg = self.config
+    length = input_ids.shape[1]
+    if length > cfg.max_position_embeddings:
+      raise ValueError(f'{length} tokens exceed max_position_embeddings {cfg.max_position_embeddings}')
+    x = nn.Embed(cfg.vocab_size, cfg.hidden_size, name='word_embeddings')(input_ids)
+    x = x + nn.Embed(cfg.type_vocab_size, cfg.hidden_size, name='token_type_embeddings')(jnp.zeros_like(input_ids))
+    x = x + nn.Embed(cfg.max_position_embeddings, cfg.hidden_size, name='position_embeddings')(jnp.arange(length))
+    x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, use_fast_variance=False, name='embeddings_norm')(x)
+    bias = attention_bias(mask)
+    for i in range(cfg.num_hidden_layers):
+      x = BertLayer(cfg, self.precision, name=f'layer_{i}')(x, bias)
+    return x
+
+
+def mean_pool(states: jax.Array, mask: jax.Array) -> jax.Array:
+  """sentence-transformers' mean pooling: the average of the states of real tokens.
+
+  Args:
+    states: [B, S, D].
+    mask: [B, S] bool.
+
+  Returns:
+    [B, D]; a row without real tokens gives zeros.
+  """
+  weights = mask.astype(states.dtype)[..., None]
+  return (states * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1e-9)
+
+
+def _key_map(config: BertConfig) -> dict[str, hf_folder.ParamPath]:
+  """PyTorch (transformers) key, without any 'bert.' prefix -> Flax param path."""
+  dense = lambda key, *path: {f'{key}.weight': (*path, 'kernel'), f'{key}.bias': (*path, 'bias')}
+  norm = lambda key, *path: {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
+  keys = {
+      'embeddings.word_embeddings.weight': ('word_embeddings', 'embedding'),
+      'embeddings.token_type_embeddings.weight': ('token_type_embeddings', 'embedding'),
+      'embeddings.position_embeddings.weight': ('position_embeddings', 'embedding'),
+      **norm('embeddings.LayerNorm', 'embeddings_norm'),
+  }
+  for i in range(config.num_hidden_layers):
+    prefix, layer = f'encoder.layer.{i}', f'layer_{i}'
+    for torch_name, name in (('query', 'q'), ('key', 'k'), ('value', 'v')):
+      keys.update(dense(f'{prefix}.attention.self.{torch_name}', layer, 'attn', name))
+    keys.update(dense(f'{prefix}.attention.output.dense', layer, 'attn', 'o'))
+    keys.update(norm(f'{prefix}.attention.output.LayerNorm', layer, 'attn_norm'))
+    keys.update(dense(f'{prefix}.intermediate.dense', layer, 'ffn', 'wi'))
+    keys.update(dense(f'{prefix}.output.dense', layer, 'ffn', 'wo'))
+    keys.update(norm(f'{prefix}.output.LayerNorm', layer, 'ffn_norm'))
+  return keys
+
+
+def _is_unused(key: str) -> bool:
+  """Buffers and heads that the encoder does not use."""
+  return key in ('embeddings.position_ids', 'embeddings.token_type_ids') or key.startswith(('pooler.', 'cls.'))
+
+
+def _normalize_key(key: str) -> str:
+  """Strips a task model's 'bert.' prefix and renames old LayerNorm gamma/beta."""
+  key = key.removeprefix('bert.')
+  return key.replace('LayerNorm.gamma', 'LayerNorm.weight').replace('LayerNorm.beta', 'LayerNorm.bias')
+
+
+def load_bert(folder: str | os.PathLike) -> tuple[BertConfig, dict]:
+  """Loads a transformers BertModel folder (or a task model's 'bert.' encoder).
+
+  Args:
+    folder: holds config.json and model.safetensors (possibly sharded) or pytorch_model.bin.
+
+  Returns:
+    (config, params) for `BertEncoder(config).apply({'params': params}, ...)`.
+
+  Raises:
+    FileNotFoundError: the folder or its config.json does not exist.
+    CheckpointError: weights missing, truncated, or with unknown / missing / misshapen encoder keys.
+  """
+  folder = hf_folder.check_folder(folder)
+  config = BertConfig.from_dict(hf_folder.read_json(folder, 'config.json'))
+  state = {_normalize_key(k): v for k, v in hf_folder.read_weights(folder).items()}
+  ids = jnp.zeros((1, 1), jnp.int32)
+  expected = jax.eval_shape(BertEncoder(config).init, jax.random.key(0), ids, ids > 0)['params']
+  return config, hf_folder.convert(state, _key_map(config), expected, ignore=_is_unused)
