@@ -83,7 +83,7 @@ def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = update_ema(state.ema_params, params, ema_decay) if ema_decay else None
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads), lr=schedule_lr(state.step))
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), lr=schedule_lr(state.step))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
 
   data = batch_sharding(mesh)
