@@ -3,7 +3,6 @@
 The references (torch, transformers, audiocraft) come from the `torch` extra; tests that need them are skipped
 without it. Tolerances: last hidden states within 1e-4 absolute in float32; token ids exactly equal.
 """
-import io
 import os
 import shutil
 import types
@@ -18,6 +17,7 @@ from magnet_jax.text.t5 import relative_position_buckets
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
+from magnet_jax.reference import text as reference_text  # noqa: E402
 
 ATOL = 1e-4
 PROMPTS = [
@@ -30,26 +30,6 @@ PROMPTS = [
 TRICKY = PROMPTS[:1] + PROMPTS[2:] + [
     '  leading and trailing spaces  ', 'tabs\tand\nnewlines', 'literal </s> and <extra_id_0> tokens',
     'ﬁ ligature, full-width ＡＢＣ, circled ① and emoji 🎵', 'UPPER lower MiXeD', '中文字符 and 日本語', '']
-
-
-def _randomize_norms(model, generator):
-  """Default LayerNorm init is ones/zeros, which a loader that skips them would pass."""
-  for name, param in model.named_parameters():
-    if ('layer_norm' in name or 'LayerNorm' in name) and name.endswith('weight'):
-      param.data.uniform_(0.5, 1.5, generator=generator)
-    elif 'LayerNorm' in name:
-      param.data.normal_(0, 0.1, generator=generator)
-
-
-def _t5_model(feed_forward_proj: str, vocab_size: int = 128, full: bool = False):
-  torch.manual_seed(0)
-  config = transformers.T5Config(vocab_size=vocab_size, d_model=64, d_kv=16, num_layers=2, num_decoder_layers=1,
-                                 num_heads=4, d_ff=128, relative_attention_num_buckets=32,
-                                 relative_attention_max_distance=20, feed_forward_proj=feed_forward_proj)
-  cls = transformers.T5ForConditionalGeneration if full else transformers.T5EncoderModel
-  model = cls(config).eval()
-  _randomize_norms(model, torch.Generator().manual_seed(1))
-  return model
 
 
 def _t5_reference(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -75,27 +55,17 @@ def _padded_batch(vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope='module')
 def sp_folder(tmp_path_factory):
   """A tiny SentencePiece unigram model saved as a T5 folder with only spiece.model (no T5 tokenizer offline)."""
-  spm = pytest.importorskip('sentencepiece')
-  corpus = ['an upbeat electronic track with synth pads and a punchy kick drum',
-            'calm acoustic guitar melody, warm and intimate, 90 bpm',
-            'epic orchestral score with strings, brass and thunderous percussion',
-            'Jazzy saxophone solo over walking bass; café ambience. Naïve résumé!'] * 10
-  model = io.BytesIO()
-  spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=model, vocab_size=64,
-                                 model_type='unigram', pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+  pytest.importorskip('sentencepiece')
   folder = tmp_path_factory.mktemp('t5_spiece')
-  (folder / 'spiece.model').write_bytes(model.getvalue())
+  reference_text.write_sentencepiece(folder)
   return folder
 
 
 @pytest.fixture(scope='module')
-def t5_folder(tmp_path_factory, sp_folder):
+def t5_folder(tmp_path_factory):
   """A random relu T5EncoderModel (t5-base style) with the tiny tokenizer (tokenizer.json), saved like the hub's."""
   folder = tmp_path_factory.mktemp('t5_relu')
-  model = _t5_model('relu')
-  model.save_pretrained(folder)
-  transformers.T5Tokenizer.from_pretrained(sp_folder).save_pretrained(folder)
-  return folder, model
+  return folder, reference_text.save_t5_folder(folder)
 
 
 @pytest.fixture(scope='module')
@@ -115,7 +85,7 @@ def test_relative_position_buckets_match_transformers():
 @pytest.mark.parametrize('feed_forward_proj, full', [('relu', False), ('gated-gelu', True)])
 def test_t5_matches_transformers(tmp_path, feed_forward_proj, full):
   """relu: T5EncoderModel (t5-base); gated-gelu: a full T5ForConditionalGeneration whose decoder is ignored."""
-  model = _t5_model(feed_forward_proj, full=full)
+  model = reference_text.t5_model(feed_forward_proj, full=full)
   model.save_pretrained(tmp_path)
   config, params = load_t5(tmp_path)
   assert config.is_gated_act == full
@@ -212,7 +182,7 @@ def test_bert_random_config_matches_transformers(tmp_path):
   config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                    intermediate_size=64, max_position_embeddings=40)
   model = transformers.BertModel(config).eval()
-  _randomize_norms(model, torch.Generator().manual_seed(1))
+  reference_text.randomize_norms(model, torch.Generator().manual_seed(1))
   model.save_pretrained(tmp_path)
   bert_config, params = load_bert(tmp_path)
   ids, mask = _padded_batch(config.vocab_size)
