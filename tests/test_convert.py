@@ -50,7 +50,7 @@ def _state(released):
 
 
 @pytest.mark.parametrize('mutate,config,message', [
-    (lambda sd: sd.pop('emb.3.weight'), CONFIG, 'checkpoint has 3 codebook embeddings (emb.*) but the config has n_q=4'),
+    (lambda sd: sd.pop('emb.3.weight'), CONFIG, 'has 3 codebook embeddings (emb.*) but the config has n_q=4'),
     (lambda sd: None, dataclasses.replace(CONFIG, card=2048), 'card) is 16'),
     (lambda sd: sd.pop('transformer.layers.1.norm2.bias'), CONFIG, "missing key 'transformer.layers.1.norm2.bias'"),
     (lambda sd: sd.update({'transformer.layers.0.extra': torch.zeros(1)}), CONFIG, "unknown key 'transformer.layers.0"),

@@ -1,5 +1,7 @@
 """audiocraft LM checkpoints (MAGNeT's `state_dict.bin`, MusicGen's LM) -> MagnetConfig + Flax params.
 
+MusicGen (`lm_model: transformer_lm`, delay pattern) loads as a causal config: the rescorer (`rescoring.py`).
+
 A released `state_dict.bin` is `torch.save({'best_state': lm_state_dict, 'xp.cfg': yaml_text, 'version': ...})`.
 It is read without torch (`torch_pickle`). Key layout (audiocraft names -> ours):
 
@@ -138,6 +140,24 @@ def _get(tree: Mapping, dotted: str, default=None):
   return tree
 
 
+def _check_layout(cfg: Mapping, n_q: int) -> None:
+  """Accepts the three LM layouts this package decodes, by `lm_model` and `codebooks_pattern`:
+  MAGNeT (transformer_lm_magnet, parallel), Hybrid-MAGNeT (transformer_lm_magnet, delay; `magnet_jax.hybrid`) and
+  MusicGen (transformer_lm, causal, delays 0 .. K-1 with no flattening or extra initial steps; the rescorer)."""
+  lm_model = cfg.get('lm_model', 'transformer_lm_magnet')
+  modeling = _get(cfg, 'codebooks_pattern.modeling', 'parallel' if lm_model == 'transformer_lm_magnet' else None)
+  if lm_model == 'transformer_lm_magnet' and modeling in ('parallel', 'delay'):
+    return
+  delay = _get(cfg, 'codebooks_pattern.delay') or {}
+  musicgen = (list(delay.get('delays', range(n_q))) == list(range(n_q)) and not delay.get('flatten_first', 0)
+              and not delay.get('empty_initial', 0) and bool(_get(cfg, 'transformer_lm.causal', True)))
+  if lm_model == 'transformer_lm' and modeling == 'delay' and musicgen:
+    return
+  raise CheckpointError(f'unsupported LM layout: lm_model={lm_model!r}, codebooks_pattern={modeling!r} '
+                        f'{dict(delay)}; expected MAGNeT (transformer_lm_magnet, parallel), Hybrid-MAGNeT '
+                        '(transformer_lm_magnet, delay) or MusicGen (transformer_lm, causal, delays 0..K-1)')
+
+
 def config_from_xp_cfg(xp_cfg: str | Mapping, frame_rate: int = 50, **overrides) -> MagnetConfig:
   """MagnetConfig from a checkpoint's `xp.cfg` (audiocraft's resolved Hydra config, as YAML text or a dict).
 
@@ -149,6 +169,7 @@ def config_from_xp_cfg(xp_cfg: str | Mapping, frame_rate: int = 50, **overrides)
   lm = _get(cfg, 'transformer_lm')
   if not isinstance(lm, Mapping):
     raise CheckpointError('xp.cfg has no transformer_lm section: not an audiocraft LM checkpoint')
+  _check_layout(cfg, int(lm.get('n_q', 4)))
   t5_name = None
   for cond in (_get(cfg, 'conditioners') or {}).values():
     if isinstance(cond, Mapping) and cond.get('model') == 't5':
@@ -161,7 +182,7 @@ def config_from_xp_cfg(xp_cfg: str | Mapping, frame_rate: int = 50, **overrides)
       hidden_scale=int(lm.get('hidden_scale', 4)), text_dim=text_dim,
       subcodes_context=int(lm.get('subcodes_context', 5)),
       span_len=int(_get(cfg, 'masking.span_len', 3)),
-      causal=bool(lm.get('causal', False)), frame_rate=int(frame_rate),
+      causal=bool(lm.get('causal', cfg.get('lm_model') == 'transformer_lm')), frame_rate=int(frame_rate),
       segment_duration=float(_get(cfg, 'dataset.segment_duration', 10)))
   values.update(overrides)
   return MagnetConfig(**values)

@@ -50,17 +50,34 @@ def cross_attention_mask(cond_mask: jax.Array) -> jax.Array:
 
 
 class MultiHeadAttention(nn.Module):
-  """Bias-free multi-head attention: queries from x [B, T, D], keys/values from source [B, S, D] -> [B, T, D]."""
+  """Bias-free multi-head attention: queries from x [B, T, D], keys/values from source [B, S, D] -> [B, T, D].
+
+  `kv` replaces the source's keys/values ([B, S, N, H] each), e.g. a decoding cache (`keys_values` computes them).
+  """
   config: MagnetConfig
 
-  @nn.compact
-  def __call__(self, x: jax.Array, source: jax.Array, mask: jax.Array | None) -> jax.Array:
+  def setup(self):
     cfg = self.config
     shape, axes = (cfg.dim, cfg.num_heads, cfg.head_dim), ('embed', 'heads', 'kv')
-    q = jnp.einsum('btd,dnh->btnh', x, param(self, 'query', shape, axes, cfg.dim, cfg))
-    k = jnp.einsum('bsd,dnh->bsnh', source, param(self, 'key', shape, axes, cfg.dim, cfg))
-    v = jnp.einsum('bsd,dnh->bsnh', source, param(self, 'value', shape, axes, cfg.dim, cfg))
+    self.query = param(self, 'query', shape, axes, cfg.dim, cfg)
+    self.key = param(self, 'key', shape, axes, cfg.dim, cfg)
+    self.value = param(self, 'value', shape, axes, cfg.dim, cfg)
+    self.out = param(self, 'out', (cfg.num_heads, cfg.head_dim, cfg.dim), ('heads', 'kv', 'embed'), cfg.dim, cfg)
+
+  def keys_values(self, source: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """source [B, S, D] -> keys, values [B, S, N, H]."""
+    return (jnp.einsum('bsd,dnh->bsnh', source, self.key), jnp.einsum('bsd,dnh->bsnh', source, self.value))
+
+  def __call__(self, x: jax.Array, source: jax.Array | None, mask: jax.Array | None,
+               kv: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+    q = jnp.einsum('btd,dnh->btnh', x, self.query)
     q = nn.with_logical_constraint(q, ('act_batch', 'act_length', 'act_heads', 'act_kv'))
+    k, v = self.keys_values(source) if kv is None else kv
     out = jax.nn.dot_product_attention(q, k, v, mask=mask)
-    wo = param(self, 'out', (cfg.num_heads, cfg.head_dim, cfg.dim), ('heads', 'kv', 'embed'), cfg.dim, cfg)
-    return jnp.einsum('btnh,nhd->btd', out, wo)
+    return jnp.einsum('btnh,nhd->btd', out, self.out)
+
+
+def cached_causal_mask(index: jax.Array | int, length: int, max_length: int) -> jax.Array:
+  """[1, 1, n, S_max] bool: queries at positions index .. index + n - 1 attend to cached keys at positions <= own."""
+  queries = index + jnp.arange(length)[:, None]
+  return (jnp.arange(max_length)[None, :] <= queries)[None, None]

@@ -52,10 +52,13 @@ class Mlp(nn.Module):
     return h @ wo
 
 
-def sin_embedding(length: int, dim: int, max_period: float) -> jax.Array:
-  """audiocraft's `create_sin_embedding`: [T, D] = concat(cos, sin), exponent over (D/2 - 1). Float32."""
+def sin_embedding(length: int, dim: int, max_period: float, offset: jax.Array | int = 0) -> jax.Array:
+  """audiocraft's `create_sin_embedding`: [T, D] = concat(cos, sin), exponent over (D/2 - 1). Float32.
+
+  Positions are offset .. offset + T - 1 (offset: a decoding cache's write index, may be traced).
+  """
   half = dim // 2
-  positions = jnp.arange(length, dtype=jnp.float32)[:, None]
+  positions = (offset + jnp.arange(length))[:, None].astype(jnp.float32)
   adim = jnp.arange(half, dtype=jnp.float32)[None, :]
   phase = positions / (max_period ** (adim / (half - 1)))
   return jnp.concatenate([jnp.cos(phase), jnp.sin(phase)], axis=-1)

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from magnet_jax.config import MagnetConfig
-from magnet_jax.models.attention import cross_attention_mask, self_attention_mask
+from magnet_jax.models.attention import cached_causal_mask, cross_attention_mask, self_attention_mask
 from magnet_jax.models.layers import layer_norm, param
-from magnet_jax.models.transformer import Transformer
+from magnet_jax.models.transformer import Cache, Transformer
 
 
 class Embedder(nn.Module):
@@ -80,14 +80,19 @@ class MagnetLM(nn.Module):
     self.heads = Heads(cfg)
 
   def hidden(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
-             stage: jax.Array | int = 0) -> jax.Array:
-    """Final normalised hidden states [B, T, D]."""
+             stage: jax.Array | int = 0, self_mask: jax.Array | None = None) -> jax.Array:
+    """Final normalised hidden states [B, T, D].
+
+    `self_mask` (bool, broadcastable to [B, N, T, T]) replaces the level's self-attention mask, e.g. with
+    Hybrid-MAGNeT's semi-autoregressive mask.
+    """
     if cond.shape[:2] != cond_mask.shape:
       raise ValueError(f'cond [B, S, Dt] {cond.shape} and cond_mask [B, S] {cond_mask.shape} disagree')
     x = self.embedder(codes)
     text = self.cond_proj(cond, cond_mask)
-    self_mask = self_attention_mask(self.config, codes.shape[-1], stage)
-    x = self.transformer(x, text, self_mask, cross_attention_mask(cond_mask))
+    if self_mask is None:
+      self_mask = self_attention_mask(self.config, codes.shape[-1], stage)
+    x, _ = self.transformer(x, text, self_mask, cross_attention_mask(cond_mask))
     return self.out_norm(x)
 
   def __call__(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
@@ -96,6 +101,34 @@ class MagnetLM(nn.Module):
     return self.heads(self.hidden(codes, cond, cond_mask, stage))
 
   def level_logits(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
-                   stage: jax.Array | int) -> jax.Array:
+                   stage: jax.Array | int, self_mask: jax.Array | None = None) -> jax.Array:
     """Logits of level `stage` only: [B, T, V] float32 (one head instead of K)."""
-    return self.heads(self.hidden(codes, cond, cond_mask, stage), stage)
+    return self.heads(self.hidden(codes, cond, cond_mask, stage, self_mask), stage)
+
+  def decode(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array, cache: Cache,
+             index: jax.Array | int) -> tuple[jax.Array, Cache]:
+    """Causal forward of new positions with a KV cache (autoregressive sampling).
+
+    Args:
+      codes: [B, K, n] codes at sequence positions index .. index + n - 1.
+      cond, cond_mask: as in `__call__` (only read while the cache holds no text keys/values yet).
+      cache: from `init_cache`, or returned by the previous call.
+      index: position of codes[..., 0] (int or traced scalar).
+
+    Returns:
+      (logits [B, K, n, V] float32 predicting positions index + 1 .., updated cache). Equal to the uncached
+      causal forward's logits at those positions, whatever `config.causal` says.
+    """
+    x = self.embedder(codes)
+    text = self.cond_proj(cond, cond_mask)
+    mask = cached_causal_mask(index, codes.shape[-1], cache['key'].shape[2])
+    x, cache = self.transformer(x, text, mask, cross_attention_mask(cond_mask), cache, jnp.asarray(index))
+    return self.heads(self.out_norm(x)), cache
+
+
+def init_cache(config: MagnetConfig, batch: int, max_length: int) -> Cache:
+  """Empty KV cache for `MagnetLM.decode`: key/value [L, B, S_max, N, H] zeros (compute dtype); the text's
+  keys/values (None here) are filled by the first `decode` call, so run that one outside any loop."""
+  shape = (config.num_layers, batch, max_length, config.num_heads, config.head_dim)
+  zeros = jnp.zeros(shape, config.compute_dtype)
+  return {'key': zeros, 'value': zeros, 'text_key': None, 'text_value': None}

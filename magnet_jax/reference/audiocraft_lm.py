@@ -13,6 +13,7 @@ from magnet_jax.reference.stubs import import_audiocraft
 
 import_audiocraft()
 import torch  # noqa: E402
+from audiocraft.models.lm import LMModel  # noqa: E402
 from audiocraft.models.lm_magnet import MagnetLMModel  # noqa: E402
 from audiocraft.modules import codebooks_patterns, conditioners  # noqa: E402
 
@@ -50,30 +51,46 @@ def _randomise_norms(model: torch.nn.Module, generator: torch.Generator) -> None
       module.bias.data = 0.1 * torch.randn(module.bias.shape, generator=generator)
 
 
-def build_magnet_lm(config: MagnetConfig, states: Mapping[str, np.ndarray], seed: int = 0,
-                    condition_name: str = 'description') -> MagnetLMModel:
-  """audiocraft MagnetLMModel with the released MAGNeT settings at `config`'s sizes, random weights, eval mode."""
+def _build(model_class, config: MagnetConfig, states: Mapping[str, np.ndarray], seed: int, condition_name: str,
+           pattern_provider, **extra):
+  """An audiocraft LM at `config`'s sizes with the released settings, random weights, eval mode."""
   torch.manual_seed(seed)
   generator = torch.Generator().manual_seed(seed)
   provider = conditioners.ConditioningProvider(
       {condition_name: StatesConditioner(config.text_dim, config.dim, states)})
   fuser = conditioners.ConditionFuser({'cross': [condition_name], 'prepend': [], 'sum': [], 'input_interpolate': []})
-  model = MagnetLMModel(
-      pattern_provider=codebooks_patterns.ParallelPatternProvider(config.n_q, empty_initial=-1),
-      condition_provider=provider, fuser=fuser, n_q=config.n_q, card=config.card, dim=config.dim,
-      num_heads=config.num_heads, num_layers=config.num_layers, hidden_scale=config.hidden_scale,
+  model = model_class(
+      pattern_provider=pattern_provider, condition_provider=provider, fuser=fuser, n_q=config.n_q, card=config.card,
+      dim=config.dim, num_heads=config.num_heads, num_layers=config.num_layers, hidden_scale=config.hidden_scale,
       norm='layer_norm', norm_first=True, bias_proj=False, weight_init='gaussian', depthwise_init='current',
-      zero_bias_init=True, cfg_dropout=0.0, cfg_coef=3.0, two_step_cfg=False,
-      subcodes_context=config.subcodes_context, compression_model_framerate=config.frame_rate,
-      segment_duration=int(config.segment_duration), span_len=config.span_len,
-      causal=config.causal, past_context=None, custom=True, memory_efficient=True, attention_as_float32=False,
-      layer_scale=None, positional_embedding='sin', xpos=False, checkpointing='none', cross_attention=True,
-      qk_layer_norm=False, qk_layer_norm_cross=False, dropout=0.0, activation='gelu', bias_ff=False,
-      bias_attn=False, device='cpu', dtype=torch.float32)
+      zero_bias_init=True, cfg_dropout=0.0, cfg_coef=3.0, two_step_cfg=False, causal=config.causal,
+      past_context=None, custom=True, memory_efficient=True, attention_as_float32=False, layer_scale=None,
+      positional_embedding='sin', xpos=False, checkpointing='none', cross_attention=True, qk_layer_norm=False,
+      qk_layer_norm_cross=False, dropout=0.0, activation='gelu', bias_ff=False, bias_attn=False, device='cpu',
+      dtype=torch.float32, **extra)
   _randomise_norms(model, generator)
   with torch.no_grad():
     model.condition_provider.conditioners[condition_name].output_proj.bias.normal_(0, 0.1, generator=generator)
   return model.eval()
+
+
+def build_magnet_lm(config: MagnetConfig, states: Mapping[str, np.ndarray], seed: int = 0,
+                    condition_name: str = 'description') -> MagnetLMModel:
+  """audiocraft MagnetLMModel with the released MAGNeT settings at `config`'s sizes, random weights, eval mode."""
+  return _build(MagnetLMModel, config, states, seed, condition_name,
+                codebooks_patterns.ParallelPatternProvider(config.n_q, empty_initial=-1),
+                subcodes_context=config.subcodes_context, compression_model_framerate=config.frame_rate,
+                segment_duration=int(config.segment_duration), span_len=config.span_len)
+
+
+def build_musicgen_lm(config: MagnetConfig, states: Mapping[str, np.ndarray], seed: int = 0,
+                      condition_name: str = 'description') -> LMModel:
+  """audiocraft's MusicGen LMModel (causal, delay pattern with delays 0 .. K-1; the rescorer's reference) at a
+  causal `config`'s sizes, random weights, eval mode."""
+  if not config.causal:
+    raise ValueError('MusicGen is autoregressive: pass a config with causal=True')
+  return _build(LMModel, config, states, seed, condition_name,
+                codebooks_patterns.DelayedPatternProvider(config.n_q, delays=list(range(config.n_q))))
 
 
 def condition_tensors(model: MagnetLMModel, descriptions: list[str | None], condition_name: str = 'description'):
@@ -83,15 +100,23 @@ def condition_tensors(model: MagnetLMModel, descriptions: list[str | None], cond
 
 
 def xp_cfg_yaml(config: MagnetConfig, t5_name: str = 't5-base', condition_name: str = 'description') -> str:
-  """The parts of a released checkpoint's `xp.cfg` that loaders read, in audiocraft's key layout."""
+  """The parts of a released checkpoint's `xp.cfg` that loaders read, in audiocraft's key layout: MAGNeT's
+  (parallel pattern), or MusicGen's (causal, delay pattern) for a causal config."""
   import yaml
+  if config.causal:
+    lm_model = 'transformer_lm'
+    pattern = {'modeling': 'delay', 'delay': {'delays': list(range(config.n_q)), 'flatten_first': 0,
+                                              'empty_initial': 0}}
+  else:
+    lm_model = 'transformer_lm_magnet'
+    pattern = {'modeling': 'parallel', 'parallel': {'empty_initial': -1}}
   return yaml.safe_dump({
-      'lm_model': 'transformer_lm_magnet',
+      'lm_model': lm_model,
       'sample_rate': 32000,
       'compression_model_checkpoint': '//pretrained/facebook/encodec_32khz',
       'dataset': {'segment_duration': config.segment_duration},
       'masking': {'span_len': config.span_len},
-      'codebooks_pattern': {'modeling': 'parallel', 'parallel': {'empty_initial': -1}},
+      'codebooks_pattern': pattern,
       'conditioners': {condition_name: {'model': 't5', 't5': {'name': t5_name, 'finetune': False}}},
       'transformer_lm': {
           'n_q': config.n_q, 'card': config.card, 'dim': config.dim, 'num_heads': config.num_heads,

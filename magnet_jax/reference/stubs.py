@@ -1,8 +1,9 @@
 """Stand-ins for the modules audiocraft imports at load time but that cannot be installed here.
 
 audiocraft needs `xformers.ops` (memory-efficient attention), `torchaudio` and `spacy` at import time. Only
-xformers is used on MAGNeT's compute path: its `memory_efficient_attention` is reimplemented with torch SDPA
-honouring the additive bias, which is exactly what the released models compute. Call `import_audiocraft()`
+xformers is used on MAGNeT's (and MusicGen's) compute path: its `memory_efficient_attention` is reimplemented
+with torch SDPA honouring the additive bias or the causal mask, which is exactly what the released models
+compute. Call `import_audiocraft()`
 instead of `import audiocraft`.
 """
 import importlib
@@ -25,11 +26,14 @@ def _xformers_ops():
     """Marker class; audiocraft only checks isinstance against it."""
 
   def memory_efficient_attention(q, k, v, attn_bias=None, p=0.0):
-    """q, k, v: [B, T, H, D]; attn_bias: additive [B, H, Tq, Tk] or None."""
-    if isinstance(attn_bias, LowerTriangularMask):
-      raise NotImplementedError('causal xformers mask is not used by MAGNeT')
+    """q, k, v: [B, T, H, D]; attn_bias: additive [B, H, Tq, Tk], a LowerTriangularMask (MusicGen's causal
+    self-attention over a full sequence, Tq == Tk) or None."""
+    causal = isinstance(attn_bias, LowerTriangularMask)
+    if causal and q.shape[1] != k.shape[1]:
+      raise NotImplementedError('LowerTriangularMask with cached keys (audiocraft raises too)')
     q, k, v = (x.transpose(1, 2) for x in (q, k, v))
-    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=p)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=None if causal else attn_bias, dropout_p=p, is_causal=causal)
     return out.transpose(1, 2)
 
   return _module('xformers.ops', unbind=torch.unbind, LowerTriangularMask=LowerTriangularMask,
