@@ -98,5 +98,12 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec('data'))
 
 
+def batch_part(mesh: Mesh, batch_size: int) -> int:
+  """Which of the `process_count` equal, contiguous parts of a global batch this process's devices hold under
+  `batch_sharding` (its data source must yield exactly that part; usually, but not always, its process index)."""
+  rows = batch_sharding(mesh).addressable_devices_indices_map((batch_size,)).values()
+  return min(index[0].start or 0 for index in rows) // (batch_size // jax.process_count())
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())

@@ -26,7 +26,7 @@ from magnet_jax.loss import masked_level_loss
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.params import init_params
 from magnet_jax.optim import TrainState, learning_rate_schedule, make_optimizer, update_ema
-from magnet_jax.sharding import batch_sharding, make_mesh, param_shardings, replicated, rules_for
+from magnet_jax.sharding import batch_part, batch_sharding, make_mesh, param_shardings, replicated, rules_for
 
 
 def validate(config: ml_collections.ConfigDict) -> MagnetConfig:
@@ -97,9 +97,16 @@ def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation
 
 
 def global_batch(local: dict, mesh) -> dict:
-  """This process's examples -> global arrays split over `data` (the same call on 1 or many processes)."""
+  """This process's examples -> global arrays split over `data` (the same call on 1 or many processes).
+
+  Each process holds 1 / process_count of the global batch; the global shape is stated so that a mesh whose
+  `data` axis does not split the batch between the processes fails instead of silently shrinking the batch.
+  """
   sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
+  def one(x):
+    x = np.asarray(x)
+    return jax.make_array_from_process_local_data(sharding, x, (x.shape[0] * jax.process_count(), *x.shape[1:]))
+  return {k: one(v) for k, v in local.items()}
 
 
 class MetricsLog:
@@ -141,6 +148,9 @@ def _check_mesh(config: ml_collections.ConfigDict, model: MagnetConfig, mesh) ->
   data, tensor = mesh.shape['data'], mesh.shape['model']
   if config.train.batch_size % data:
     raise ValueError(f'train.batch_size={config.train.batch_size} is not divisible by the mesh data axis ({data})')
+  if data % jax.process_count():
+    raise ValueError(f'the mesh data axis ({data}) is not a multiple of the {jax.process_count()} processes, each '
+                     'of which feeds its own part of the batch')
   if config.sharding.preset == 'tensor_parallel':
     for name, size in (('num_heads', model.num_heads), ('mlp_dim', model.mlp_dim)):
       if size % tensor:
@@ -166,7 +176,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
   optimizer = make_optimizer(config.optim, num_steps)
   ema = bool(config.optim.ema_decay)
   shardings = _state_shardings(model, optimizer, mesh, rules, ema)
-  source = make_source(config, model, jax.process_index(), jax.process_count())
+  source = make_source(config, model, batch_part(mesh, config.train.batch_size), jax.process_count())
   checkpointer = Checkpointer(workdir, config.train.checkpoint_every, config.train.max_checkpoints)
   rng = jax.random.key(config.train.seed)
   init_rng, step_rng = jax.random.split(rng)

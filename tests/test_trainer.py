@@ -7,10 +7,9 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import load_config, restore_state
 
 from magnet_jax import trainer
-from magnet_jax.checkpointing import Checkpointer, abstract_like
 
 
 def _tiny(**overrides):
@@ -26,21 +25,6 @@ def test_overfits_fixed_synthetic_set_to_near_zero(tmp_path):
   assert {f'loss_level_{k}' for k in range(4)} <= set(summary)
 
 
-def _restore_params(workdir, config):
-  model = trainer.validate(config)
-  from magnet_jax.optim import make_optimizer
-  from magnet_jax.sharding import make_mesh, rules_for
-  mesh = make_mesh(config.sharding.mesh)
-  optimizer = make_optimizer(config.optim, config.train.num_steps)
-  shardings = trainer._state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset), ema=False)
-  make = lambda rng: trainer.create_state(model, optimizer, rng, shardings, ema=False)
-  abstract = abstract_like(jax.eval_shape(make, jax.random.key(0)), shardings)
-  checkpointer = Checkpointer(str(workdir), 10)
-  state, data_state = checkpointer.restore(abstract)
-  checkpointer.close()
-  return jax.device_get(state), data_state
-
-
 def test_resume_is_exact(tmp_path):
   config = _tiny(**{'train.num_steps': 40})
   trainer.train(config, str(tmp_path / 'straight'))
@@ -48,8 +32,8 @@ def test_resume_is_exact(tmp_path):
   with pytest.raises(FileExistsError, match='--resume'):
     trainer.train(config, str(tmp_path / 'resumed'))
   trainer.train(config, str(tmp_path / 'resumed'), resume=True)
-  straight, straight_data = _restore_params(tmp_path / 'straight', config)
-  resumed, resumed_data = _restore_params(tmp_path / 'resumed', config)
+  straight, straight_data = restore_state(tmp_path / 'straight', config)
+  resumed, resumed_data = restore_state(tmp_path / 'resumed', config)
   assert int(straight.step) == int(resumed.step) == 40 and straight_data == resumed_data
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
     np.testing.assert_array_equal(a, b)

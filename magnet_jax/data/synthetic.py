@@ -22,19 +22,29 @@ def make_examples(num_examples: int, n_q: int, card: int, length: int, text_len:
 
 
 class SyntheticSource:
-  """Cycles through `make_examples(...)` in batches of `batch_size`; its position is its checkpointable state."""
+  """Cycles through `make_examples(...)` in global batches of `batch_size`; yields this process's slice of each.
 
-  def __init__(self, batch_size: int, **example_kwargs):
+  Every process builds the same example set (from the same seed) and takes examples
+  `process_index * local .. (process_index + 1) * local` of each global batch (`local = batch_size /
+  process_count`), so N processes together see exactly the batches one process would. The position is global
+  (examples consumed by all processes), so a checkpoint resumes on any process count.
+  """
+
+  def __init__(self, batch_size: int, process_index: int = 0, process_count: int = 1, **example_kwargs):
+    if batch_size % process_count:
+      raise ValueError(f'batch size {batch_size} is not divisible by the {process_count} processes')
     self._examples = make_examples(**example_kwargs)
     self._size = len(self._examples['codes'])
     self._batch_size = batch_size
+    local = batch_size // process_count
+    self._offsets = process_index * local + np.arange(local)
     self._position = 0
 
   def __iter__(self):
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    index = (self._position + np.arange(self._batch_size)) % self._size
+    index = (self._position + self._offsets) % self._size
     self._position += self._batch_size
     return {k: v[index] for k, v in self._examples.items()}
 
