@@ -48,6 +48,7 @@ def _atomic_write(path: str, write) -> None:
   os.close(fd)
   try:
     write(tmp)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are shared (and shipped in the package)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -1,0 +1,210 @@
+"""A user's audio on disk -> captioned files, decoded waveforms and fixed-length segments (audiocraft conventions).
+
+Where the files and captions come from (`find_splits`), in this order:
+  a manifest given explicitly           one 'train' split
+  {train,valid,test}.jsonl[.gz]          one split each (audiocraft's egs/ layout, `magnet_jax.corpus` output);
+                                         an empty one is left out
+  manifest.jsonl[.gz]                    one 'train' split
+  no manifest                            every audio file under the folder, one 'train' split
+A manifest line is audiocraft's AudioMeta (`path`, `duration`, `sample_rate`, ...) plus caption fields
+(`description`, `genre`, `moods`, `key`, `bpm`, `instrument`, `keywords`, ...); a relative `path` is relative to
+the manifest's folder. As audiocraft's MusicDataset, a `<audio stem>.json` beside the file adds (or overrides)
+caption fields; without a description from either, a `<audio stem>.txt` beside the file is the description.
+
+Audio is decoded with soundfile, resampled with soxr and mixed to the codec's channels with audiocraft's
+`convert_audio_channels` rules; `segment_starts` cuts it as audiocraft's AudioDataset seeks
+(`min_segment_ratio`).
+"""
+import dataclasses
+import gzip
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import soundfile
+import soxr
+from absl import logging
+
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
+SPLIT_MANIFESTS = ('train', 'valid', 'test')
+OFFSETS = ('sequential', 'random')  # segment_starts modes
+# AudioMeta fields of a manifest line: they describe the file, not the music.
+_META_KEYS = frozenset({'path', 'duration', 'sample_rate', 'amplitude', 'weight', 'info_path', 'description'})
+# Errors soundfile / soxr raise for missing, unreadable or corrupt files.
+AUDIO_ERRORS = (OSError, RuntimeError, ValueError, EOFError)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioEntry:
+  """One audio file and its caption."""
+  path: str                 # absolute path of the audio file
+  name: str                 # path relative to the input folder (record keys, logs)
+  description: str          # the caption; '' when there is none (the null condition)
+  attributes: Mapping       # the other caption fields (genre, moods, key, bpm, ...), as found
+
+
+def _open_text(path: str):
+  return gzip.open(path, 'rt', encoding='utf-8') if path.endswith('.gz') else open(path, encoding='utf-8')
+
+
+def _sidecar_fields(audio_path: str) -> dict:
+  """Caption fields from `<stem>.json` (a JSON object) or, failing that, `<stem>.txt` (the description)."""
+  stem = os.path.splitext(audio_path)[0]
+  fields = {}
+  if os.path.isfile(stem + '.json'):
+    try:
+      with open(stem + '.json', encoding='utf-8') as f:
+        fields = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+      raise ValueError(f'{stem}.json: not a readable JSON object ({e})') from e
+    if not isinstance(fields, dict):
+      raise ValueError(f'{stem}.json: expected a JSON object, got {type(fields).__name__}')
+  if not fields.get('description') and os.path.isfile(stem + '.txt'):
+    with open(stem + '.txt', encoding='utf-8') as f:
+      fields['description'] = f.read()
+  return fields
+
+
+def make_entry(path: str, root: str, fields: Mapping) -> AudioEntry:
+  """An AudioEntry from the audio path, the input folder and caption fields (sidecar files take precedence)."""
+  fields = {**fields, **_sidecar_fields(path)}
+  description = fields.get('description')
+  description = description.strip() if isinstance(description, str) else ''
+  attributes = {k: v for k, v in fields.items() if k not in _META_KEYS}
+  return AudioEntry(path, os.path.relpath(path, root), description, attributes)
+
+
+def read_manifest(manifest: str, root: str | None = None, allow_empty: bool = False) -> list[AudioEntry]:
+  """The entries of an audiocraft-style JSONL manifest (optionally gzipped).
+
+  Args:
+    manifest: the file; relative `path`s are resolved against its folder.
+    root: folder that entry names are relative to (default: the manifest's folder).
+    allow_empty: return [] for a manifest without entries instead of raising.
+
+  Raises:
+    ValueError: the manifest is missing, empty, or has a line that is not a JSON object with a string `path`.
+  """
+  if not os.path.isfile(manifest):
+    raise ValueError(f'manifest not found: {manifest}')
+  folder = os.path.dirname(os.path.abspath(manifest))
+  entries = []
+  with _open_text(manifest) as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        fields = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f'{manifest}:{number}: not valid JSON ({e})') from e
+      if not isinstance(fields, dict) or not isinstance(fields.get('path'), str) or not fields['path']:
+        raise ValueError(f'{manifest}:{number}: expected a JSON object with a "path" string')
+      entries.append(make_entry(os.path.join(folder, fields['path']), root or folder, fields))
+  if not entries and not allow_empty:
+    raise ValueError(f'{manifest}: empty manifest (no entries)')
+  return entries
+
+
+def scan_folder(folder: str) -> list[AudioEntry]:
+  """Every audio file under `folder` (sorted), captioned by the `.json` / `.txt` files beside it.
+
+  Raises:
+    ValueError: no audio file was found.
+  """
+  paths = sorted(os.path.join(parent, name) for parent, _, names in os.walk(folder, followlinks=True)
+                 for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
+  if not paths:
+    raise ValueError(f'{folder}: no audio files ({", ".join(AUDIO_EXTENSIONS)}) and no manifest')
+  return [make_entry(path, folder, {}) for path in paths]
+
+
+def _first_existing(folder: str, stem: str) -> str | None:
+  for name in (f'{stem}.jsonl', f'{stem}.jsonl.gz'):
+    if os.path.isfile(os.path.join(folder, name)):
+      return os.path.join(folder, name)
+  return None
+
+
+def find_splits(folder: str, manifest: str | None = None) -> dict[str, list[AudioEntry]]:
+  """Split name -> entries for an input folder (see the module docstring for the lookup order).
+
+  Raises:
+    ValueError: the folder is missing, a manifest is empty or malformed, or there is no audio at all.
+  """
+  if not os.path.isdir(folder):
+    raise ValueError(f'audio folder not found: {folder}')
+  if manifest is not None:
+    return {'train': read_manifest(manifest, folder)}
+  split_files = {split: _first_existing(folder, split) for split in SPLIT_MANIFESTS}
+  if any(split_files.values()):
+    splits = {split: read_manifest(path, folder, allow_empty=True) for split, path in split_files.items() if path}
+    for split in [split for split, entries in splits.items() if not entries]:
+      logging.warning('%s: empty manifest, no %s split', split_files[split], split)
+      del splits[split]
+    if not splits:
+      raise ValueError(f'{folder}: every split manifest ({", ".join(filter(None, split_files.values()))}) is empty')
+    return splits
+  path = _first_existing(folder, 'manifest')
+  return {'train': read_manifest(path, folder) if path else scan_folder(folder)}
+
+
+def convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+  """audio [C, N] -> [channels, N] as audiocraft's `convert_audio_channels`: mean to mono, repeat mono, or keep the
+  first channels.
+
+  Raises:
+    ValueError: fewer channels than requested and not mono.
+  """
+  have = audio.shape[0]
+  if have == channels:
+    return audio
+  if channels == 1:
+    return audio.mean(axis=0, keepdims=True)
+  if have == 1:
+    return np.repeat(audio, channels, axis=0)
+  if have > channels:
+    return audio[:channels]
+  raise ValueError(f'{have} audio channels cannot make {channels}')
+
+
+def load_audio(path: str, sample_rate: int, channels: int) -> np.ndarray:
+  """Decodes a file to float32 [channels, N] at `sample_rate` (soundfile decoding, soxr resampling).
+
+  Raises:
+    One of AUDIO_ERRORS: the file is missing, unreadable, corrupt, empty or holds non-finite samples.
+  """
+  audio, rate = soundfile.read(path, dtype='float32', always_2d=True)  # [N, C]
+  if not audio.size:
+    raise ValueError('no audio samples')
+  if not np.isfinite(audio).all():
+    raise ValueError('non-finite samples')
+  if rate != sample_rate:
+    audio = soxr.resample(audio, rate, sample_rate, quality='HQ')
+  return np.ascontiguousarray(convert_channels(audio.T, channels), dtype=np.float32)
+
+
+def segment_starts(num_samples: int, segment: int, min_segment_ratio: float, offsets: str = 'sequential',
+                   rng: np.random.Generator | None = None) -> list[int]:
+  """First samples of the segments cut from a file of `num_samples` samples.
+
+  Args:
+    num_samples: the file's length.
+    segment: samples per segment.
+    min_segment_ratio: a segment holds at least this fraction of `segment` real samples, unless the file itself is
+      shorter (audiocraft's `min_segment_ratio`); the rest is padding.
+    offsets: 'sequential': back-to-back segments from 0 while they hold enough audio; 'random': as many segments,
+      each at an offset drawn uniformly in [0, num_samples - min_segment_ratio * segment] (audiocraft's seek).
+    rng: the randomness of 'random'.
+
+  Returns:
+    Start samples (at least one).
+  """
+  shortest = max(int(min_segment_ratio * segment), 1)
+  count = 1 if num_samples < shortest else (num_samples - shortest) // segment + 1
+  if offsets == 'sequential':
+    return [k * segment for k in range(count)]
+  if offsets == 'random':
+    max_seek = max(num_samples - shortest, 0)
+    return sorted(int(x) for x in rng.uniform(0, max_seek, size=count))
+  raise ValueError(f"segment offsets {offsets!r}; expected 'sequential' or 'random'")
