@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from magnet_jax.text import TextEncoder
-
 # Fields audiocraft may merge into the description (augment_music_info_description's is_valid_field).
 AUDIOCRAFT_MERGE_FIELDS = ('key', 'bpm', 'genre', 'moods', 'instrument', 'keywords')
 
@@ -137,19 +135,3 @@ class CaptionAugmentation:
     text = augment_description(description, attributes, rng, self.merge_text_p, self.drop_desc_p,
                                self.drop_other_p, self.fields) if self.merge_text_p > 0 else description
     return word_dropout(text, rng, self.word_dropout) if self.word_dropout > 0 and text else text
-
-
-def load_text_encoder(spec: str, pad_to: int = 1) -> TextEncoder:
-  """A TextEncoder from a spec: 'minilm' (packaged all-MiniLM-L6-v2), 't5:FOLDER' or 'bert:FOLDER'.
-
-  Raises:
-    ValueError: an unknown spec.
-  """
-  kind, _, folder = spec.partition(':')
-  if kind == 'minilm' and not folder:
-    return TextEncoder.minilm(pad_to)
-  if kind == 't5' and folder:
-    return TextEncoder.from_t5_folder(folder, pad_to)
-  if kind == 'bert' and folder:
-    return TextEncoder.from_bert_folder(folder, pad_to)
-  raise ValueError(f"text encoder {spec!r}; expected 'minilm', 't5:FOLDER' or 'bert:FOLDER'")

@@ -26,7 +26,7 @@ from absl import flags, logging
 
 from magnet_jax.config import MagnetConfig
 from magnet_jax.data.builder import NAME
-from magnet_jax.data.captions import CaptionAugmentation, load_text_encoder
+from magnet_jax.data.captions import CaptionAugmentation
 from magnet_jax.text import TextEncoder
 
 
@@ -224,7 +224,7 @@ def make_tfds_source(config, model: MagnetConfig, process_index: int, process_co
     spec = data.text_encoder or text['encoder']
     if not spec:
       raise ValueError('the dataset names no text encoder: set data.text_encoder (minilm | t5:FOLDER | bert:FOLDER)')
-    text_encoder, text_dim = load_text_encoder(spec), 0
+    text_encoder, text_dim = TextEncoder.from_spec(spec), 0
   if (text_dim or text_encoder.dim) != model.text_dim:
     raise ValueError(f'the text encoder {spec!r} gives {text_dim or text_encoder.dim}-d states, model.text_dim is '
                      f'{model.text_dim}')

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from magnet_jax.codec import load_audiocraft, load_codec, load_transformers
 from magnet_jax.data.audio import OFFSETS, find_splits
 from magnet_jax.data.builder import SegmentOptions, SegmentTokenizer, build
-from magnet_jax.data.captions import load_text_encoder
+from magnet_jax.text import TextEncoder
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
   try:
     splits = find_splits(args.audio, args.manifest)
     codec, params = _load_codec(args)
-    text = load_text_encoder(args.text) if args.text else None  # loaded now: a bad spec fails before tokenizing
+    text = TextEncoder.from_spec(args.text) if args.text else None  # loaded now: a bad spec fails before tokenizing
     segments = SegmentOptions(args.segment_duration, args.segment_offsets, args.min_segment_ratio, args.seed)
     tokenizer = SegmentTokenizer(codec, params, segments, args.batch_size, text if args.cache_text else None,
                                  args.read_threads)

@@ -78,6 +78,22 @@ class TextEncoder:
     """The offline packaged all-MiniLM-L6-v2 (Dt 384), see `minilm_folder`."""
     return cls.from_bert_folder(minilm_folder(), pad_to)
 
+  @classmethod
+  def from_spec(cls, spec: str, pad_to: int = 1) -> 'TextEncoder':
+    """From a spec string: 'minilm' (the packaged all-MiniLM-L6-v2), 't5:FOLDER' or 'bert:FOLDER'.
+
+    Raises:
+      ValueError: an unknown spec.
+    """
+    kind, _, folder = spec.partition(':')
+    if kind == 'minilm' and not folder:
+      return cls.minilm(pad_to)
+    if kind == 't5' and folder:
+      return cls.from_t5_folder(folder, pad_to)
+    if kind == 'bert' and folder:
+      return cls.from_bert_folder(folder, pad_to)
+    raise ValueError(f"text encoder {spec!r}; expected 'minilm', 't5:FOLDER' or 'bert:FOLDER'")
+
   def tokenize(self, texts: Sequence[str | None], pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """audiocraft's `T5Conditioner.tokenize`: ids [B, S] int32 and mask [B, S] bool, empty prompts all False."""
     if not len(texts):
