@@ -10,7 +10,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -23,6 +23,7 @@ from flax import traverse_util
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import Params, init
 from magnet_jax.convert import torch_pickle
+from magnet_jax.convert.local_folders import find_model_folder
 from magnet_jax.convert.torch_pickle import CheckpointError
 
 StateDict = Mapping[str, np.ndarray]
@@ -274,14 +275,15 @@ def config_from_audiocraft(xp_cfg: str, source: str = 'xp.cfg') -> CodecConfig:
       **{key: cfg.seanet(key) for key in seanet_keys})
 
 
-def load_audiocraft(path: str | os.PathLike,
-                    pretrained_dir: str | os.PathLike | None = None) -> tuple[CodecConfig, Params]:
+def load_audiocraft(path: str | os.PathLike, pretrained_dir: str | os.PathLike | None = None,
+                    search: Sequence[str | os.PathLike] = ()) -> tuple[CodecConfig, Params]:
   """Loads audiocraft's `compression_state_dict.bin`.
 
   Args:
     path: the file, either `{'best_state': state_dict, 'xp.cfg': yaml}` (an audiocraft EncodecModel) or the
       pointer `{'pretrained': 'facebook/encodec_32khz'}` to a transformers model.
     pretrained_dir: local transformers folder of the model a pointer names (nothing is downloaded).
+    search: folders in which to look for that model's folder (`<dir>/<name>`) when pretrained_dir is None.
 
   Returns:
     (config, params).
@@ -291,6 +293,8 @@ def load_audiocraft(path: str | os.PathLike,
   if not isinstance(pkg, dict):
     raise CheckpointError(f'{path}: expected a dict, got {type(pkg).__name__}')
   if 'pretrained' in pkg:
+    if pretrained_dir is None:
+      pretrained_dir = find_model_folder(str(pkg['pretrained']), search)
     if pretrained_dir is None:
       raise CheckpointError(f'{path} points to the pretrained codec {pkg["pretrained"]!r}: pass its local '
                             'transformers folder as pretrained_dir')

@@ -202,7 +202,12 @@ def load_audiocraft_lm(path: str | os.PathLike, **config_overrides) -> tuple[Mag
   path = os.fspath(path)
   if os.path.isdir(path):
     path = os.path.join(path, 'state_dict.bin')
-  package = load(path)
+  return lm_from_package(load(path), path, **config_overrides)
+
+
+def lm_from_package(package: Any, path: str, **config_overrides) -> tuple[MagnetConfig, dict]:
+  """(config, params) from an already unpickled `state_dict.bin` package ({'best_state', 'xp.cfg', ...});
+  `path` only names the file in errors."""
   if not isinstance(package, Mapping) or 'xp.cfg' not in package:
     raise CheckpointError(f"{path}: expected audiocraft's exported layout {{'best_state', 'xp.cfg'}}")
   state = package.get('best_state') or package.get('fsdp_best_state')

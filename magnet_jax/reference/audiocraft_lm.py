@@ -99,7 +99,8 @@ def condition_tensors(model: MagnetLMModel, descriptions: list[str | None], cond
   return model.condition_provider(model.condition_provider.tokenize(attributes))
 
 
-def xp_cfg_yaml(config: MagnetConfig, t5_name: str = 't5-base', condition_name: str = 'description') -> str:
+def xp_cfg_yaml(config: MagnetConfig, t5_name: str = 't5-base', condition_name: str = 'description',
+                sample_rate: int = 32000) -> str:
   """The parts of a released checkpoint's `xp.cfg` that loaders read, in audiocraft's key layout: MAGNeT's
   (parallel pattern), or MusicGen's (causal, delay pattern) for a causal config."""
   import yaml
@@ -112,7 +113,7 @@ def xp_cfg_yaml(config: MagnetConfig, t5_name: str = 't5-base', condition_name: 
     pattern = {'modeling': 'parallel', 'parallel': {'empty_initial': -1}}
   return yaml.safe_dump({
       'lm_model': lm_model,
-      'sample_rate': 32000,
+      'sample_rate': sample_rate,
       'compression_model_checkpoint': '//pretrained/facebook/encodec_32khz',
       'dataset': {'segment_duration': config.segment_duration},
       'masking': {'span_len': config.span_len},
