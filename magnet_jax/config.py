@@ -29,6 +29,7 @@ class MagnetConfig:
   subcodes_context: int = 5     # levels k > 0 attend to |i - j| <= subcodes_context; -1 = unrestricted.
   span_len: int = 3             # span length (frames) for masking in training and decoding.
   causal: bool = False          # True for the autoregressive rescorer (MusicGen-style LM).
+  codebooks_pattern: str = 'parallel'  # 'parallel' (MAGNeT) | 'delay' (Hybrid-MAGNeT, MusicGen).
   frame_rate: int = 50          # codec frames per second.
   segment_duration: float = 10.0  # training segment (s); 10 s -> T = 500.
   max_period: float = 10000.0   # sinusoidal positional embedding period.
@@ -43,6 +44,8 @@ class MagnetConfig:
       raise ValueError(f'model.dim={self.dim} is not a multiple of model.num_heads={self.num_heads}')
     if self.dim % 2:
       raise ValueError(f'model.dim={self.dim} must be even (sinusoidal positions)')
+    if self.codebooks_pattern not in ('parallel', 'delay'):
+      raise ValueError(f"model.codebooks_pattern={self.codebooks_pattern!r}; expected 'parallel' or 'delay'")
     for name in ('dtype', 'param_dtype'):
       if getattr(self, name) not in _DTYPES:
         raise ValueError(f'model.{name}={getattr(self, name)!r}; expected one of {sorted(_DTYPES)}')

@@ -32,6 +32,9 @@ from magnet_jax.sharding import batch_part, batch_sharding, make_mesh, param_sha
 def validate(config: ml_collections.ConfigDict) -> MagnetConfig:
   """Checks a full config once, after command-line overrides; returns the model config. One clear error each."""
   model = MagnetConfig.from_dict(config.model.to_dict())
+  if model.causal or model.codebooks_pattern != 'parallel':
+    raise ValueError('train.py trains MAGNeT (model.causal=False, model.codebooks_pattern=parallel); the '
+                     'Hybrid-MAGNeT / MusicGen objectives are not implemented')
   train = config.train
   for key in ('batch_size', 'num_steps', 'log_every', 'checkpoint_every'):
     if int(train[key]) < 1:

@@ -18,7 +18,7 @@ from magnet_jax.reference import audiocraft_lm  # noqa: E402
 
 TOL = 1e-4
 MAGNET = MagnetConfig(dim=32, num_heads=4, num_layers=2, card=32, text_dim=24, segment_duration=1.0)
-RESCORER = dataclasses.replace(MAGNET, dim=48, num_heads=4, causal=True)
+RESCORER = dataclasses.replace(MAGNET, dim=48, num_heads=4, causal=True, codebooks_pattern='delay')
 DESCRIPTIONS = ['calm piano', 'fast drums', None, None]  # cond rows, then their CFG null rows
 
 

@@ -91,3 +91,16 @@ def test_train_py_overrides_and_one_line_errors(tmp_path):
     assert bad.returncode != 0
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith('train.py: error:') and message in last, bad.stderr[-1500:]
+
+
+@pytest.mark.parametrize('name', ['tiny', 'small', 'medium', 'small_30s', 'medium_30s', 'audio_small',
+                                  'audio_medium'])
+def test_every_trainable_config_validates(name):
+  model = trainer.validate(load_config(name))
+  assert model.segment_duration in (0.6, 10.0, 30.0)
+
+
+@pytest.mark.parametrize('name', ['hybrid_small', 'hybrid_medium'])
+def test_hybrid_configs_are_refused_for_training(name):
+  with pytest.raises(ValueError, match='Hybrid-MAGNeT'):
+    trainer.validate(load_config(name))

@@ -183,6 +183,7 @@ def config_from_xp_cfg(xp_cfg: str | Mapping, frame_rate: int = 50, **overrides)
       subcodes_context=int(lm.get('subcodes_context', 5)),
       span_len=int(_get(cfg, 'masking.span_len', 3)),
       causal=bool(lm.get('causal', cfg.get('lm_model') == 'transformer_lm')), frame_rate=int(frame_rate),
+      codebooks_pattern=str(_get(cfg, 'codebooks_pattern.modeling', 'parallel')),
       segment_duration=float(_get(cfg, 'dataset.segment_duration', 10)))
   values.update(overrides)
   return MagnetConfig(**values)

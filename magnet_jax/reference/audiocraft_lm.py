@@ -104,12 +104,11 @@ def xp_cfg_yaml(config: MagnetConfig, t5_name: str = 't5-base', condition_name: 
   """The parts of a released checkpoint's `xp.cfg` that loaders read, in audiocraft's key layout: MAGNeT's
   (parallel pattern), or MusicGen's (causal, delay pattern) for a causal config."""
   import yaml
-  if config.causal:
-    lm_model = 'transformer_lm'
+  lm_model = 'transformer_lm' if config.causal else 'transformer_lm_magnet'
+  if config.causal or config.codebooks_pattern == 'delay':  # MusicGen / Hybrid-MAGNeT
     pattern = {'modeling': 'delay', 'delay': {'delays': list(range(config.n_q)), 'flatten_first': 0,
                                               'empty_initial': 0}}
   else:
-    lm_model = 'transformer_lm_magnet'
     pattern = {'modeling': 'parallel', 'parallel': {'empty_initial': -1}}
   return yaml.safe_dump({
       'lm_model': lm_model,
