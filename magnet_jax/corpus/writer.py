@@ -11,6 +11,7 @@ are byte-identical. Clip `i` depends only on (seed, i): more clips extend a corp
 """
 import concurrent.futures
 import contextlib
+import multiprocessing
 import dataclasses
 import functools
 import io
@@ -112,7 +113,9 @@ def generate_corpus(out_dir: str, num_clips: int, seed: int, sample_rate: int = 
   with contextlib.ExitStack() as stack:
     mapper = map
     if num_workers > 1:
-      pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(num_workers))
+      # 'spawn': forking a process that has imported JAX (multithreaded) can deadlock
+      pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+          num_workers, mp_context=multiprocessing.get_context('spawn')))
       mapper = functools.partial(pool.map, chunksize=4)
     records = list(tqdm.tqdm(mapper(_write_clip, *columns), total=num_clips, desc='corpus', unit='clip',
                              disable=not progress))
