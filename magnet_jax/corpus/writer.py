@@ -11,11 +11,11 @@ are byte-identical. Clip `i` depends only on (seed, i): more clips extend a corp
 """
 import concurrent.futures
 import contextlib
-import multiprocessing
 import dataclasses
 import functools
 import io
 import json
+import multiprocessing
 import os
 import tempfile
 import zlib
