@@ -8,7 +8,6 @@ import pytest
 torch = pytest.importorskip('torch')
 from magnet_jax import decoding  # noqa: E402
 from magnet_jax.config import MagnetConfig  # noqa: E402
-from magnet_jax.convert.audiocraft import load_audiocraft_lm  # noqa: E402
 from magnet_jax.reference import audiocraft_lm  # noqa: E402
 
 CONFIG = MagnetConfig(dim=32, num_heads=4, num_layers=2, card=32, text_dim=24, segment_duration=1.0)  # T <= 50
@@ -17,17 +16,8 @@ DESCRIPTIONS = ['calm piano', 'fast drums']
 
 @pytest.fixture(scope='module')
 def models(tmp_path_factory):
-  rng = np.random.default_rng(0)
-  states = {'calm piano': rng.normal(size=(5, CONFIG.text_dim)), 'fast drums': rng.normal(size=(3, CONFIG.text_dim))}
-  model = audiocraft_lm.build_magnet_lm(CONFIG, states, seed=0)
   path = tmp_path_factory.mktemp('ckpt') / 'state_dict.bin'
-  audiocraft_lm.save_released(model, CONFIG, str(path))
-  config, params = load_audiocraft_lm(path)
-  tokenized = model.condition_provider.tokenize(
-      [audiocraft_lm.conditioners.ConditioningAttributes(text={'description': d}) for d in DESCRIPTIONS])
-  cond = tokenized['description']['states'].numpy()
-  cond_mask = tokenized['description']['attention_mask'].numpy().astype(bool)
-  return model, config, params, cond, cond_mask
+  return audiocraft_lm.released_pair(CONFIG, DESCRIPTIONS, str(path))
 
 
 @pytest.mark.parametrize('arrangement, length, prompt_length, scoring, max_cfg_coef', [

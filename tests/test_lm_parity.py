@@ -18,16 +18,9 @@ DESCRIPTIONS = ['calm piano', 'fast drums', None, None]  # cond rows, then their
 
 @pytest.fixture(scope='module')
 def reference(tmp_path_factory):
-  rng = np.random.default_rng(0)
-  states = {'calm piano': rng.normal(size=(5, CONFIG.text_dim)), 'fast drums': rng.normal(size=(3, CONFIG.text_dim))}
-  model = audiocraft_lm.build_magnet_lm(CONFIG, states, seed=0)
   path = tmp_path_factory.mktemp('ckpt') / 'state_dict.bin'
-  audiocraft_lm.save_released(model, CONFIG, str(path))
-  tokenized = model.condition_provider.tokenize(
-      [audiocraft_lm.conditioners.ConditioningAttributes(text={'description': d}) for d in DESCRIPTIONS])
-  cond = tokenized['description']['states'].numpy()
-  cond_mask = tokenized['description']['attention_mask'].numpy().astype(bool)
-  codes = rng.integers(0, CONFIG.card + 1, size=(len(DESCRIPTIONS), CONFIG.n_q, 36))  # includes mask ids
+  model, _, _, cond, cond_mask = audiocraft_lm.released_pair(CONFIG, DESCRIPTIONS, str(path))
+  codes = np.random.default_rng(0).integers(0, CONFIG.card + 1, size=(len(DESCRIPTIONS), CONFIG.n_q, 36))  # + MASK
   return model, path, codes, cond, cond_mask
 
 

@@ -11,7 +11,7 @@ import yaml
 torch = pytest.importorskip('torch')
 from magnet_jax import decoding, rescoring  # noqa: E402
 from magnet_jax.config import MagnetConfig  # noqa: E402
-from magnet_jax.convert.audiocraft import config_from_xp_cfg, load_audiocraft_lm  # noqa: E402
+from magnet_jax.convert.audiocraft import config_from_xp_cfg  # noqa: E402
 from magnet_jax.convert.torch_pickle import CheckpointError  # noqa: E402
 from magnet_jax.models.params import init_params  # noqa: E402
 from magnet_jax.reference import audiocraft_lm  # noqa: E402
@@ -24,18 +24,10 @@ DESCRIPTIONS = ['calm piano', 'fast drums', None, None]  # cond rows, then their
 
 @pytest.fixture(scope='module')
 def musicgen(tmp_path_factory):
-  rng = np.random.default_rng(0)
-  states = {'calm piano': rng.normal(size=(5, MAGNET.text_dim)), 'fast drums': rng.normal(size=(3, MAGNET.text_dim))}
-  model = audiocraft_lm.build_musicgen_lm(RESCORER, states, seed=1)
   path = tmp_path_factory.mktemp('musicgen') / 'state_dict.bin'
-  audiocraft_lm.save_released(model, RESCORER, str(path))
-  config, params = load_audiocraft_lm(path)
-  tokenized = model.condition_provider.tokenize(
-      [audiocraft_lm.conditioners.ConditioningAttributes(text={'description': d}) for d in DESCRIPTIONS])
-  cond = tokenized['description']['states'].numpy()
-  cond_mask = tokenized['description']['attention_mask'].numpy().astype(bool)
-  codes = rng.integers(0, RESCORER.card + 1, size=(len(DESCRIPTIONS), RESCORER.n_q, 20))  # mask/special ids too
-  return model, config, params, cond, cond_mask, codes
+  model, config, params, cond, cond_mask = audiocraft_lm.released_pair(RESCORER, DESCRIPTIONS, str(path), seed=1)
+  codes = np.random.default_rng(0).integers(0, RESCORER.card + 1, size=(len(DESCRIPTIONS), RESCORER.n_q, 20))
+  return model, config, params, cond, cond_mask, codes  # codes include mask / special ids
 
 
 def test_musicgen_checkpoint_loads_as_causal_config(musicgen):

@@ -38,7 +38,7 @@ class StatesConditioner(conditioners.TextConditioner):
     return {'states': padded, 'attention_mask': mask}
 
   def forward(self, inputs):
-    mask = inputs['attention_mask']
+    mask = inputs['attention_mask'].to(self.output_proj.weight.device)  # tokenize builds it on the CPU
     embeds = self.output_proj(inputs['states'].to(self.output_proj.weight)) * mask.unsqueeze(-1)
     return embeds, mask
 
@@ -131,3 +131,23 @@ def save_released(model: torch.nn.Module, config: MagnetConfig, path: str, **xp_
   """Saves `model` as a released `state_dict.bin`: {'best_state', 'xp.cfg', 'version'}."""
   torch.save({'best_state': model.state_dict(), 'xp.cfg': xp_cfg_yaml(config, **xp_cfg_kwargs),
               'version': '1.3.0'}, path)
+
+
+def released_pair(config: MagnetConfig, descriptions: list[str | None], path: str, seed: int = 0):
+  """A random audiocraft LM (MusicGen's LMModel for a causal config, else MagnetLMModel) with random text states
+  for each description, saved as a released `state_dict.bin` at `path` and loaded back by our converter.
+
+  Returns:
+    (torch model, our config, our params, cond [B, S, Dt], cond_mask [B, S] bool) where cond/cond_mask are the
+    padded text states of `descriptions` exactly as the torch model's conditioner builds them.
+  """
+  from magnet_jax.convert.audiocraft import load_audiocraft_lm
+  rng = np.random.default_rng(seed)
+  texts = sorted({d for d in descriptions if d})
+  states = {d: rng.normal(size=(3 + i % 4, config.text_dim)) for i, d in enumerate(texts)}
+  model = (build_musicgen_lm if config.causal else build_magnet_lm)(config, states, seed=seed)
+  save_released(model, config, path)
+  ours, params = load_audiocraft_lm(path)
+  tokenized = model.condition_provider.tokenize(
+      [conditioners.ConditioningAttributes(text={'description': d}) for d in descriptions])['description']
+  return model, ours, params, tokenized['states'].numpy(), tokenized['attention_mask'].numpy().astype(bool)
