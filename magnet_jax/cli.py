@@ -18,7 +18,9 @@ USER_ERRORS = (ValueError, KeyError, FileExistsError, FileNotFoundError, NotADir
 
 def _one_line(error: BaseException) -> str:
   text = str(error.args[0]) if error.args else str(error)
-  return ' '.join(text.replace("\\'", '').replace('\\n', ' ').strip('\'"').split())
+  text = ' '.join(text.replace("\\'", '').replace('\\n', ' ').split())
+  quoted = len(text) > 1 and text[0] == text[-1] and text[0] in '\'"'  # a KeyError's repr
+  return text[1:-1] if quoted else text
 
 
 def _parse_flags(prog: str) -> Callable[[list[str]], list[str]]:

@@ -1,23 +1,27 @@
 """MAGNeT's iterative decoding compiled into one XLA program (audiocraft's `MagnetLMModel._generate_magnet`).
 
 Levels are decoded one after another, level k in `decoding_steps[k]` steps. All sum(decoding_steps) steps run in
-one `lax.fori_loop` whose body reads its level, mask count, CFG coefficient and temperature from per-step tables
-computed on the host with the reference's formulas; the level index is traced and selects the attention mask and
-output head inside the model. Masks are chosen by ranking (static shapes), randomness is `fold_in(rng, step)`.
+one `lax.fori_loop` whose body reads its level, mask probability, CFG coefficient and temperature from per-step
+tables computed on the host with the reference's formulas; the level index is traced and selects the attention mask
+and output head inside the model. Masks are chosen by ranking (static shapes); example b samples step i with
+`fold_in(rng[b], i)`, so its random draws do not depend on the rest of the batch. The given frames (a prefix prompt, or
+any known frames for infilling and long-form windows) are data, not shapes: one program serves them all.
 
 Step i of level k (n = decoding_steps[k], j = i's index within the level), as in the reference:
   1. mask_p = cos(pi/2 * linspace(0, 1, n)[j]); re-mask the max(int(mask_p * n_to_gen), 1) highest-scoring spans
-     (scores reset at a level's first step: 0, or DONT_REMASK_SCORE on the prompt).
+     (scores reset at a level's first step: 0, or DONT_REMASK_SCORE on spans given entirely; n_to_gen counts the
+     others).
   2. one forward of [cond; null] -> logits = uncond + (cond - uncond) * (mask_p * max_cfg + (1 - mask_p) * min_cfg).
   3. probs = softmax(logits / max(temp * (n - 1 - j) / n, 0.01)); sample (top-p / top-k / multinomial / argmax)
      the masked frames.
   4. score the spans re-masked at this step from the sampled tokens' probabilities (optionally mixed with a
      rescorer's, see `rescoring.py`); all other spans get DONT_REMASK_SCORE.
+The first step whose guided logits are not finite is carried in the state (`check_finite` reports it).
 """
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import flax
 import jax
@@ -91,28 +95,35 @@ def mask_schedule(n: int) -> np.ndarray:
   return np.cos(arg.astype(np.float64)).astype(np.float32)
 
 
-def step_tables(decoding: DecodingConfig, num_to_generate: Sequence[int]) -> dict[str, np.ndarray]:
+def step_tables(decoding: DecodingConfig) -> dict[str, np.ndarray]:
   """Per-step tables [sum(decoding_steps)] of the flattened schedule.
 
-  Args:
-    decoding: the config.
-    num_to_generate: per level, the spans (nonoverlap) or frames (stride1 / span_len 1) outside the prompt.
-
   Returns:
-    'stage' int32 level, 'first' bool (a level's first step), 'num_masked' int32, 'cfg_coef' float32,
-    'temperature' float32 (already clamped at 0.01).
+    'stage' int32 level, 'first' bool (a level's first step), 'mask_p' float32 (the cosine schedule, see
+    `num_masked`), 'cfg_coef' float32, 'temperature' float32 (already clamped at 0.01).
   """
   rows = []
-  for stage, (n, to_gen) in enumerate(zip(decoding.decoding_steps, num_to_generate, strict=True)):
+  for stage, n in enumerate(decoding.decoding_steps):
     for j, mask_p in enumerate(mask_schedule(n)):
       steps_left = n - 1 - j
       temp = decoding.temp * (steps_left / n) if decoding.anneal_temp else decoding.temp
-      rows.append((stage, j == 0, max(int(mask_p * np.float32(to_gen)), 1),
+      rows.append((stage, j == 0, mask_p,
                    float(mask_p) * decoding.max_cfg_coef + (1 - float(mask_p)) * decoding.min_cfg_coef,
                    max(temp, 1e-2)))
-  stage, first, num_masked, cfg_coef, temperature = zip(*rows, strict=True)
-  return {'stage': np.array(stage, np.int32), 'first': np.array(first), 'num_masked': np.array(num_masked, np.int32),
+  stage, first, mask_p, cfg_coef, temperature = zip(*rows, strict=True)
+  return {'stage': np.array(stage, np.int32), 'first': np.array(first), 'mask_p': np.array(mask_p, np.float32),
           'cfg_coef': np.array(cfg_coef, np.float32), 'temperature': np.array(temperature, np.float32)}
+
+
+def num_masked(mask_p: jax.Array | float, num_to_generate: jax.Array | int) -> jax.Array:
+  """Spans (or frames) re-masked at a step: max(int(mask_p * n), 1), the product in float32 as torch computes it.
+
+  Args:
+    mask_p: the step's float32 mask probability (`step_tables`).
+    num_to_generate: spans ('nonoverlap') or frames not frozen by known frames; any int shape (e.g. [B]).
+  """
+  product = jnp.float32(mask_p) * jnp.asarray(num_to_generate).astype(jnp.float32)
+  return jnp.maximum(product.astype(jnp.int32), 1)
 
 
 def output_length(length: int, span_len: int, span_arrangement: str) -> int:
@@ -123,24 +134,28 @@ def output_length(length: int, span_len: int, span_arrangement: str) -> int:
 @flax.struct.dataclass
 class DecodeState:
   """The decoding loop's carry."""
-  codes: jax.Array   # [B, K, T] int32: codes so far; mask_id (= card) where not decoded yet.
-  scores: jax.Array  # [B, N] float32: re-masking priority of the current level's spans (N = T // span_len) or
-  #                    frames (N = T); higher = masked first; DONT_REMASK_SCORE = keep.
-  rng: jax.Array     # PRNG key; step i samples with fold_in(rng, i).
+  codes: jax.Array     # [B, K, T] int32: codes so far; mask_id (= card) where not decoded yet.
+  known: jax.Array     # [B, K, T] bool: given frames (prompt, context), kept as they are and never re-masked.
+  scores: jax.Array    # [B, N] float32: re-masking priority of the current level's spans (N = T // span_len) or
+  #                      frames (N = T); higher = masked first; DONT_REMASK_SCORE = keep.
+  rng: jax.Array       # [B] PRNG keys, one per example; step i samples example b with fold_in(rng[b], i).
+  bad_step: jax.Array  # int32 scalar: the first step whose guided logits held NaN or inf; -1 while none did.
 
 
 @dataclasses.dataclass(frozen=True)
 class MaskedDecoder:
   """The static description of one decoding run; `step` is the loop body, `run` the loop.
 
-  prompt_lengths[k] frames of level k are given (fixed, never re-masked): a [B, K, P] prompt gives (P,) * K,
-  Hybrid-MAGNeT's autoregressive prefix a staircase.
+  Which frames are given is data (`DecodeState.known`), not part of this description, so a prefix prompt
+  (audiocraft's), Hybrid-MAGNeT's staircase, infill spans and long-form windows all run one compiled program. A
+  span ('nonoverlap') or frame ('stride1', span_len 1) whose frames are all known is frozen (DONT_REMASK_SCORE)
+  and does not count among those to generate; a span that is only partly known is decoded, its known frames kept:
+  for a P-frame prefix this is audiocraft's `n_prompt_chunks = P // span_len`.
   """
   decoding: DecodingConfig
   mask_id: int
   span_len: int
-  length: int                      # T, already trimmed (`output_length`).
-  prompt_lengths: tuple[int, ...]  # per level.
+  length: int  # T, already trimmed (`output_length`).
 
   @property
   def mode(self) -> str:
@@ -155,25 +170,36 @@ class MaskedDecoder:
 
   @functools.cached_property
   def tables(self) -> dict[str, np.ndarray]:
-    """`step_tables` plus per-level 'initial_scores' [K, N] float32 and 'prompt' [K, T] bool."""
-    unit = self.span_len if self.mode == 'chunks' else 1
-    frozen = np.array([p // unit for p in self.prompt_lengths])
-    tables = step_tables(self.decoding, [self.num_scores - f for f in frozen])
-    positions = np.arange(self.num_scores)
-    tables['initial_scores'] = np.where(positions < frozen[:, None], DONT_REMASK_SCORE, 0.0).astype(np.float32)
-    tables['prompt'] = np.arange(self.length) < np.array(self.prompt_lengths)[:, None]
-    return tables
+    return step_tables(self.decoding)
 
-  def init(self, codes: jax.Array, rng: jax.Array) -> DecodeState:
-    """codes: [B, K, T] with the prompt in place and mask_id elsewhere."""
-    return DecodeState(codes=codes, scores=jnp.zeros((codes.shape[0], self.num_scores), jnp.float32), rng=rng)
+  def init(self, codes: jax.Array, known: jax.Array, rng: jax.Array) -> DecodeState:
+    """The loop's initial state.
 
-  def _remask(self, scores: jax.Array, num_masked: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """-> (selected spans or frames [B, N], frames to re-mask [B, T])."""
+    Args:
+      codes: [B, K, T] ints; read where `known`, anything elsewhere.
+      known: [B, K, T] bool, or [B, T] for every level.
+      rng: one typed key (`jax.random.key`, split into one per example) or [B] keys.
+    """
+    if self.mode == 'chunks' and codes.shape[-1] % self.span_len:
+      raise ValueError(f'{codes.shape[-1]} frames is not a whole number of {self.span_len}-frame spans')
+    known = jnp.broadcast_to(known[:, None] if known.ndim == 2 else known, codes.shape)
+    rng = rng if rng.ndim else jax.random.split(rng, codes.shape[0])
+    return DecodeState(codes=jnp.where(known, codes, self.mask_id).astype(jnp.int32), known=known,
+                       scores=jnp.zeros((codes.shape[0], self.num_scores), jnp.float32), rng=rng,
+                       bad_step=jnp.int32(-1))
+
+  def _frozen(self, known: jax.Array) -> jax.Array:
+    """[B, T] known frames -> [B, N] spans or frames that are given entirely."""
+    if self.mode == 'chunks':
+      return known.reshape(known.shape[0], -1, self.span_len).all(axis=-1)
+    return known
+
+  def _remask(self, scores: jax.Array, count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """count [B] -> (selected spans or frames [B, N], frames to re-mask [B, T])."""
     if self.mode == 'stride1':
-      frames = span_scoring.least_probable_span_mask(scores, num_masked, self.span_len)
+      frames = span_scoring.least_probable_span_mask(scores, count, self.span_len)
       return frames, frames
-    selected = span_scoring.top_k_mask(scores, num_masked)
+    selected = span_scoring.top_k_mask(scores, count[:, None])
     return selected, jnp.repeat(selected, self.span_len, axis=-1) if self.mode == 'chunks' else selected
 
   def _scores(self, token_probs: jax.Array, selected: jax.Array, masked: jax.Array) -> jax.Array:
@@ -182,32 +208,52 @@ class MaskedDecoder:
       return jnp.where(selected, scores, DONT_REMASK_SCORE)
     return jnp.where(masked, -jnp.log(token_probs), DONT_REMASK_SCORE)
 
+  def _sample(self, i: jax.Array, rng: jax.Array, logits: jax.Array, probs: jax.Array):
+    """Each example's tokens [B, T] and their probabilities from its own key, whatever else is in the batch."""
+    sample = functools.partial(sampling.sample, use_sampling=self.decoding.use_sampling, top_k=self.decoding.top_k,
+                               top_p=self.decoding.top_p)
+    return jax.vmap(lambda key, lg, pr: sample(jax.random.fold_in(key, i), lg, pr))(rng, logits, probs)
+
   def step(self, i: jax.Array, state: DecodeState, logits_fn: LogitsFn,
            rescore_fn: RescoreFn | None = None) -> DecodeState:
     """Decoding step i (traced int32) of the flattened schedule."""
     tables = {k: jnp.asarray(v) for k, v in self.tables.items()}
     stage = tables['stage'][i]
-    scores = jnp.where(tables['first'][i], tables['initial_scores'][stage], state.scores)
-    selected, remask = self._remask(scores, tables['num_masked'][i])
+    known = jax.lax.dynamic_index_in_dim(state.known, stage, axis=1, keepdims=False)  # [B, T]
+    frozen = self._frozen(known)
+    scores = jnp.where(tables['first'][i], jnp.where(frozen, DONT_REMASK_SCORE, 0.0), state.scores)
+    count = num_masked(tables['mask_p'][i], self.num_scores - jnp.sum(frozen, axis=-1))
+    selected, remask = self._remask(scores, count)
     row = jax.lax.dynamic_index_in_dim(state.codes, stage, axis=1, keepdims=False)  # [B, T]
-    row = jnp.where(remask & ~tables['prompt'][stage], self.mask_id, row)
+    row = jnp.where(remask & ~known, self.mask_id, row)
     masked = row == self.mask_id
     logits = guide(logits_fn(jax.lax.dynamic_update_index_in_dim(state.codes, row, stage, 1), stage),
                    tables['cfg_coef'][i])
+    bad_step = jnp.where((state.bad_step < 0) & ~jnp.all(jnp.isfinite(logits)), i, state.bad_step)
     probs = jax.nn.softmax(logits / tables['temperature'][i], axis=-1)
-    tokens, token_probs = sampling.sample(
-        jax.random.fold_in(state.rng, i), logits, probs, use_sampling=self.decoding.use_sampling,
-        top_k=self.decoding.top_k, top_p=self.decoding.top_p)
+    tokens, token_probs = self._sample(i, state.rng, logits, probs)
     codes = jax.lax.dynamic_update_index_in_dim(state.codes, jnp.where(masked, tokens, row), stage, 1)
     if rescore_fn is not None:
       weight = self.decoding.rescorer_weight
       token_probs = weight * rescore_fn(codes, stage) + (1 - weight) * token_probs
-    return DecodeState(codes=codes, scores=self._scores(token_probs, selected, masked), rng=state.rng)
+    return state.replace(codes=codes, scores=self._scores(token_probs, selected, masked), bad_step=bad_step)
 
   def run(self, state: DecodeState, logits_fn: LogitsFn, rescore_fn: RescoreFn | None = None) -> DecodeState:
     """All steps in one `fori_loop`."""
     return jax.lax.fori_loop(0, self.decoding.num_steps,
                              lambda i, s: self.step(i, s, logits_fn, rescore_fn), state)
+
+
+def check_finite(bad_step: int, decoding: DecodingConfig) -> None:
+  """Raises FloatingPointError naming the step whose logits held NaN or inf (`DecodeState.bad_step`; -1 = none)."""
+  if bad_step < 0:
+    return
+  level = int(np.searchsorted(np.cumsum(decoding.decoding_steps), bad_step, side='right'))
+  within = bad_step - sum(decoding.decoding_steps[:level])
+  raise FloatingPointError(
+      f'the LM produced non-finite logits (NaN or inf) at decoding step {bad_step + 1} of {decoding.num_steps} '
+      f'(level {level}, step {within + 1} of {decoding.decoding_steps[level]}); with bfloat16/float16 compute '
+      'try float32 (dtype=float32 / --dtype float32), otherwise the weights hold NaN or overflow')
 
 
 def magnet_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: jax.Array) -> LogitsFn:
@@ -222,18 +268,51 @@ def magnet_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: j
   return logits_fn
 
 
-def initial_codes(batch: int, config: MagnetConfig, length: int, prompt: jax.Array | None) -> jax.Array:
-  """[B, K, T] int32: the prompt's frames, mask_id elsewhere."""
-  codes = jnp.full((batch, config.n_q, length), config.mask_id, jnp.int32)
-  if prompt is None:
-    return codes
-  if prompt.ndim != 3 or prompt.shape[:2] != (batch, config.n_q) or prompt.shape[-1] >= length:
-    raise ValueError(f'prompt must be [B={batch}, K={config.n_q}, P < {length}], got {prompt.shape}')
-  return codes.at[..., :prompt.shape[-1]].set(prompt.astype(jnp.int32))
+def initial_context(batch: int, config: MagnetConfig, length: int, prompt: jax.Array | None = None,
+                    known_codes: jax.Array | None = None,
+                    known: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  """The given frames of a run of T = `length` frames: (codes [B, K, T] int32, known [B, K, T] bool).
+
+  Args:
+    batch, config, length: B, the LM (K, mask id), T.
+    prompt: a [B, K, P] prefix, P < T (audiocraft's `prompt`).
+    known_codes, known: [B, K, >= T] codes and the [B, T] or [B, K, T] frames of them that are given (their
+      first T frames are used); exclusive with `prompt`.
+
+  Returns:
+    mask_id wherever nothing is given. Nothing given at all: text-only generation.
+  """
+  shape = (batch, config.n_q, length)
+  if prompt is not None:
+    if known_codes is not None or known is not None:
+      raise ValueError('give either a prefix prompt or known_codes/known, not both')
+    if prompt.ndim != 3 or prompt.shape[:2] != shape[:2] or prompt.shape[-1] >= length:
+      raise ValueError(f'prompt must be [B={batch}, K={config.n_q}, P < {length}], got {prompt.shape}')
+    known_codes = jnp.pad(prompt, ((0, 0), (0, 0), (0, length - prompt.shape[-1])))
+    known = jnp.broadcast_to(jnp.arange(length) < prompt.shape[-1], (batch, length))
+  if known_codes is None or known is None:
+    if known_codes is not None or known is not None:
+      raise ValueError('known_codes and known go together')
+    return jnp.full(shape, config.mask_id, jnp.int32), jnp.zeros(shape, bool)
+  if known_codes.ndim != 3 or known_codes.shape[:2] != shape[:2] or known_codes.shape[-1] < length:
+    raise ValueError(f'known_codes must be [B={batch}, K={config.n_q}, >= {length}], got {known_codes.shape}')
+  if known.shape not in ((batch, known_codes.shape[-1]), known_codes.shape):
+    raise ValueError(f'known must be [B, T] or [B, K, T] like known_codes {known_codes.shape}, got {known.shape}')
+  known = jnp.broadcast_to(known[:, None] if known.ndim == 2 else known, known_codes.shape)[..., :length]
+  codes = jnp.where(known, known_codes[..., :length].astype(jnp.int32), config.mask_id)
+  return codes, known
 
 
 def check_inputs(config: MagnetConfig, decoding: DecodingConfig, cond: jax.Array, cond_mask: jax.Array) -> None:
   """Raises ValueError for a causal LM, a decoding_steps/n_q mismatch, top_k > card or bad conditions."""
+  check_config(config, decoding)
+  if cond.ndim != 3 or cond.shape[-1] != config.text_dim or cond.shape[:2] != cond_mask.shape:
+    raise ValueError(f'cond must be [B, S, Dt={config.text_dim}] and cond_mask [B, S]; got {cond.shape}, '
+                     f'{cond_mask.shape}')
+
+
+def check_config(config: MagnetConfig, decoding: DecodingConfig) -> None:
+  """Raises ValueError for a causal LM, a decoding_steps/n_q mismatch or top_k > card."""
   if config.causal:
     raise ValueError('MAGNeT decoding needs a non-causal LM config (causal=True is the autoregressive rescorer)')
   if len(decoding.decoding_steps) != config.n_q:
@@ -241,14 +320,37 @@ def check_inputs(config: MagnetConfig, decoding: DecodingConfig, cond: jax.Array
                      'levels')
   if decoding.top_k > config.card:
     raise ValueError(f'decoding.top_k={decoding.top_k} exceeds card={config.card}')
-  if cond.ndim != 3 or cond.shape[-1] != config.text_dim or cond.shape[:2] != cond_mask.shape:
-    raise ValueError(f'cond must be [B, S, Dt={config.text_dim}] and cond_mask [B, S]; got {cond.shape}, '
-                     f'{cond_mask.shape}')
+
+
+def masked_decode(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, lm_config: MagnetConfig,
+                  decoding: DecodingConfig, codes: jax.Array, known: jax.Array, rescorer_params=None,
+                  rescorer_config: MagnetConfig | None = None) -> DecodeState:
+  """MAGNeT's masked decoding of every frame that is not `known`: the traceable core of `generate`, for programs
+  that compose it (e.g. with the codec decode).
+
+  Args:
+    params, cond, cond_mask, rng, lm_config, decoding, rescorer_params, rescorer_config: as in `generate`; rng may
+      also be [B] keys, one per example.
+    codes: [B, K, T] given codes (T a whole number of spans for 'nonoverlap'), read where `known`.
+    known: [B, T] or [B, K, T] bool (e.g. from `initial_context`).
+
+  Returns:
+    The final `DecodeState`: codes [B, K, T] int32, and `bad_step` for `check_finite`.
+  """
+  check_inputs(lm_config, decoding, cond, cond_mask)
+  decoder = MaskedDecoder(decoding, lm_config.mask_id, lm_config.span_len, codes.shape[-1])
+  rescore_fn = None
+  if rescorer_params is not None:
+    rescore_fn = rescoring.rescore_fn(rescorer_params, rescorer_config, lm_config, cond, cond_mask,
+                                      decoding.rescorer_cfg_coef)
+  return decoder.run(decoder.init(codes, known, rng), magnet_logits_fn(params, lm_config, cond, cond_mask),
+                     rescore_fn)
 
 
 @functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'length', 'rescorer_config'))
 def generate(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, lm_config: MagnetConfig,
-             decoding: DecodingConfig, length: int, prompt: jax.Array | None = None, rescorer_params=None,
+             decoding: DecodingConfig, length: int, prompt: jax.Array | None = None,
+             known_codes: jax.Array | None = None, known: jax.Array | None = None, rescorer_params=None,
              rescorer_config: MagnetConfig | None = None) -> jax.Array:
   """Text-conditioned MAGNeT generation in one compiled program (compiled once per shapes and configs).
 
@@ -256,25 +358,21 @@ def generate(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, l
     params: MagnetLM params.
     cond: [B, S, Dt] text-encoder states of the conditions (the null rows for CFG are built here).
     cond_mask: [B, S] bool.
-    rng: PRNG key.
+    rng: a typed PRNG key (`jax.random.key`), split into one key per example.
     lm_config: the (non-causal) MAGNeT LM config.
     decoding: decoding hyperparameters.
     length: frames to generate (audiocraft's max_gen_len); 'nonoverlap' trims it to a multiple of span_len.
     prompt: optional [B, K, P] codes (P < T) kept fixed at the start of every level.
+    known_codes, known: instead of `prompt`, any given frames: [B, K, >= T] codes and the [B, T] or [B, K, T] bool
+      frames of them to keep (infilling, outpainting); see `initial_context`.
     rescorer_params, rescorer_config: optional causal (MusicGen) LM rescoring each step's tokens with weight
       `decoding.rescorer_weight` (see `rescoring.py`); it reads the same cond.
 
   Returns:
-    codes [B, K, T] int32, T = `output_length(length, ...)`.
+    codes [B, K, T] int32, T = `output_length(length, ...)`. Non-finite logits are not reported here (use
+    `masked_decode` and `check_finite`).
   """
-  check_inputs(lm_config, decoding, cond, cond_mask)
   length = output_length(length, lm_config.span_len, decoding.span_arrangement)
-  codes = initial_codes(cond.shape[0], lm_config, length, prompt)
-  prompt_length = 0 if prompt is None else prompt.shape[-1]
-  decoder = MaskedDecoder(decoding, lm_config.mask_id, lm_config.span_len, length, (prompt_length,) * lm_config.n_q)
-  rescore_fn = None
-  if rescorer_params is not None:
-    rescore_fn = rescoring.rescore_fn(rescorer_params, rescorer_config, lm_config, cond, cond_mask,
-                                      decoding.rescorer_cfg_coef)
-  state = decoder.run(decoder.init(codes, rng), magnet_logits_fn(params, lm_config, cond, cond_mask), rescore_fn)
-  return state.codes
+  codes, known = initial_context(cond.shape[0], lm_config, length, prompt, known_codes, known)
+  return masked_decode(params, cond, cond_mask, rng, lm_config=lm_config, decoding=decoding, codes=codes,
+                       known=known, rescorer_params=rescorer_params, rescorer_config=rescorer_config).codes

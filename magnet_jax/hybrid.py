@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from magnet_jax import sampling
 from magnet_jax.codebooks_pattern import delay_codes, level_predictions, undelay_codes
 from magnet_jax.config import MagnetConfig
-from magnet_jax.decoding import DecodingConfig, LogitsFn, MaskedDecoder, check_inputs, output_length
+from magnet_jax.decoding import DecodeState, DecodingConfig, LogitsFn, MaskedDecoder, check_inputs, output_length
 from magnet_jax.guidance import guide, with_null_conditions
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.lm import init_cache
@@ -75,7 +75,7 @@ def autoregressive_prefix(params, config: MagnetConfig, cond: jax.Array, cond_ma
   Args:
     params, config: the LM (run causally whatever `config.causal` says).
     cond, cond_mask: [B, S, Dt], [B, S] conditions (null rows added here for CFG).
-    rng: PRNG key; step s samples with fold_in(rng, s).
+    rng: PRNG key (split into one per example) or [B] keys; example b's step s samples with fold_in(key_b, s).
     hybrid: prefix length and sampling.
     length: T.
 
@@ -87,6 +87,9 @@ def autoregressive_prefix(params, config: MagnetConfig, cond: jax.Array, cond_ma
   cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask)
   use_sampling = hybrid.use_sampling and hybrid.temp > 0
   frame_exists = lambda s: (s - jnp.arange(levels) >= 0) & (s - jnp.arange(levels) < length)  # level q at step s
+  keys = rng if rng.ndim else jax.random.split(rng, batch)
+  choose = lambda key, logits, probs: sampling.sample(key, logits, probs, use_sampling=use_sampling,
+                                                       top_k=hybrid.top_k, top_p=hybrid.top_p)[0]
 
   def forward(column: jax.Array, cache, index: jax.Array | int):
     """column [B, K] at step `index` -> guided logits [B, K, V] for step index + 1."""
@@ -97,8 +100,7 @@ def autoregressive_prefix(params, config: MagnetConfig, cond: jax.Array, cond_ma
   def next_column(logits: jax.Array, step: jax.Array) -> jax.Array:
     """Tokens [B, K] for sequence step `step` + 1 from the logits of step `step`."""
     probs = jax.nn.softmax(logits / (hybrid.temp if use_sampling else 1.0), axis=-1)
-    tokens, _ = sampling.sample(jax.random.fold_in(rng, step), logits, probs, use_sampling=use_sampling,
-                                top_k=hybrid.top_k, top_p=hybrid.top_p)
+    tokens = jax.vmap(choose)(jax.vmap(lambda key: jax.random.fold_in(key, step))(keys), logits, probs)
     return jnp.where(frame_exists(step), tokens, config.card)
 
   sequence = jnp.full((batch, levels, length + levels), config.card, jnp.int32)
@@ -130,21 +132,21 @@ def hybrid_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: j
   return logits_fn
 
 
-@functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'hybrid', 'length'))
-def generate(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, lm_config: MagnetConfig,
-             decoding: DecodingConfig, hybrid: HybridConfig, length: int) -> jax.Array:
-  """Hybrid-MAGNeT generation in one compiled program: autoregressive prefix, then masked decoding.
+def hybrid_decode(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, lm_config: MagnetConfig,
+                  decoding: DecodingConfig, hybrid: HybridConfig, length: int) -> DecodeState:
+  """Hybrid-MAGNeT generation, traceable: autoregressive prefix, then masked decoding (for programs that compose it,
+  e.g. with the codec decode; `generate` is its jitted form).
 
   Args:
     params: Hybrid-MAGNeT LM params (MagnetLM layout, non-causal config).
     cond, cond_mask: [B, S, Dt], [B, S] conditions.
-    rng: PRNG key.
+    rng: PRNG key, or [B] keys (one per example).
     lm_config, decoding: as in `decoding.generate`.
     hybrid: the autoregressive prefix.
     length: frames (trimmed like `decoding.generate`); must exceed hybrid.prefix_length.
 
   Returns:
-    codes [B, K, T] int32.
+    The final `DecodeState` (codes [B, K, T] int32, `bad_step` for `check_finite`).
   """
   check_inputs(lm_config, decoding, cond, cond_mask)
   length = output_length(length, lm_config.span_len, decoding.span_arrangement)
@@ -152,9 +154,20 @@ def generate(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, l
     raise ValueError(f'hybrid.prefix_length={hybrid.prefix_length} must be < the generated length {length}')
   if hybrid.top_k > lm_config.card:
     raise ValueError(f'hybrid.top_k={hybrid.top_k} exceeds card={lm_config.card}')
-  ar_rng, masked_rng = jax.random.split(rng)
+  if rng.ndim:
+    ar_rng, masked_rng = jax.vmap(jax.random.split, out_axes=1)(rng)
+  else:
+    ar_rng, masked_rng = jax.random.split(rng)
   codes = autoregressive_prefix(params, lm_config, cond, cond_mask, ar_rng, hybrid=hybrid, length=length)
-  prompt_lengths = tuple(max(hybrid.prefix_length - q, 0) for q in range(lm_config.n_q))
-  decoder = MaskedDecoder(decoding, lm_config.mask_id, lm_config.span_len, length, prompt_lengths)
+  staircase = jnp.arange(length) < hybrid.prefix_length - jnp.arange(lm_config.n_q)[:, None]  # [K, T]
+  decoder = MaskedDecoder(decoding, lm_config.mask_id, lm_config.span_len, length)
   logits_fn = hybrid_logits_fn(params, lm_config, cond, cond_mask, hybrid.prefix_length, length)
-  return decoder.run(decoder.init(codes, masked_rng), logits_fn).codes
+  return decoder.run(decoder.init(codes, jnp.broadcast_to(staircase, codes.shape), masked_rng), logits_fn)
+
+
+@functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'hybrid', 'length'))
+def generate(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, lm_config: MagnetConfig,
+             decoding: DecodingConfig, hybrid: HybridConfig, length: int) -> jax.Array:
+  """Hybrid-MAGNeT generation in one compiled program: codes [B, K, T] int32 (see `hybrid_decode`)."""
+  return hybrid_decode(params, cond, cond_mask, rng, lm_config=lm_config, decoding=decoding, hybrid=hybrid,
+                       length=length).codes

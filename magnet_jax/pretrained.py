@@ -24,12 +24,13 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+import jax
 import yaml
 
 from magnet_jax import codec, params_io
 from magnet_jax.config import MagnetConfig
 from magnet_jax.convert import torch_pickle
-from magnet_jax.convert.audiocraft import lm_from_package
+from magnet_jax.convert.audiocraft import lm_from_package, load_audiocraft_lm
 from magnet_jax.convert.local_folders import find_model_folder
 from magnet_jax.convert.torch_pickle import CheckpointError
 from magnet_jax.decoding import DecodingConfig
@@ -42,6 +43,7 @@ PIPELINE_FILE = 'pipeline.json'
 PIPELINE_FORMAT = 'magnet-jax-pipeline'
 # The tiny MAGNeT the project trains on its own corpus, shipped with the package (see configs/embedded.py).
 EMBEDDED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'default')
+EMBEDDED_BUILD = '`python -m magnet_jax.embedded build --workdir=/tmp/magnet-embedded` (configs/embedded.py)'
 
 
 def _text_encoder_name(xp_cfg: Mapping) -> str:
@@ -128,19 +130,33 @@ def load_exported(folder: str | os.PathLike, **config_overrides) -> MagnetPipeli
                         decoding=decoding, duration=spec.get('duration'))
 
 
+def default_dtype() -> str:
+  """The LM's compute dtype for this machine: bfloat16 on accelerators (GPU, TPU), float32 on CPU.
+
+  Parameters stay float32, and the logits, softmax and sampling run in float32 either way.
+  """
+  return 'float32' if jax.default_backend() == 'cpu' else 'bfloat16'
+
+
 def load(folder: str | os.PathLike | None = None, **kwargs) -> MagnetPipeline:
   """A MagnetPipeline from a local folder: exported (pipeline.json) or released (state_dict.bin + codec).
 
   Args:
     folder: the folder; None for the embedded default (`EMBEDDED_DIR`).
-    **kwargs: `load_released` options (t5=, codec_dir=) and MagnetConfig overrides (e.g. dtype='bfloat16').
+    **kwargs: `load_released` options (t5=, codec_dir=) and MagnetConfig overrides; dtype defaults to
+      `default_dtype()` (pass dtype='float32' for full precision on an accelerator).
 
   Raises:
     FileNotFoundError / CheckpointError: the folder is missing or holds neither layout.
   """
+  if folder is None and not os.path.isfile(os.path.join(EMBEDDED_DIR, PIPELINE_FILE)):
+    raise FileNotFoundError(f'the embedded default model is not built yet ({EMBEDDED_DIR} has no {PIPELINE_FILE}): '
+                            f'build it with {EMBEDDED_BUILD}, or pass a checkpoint folder (folder=... / '
+                            '--checkpoint DIR)')
   folder = EMBEDDED_DIR if folder is None else os.fspath(folder)
   if not os.path.isdir(folder):
     raise FileNotFoundError(f'checkpoint folder not found: {folder}')
+  kwargs.setdefault('dtype', default_dtype())
   if os.path.isfile(os.path.join(folder, PIPELINE_FILE)):
     unknown = sorted(set(kwargs) & {'t5', 'codec_dir'})
     if unknown:
@@ -150,3 +166,21 @@ def load(folder: str | os.PathLike | None = None, **kwargs) -> MagnetPipeline:
     return load_released(folder, **kwargs)
   raise CheckpointError(f'{folder} holds neither {PIPELINE_FILE} (an exported pipeline) nor {LM_FILE} '
                         '(a released MAGNeT folder)')
+
+
+def load_rescorer(folder: str | os.PathLike, **config_overrides) -> tuple[MagnetConfig, dict]:
+  """A MusicGen-style (causal) LM to rescore MAGNeT's tokens: a released folder (state_dict.bin) or the file.
+
+  Returns:
+    (config, params) for `MagnetPipeline(rescorer_config=..., rescorer_params=...)`.
+
+  Raises:
+    FileNotFoundError / CheckpointError: missing or unreadable; ValueError: not an autoregressive LM.
+  """
+  path = os.fspath(folder)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'rescorer checkpoint not found: {path}')
+  config, params = load_audiocraft_lm(path, **{'dtype': default_dtype(), **config_overrides})
+  if not config.causal:
+    raise ValueError(f'{path} is not an autoregressive (MusicGen-style) LM: a rescorer must be causal')
+  return config, params

@@ -49,7 +49,7 @@ def least_probable_span_mask(scores: jax.Array, num_masked: jax.Array | int, spa
 
   Args:
     scores: [B, T] per-frame scores (-log prob; DONT_REMASK for frozen frames).
-    num_masked: target number of masked frames (scalar, may be traced).
+    num_masked: target number of masked frames: a scalar or one per row [B] (may be traced).
     span_len: frames per span.
 
   Returns:
@@ -68,9 +68,9 @@ def least_probable_span_mask(scores: jax.Array, num_masked: jax.Array | int, spa
   def count(u: jax.Array) -> jax.Array:
     return jnp.sum(cover < u[:, None], axis=-1)
 
-  target = jnp.maximum(jnp.asarray(num_masked, jnp.int32), span_len)
-  low = jnp.full((batch,), target // span_len)
-  high = jnp.full((batch,), target - span_len + 1)
+  target = jnp.broadcast_to(jnp.maximum(jnp.asarray(num_masked, jnp.int32), span_len), (batch,))
+  low = target // span_len
+  high = target - span_len + 1
   mid = _round_half_even_halves(low + high)
 
   def searching(state):

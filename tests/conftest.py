@@ -5,9 +5,6 @@ import jax
 import pytest
 
 from magnet_jax import trainer
-from magnet_jax.checkpointing import Checkpointer, abstract_like
-from magnet_jax.optim import make_optimizer
-from magnet_jax.sharding import make_mesh, rules_for
 
 
 def load_config(name: str, **overrides):
@@ -30,13 +27,16 @@ def tiny_config():
 def restore_state(workdir, config, step: int | None = None):
   """(train state on the host, data state) of `workdir`'s checkpoint at `step` (default: latest), restored on
   this process's devices in `config`'s mesh and preset."""
-  model = trainer.validate(config)
-  mesh = make_mesh(config.sharding.mesh)
-  optimizer = make_optimizer(config.optim, config.train.num_steps)
-  shardings = trainer._state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset), ema=False)
-  make = lambda rng: trainer.create_state(model, optimizer, rng, shardings, ema=False)
-  abstract = abstract_like(jax.eval_shape(make, jax.random.key(0)), shardings)
-  checkpointer = Checkpointer(str(workdir), 10)
-  state, data_state = checkpointer.restore(abstract, step)
-  checkpointer.close()
+  state, data_state = trainer.restore_state(config, str(workdir), step)
   return jax.device_get(state), data_state
+
+
+@pytest.fixture(scope='session')
+def tiny_pipeline_folder(tmp_path_factory):
+  """An exported pipeline of random weights (configs/tiny.py's LM, T = 30 frames at 50 Hz; a 1.6 kHz codec; the
+  packaged MiniLM) with short decoding schedules; loads without torch."""
+  from magnet_jax.decoding import DecodingConfig
+  from magnet_jax.generation import random_pipeline
+  folder = tmp_path_factory.mktemp('tiny-pipeline')
+  random_pipeline.export(folder, decoding=DecodingConfig(decoding_steps=(4, 2, 2, 2)))
+  return folder

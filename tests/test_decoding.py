@@ -45,13 +45,13 @@ def test_step_tables_follow_the_reference_formulas(anneal_temp):
   config = decoding.DecodingConfig(decoding_steps=(20, 10, 7, 1), temp=3.5, max_cfg_coef=20.0, min_cfg_coef=2.0,
                                    anneal_temp=anneal_temp)
   to_generate = (166, 498, 10, 1500)
-  tables = decoding.step_tables(config, to_generate)
+  tables = decoding.step_tables(config)
   i = 0
   for stage, (steps, n) in enumerate(zip(config.decoding_steps, to_generate, strict=True)):
     for timestep, steps_left in zip(torch.linspace(0, 1, steps), reversed(range(steps)), strict=True):
       mask_p = torch.cos(timestep * math.pi * 0.5)
       assert tables['stage'][i] == stage and tables['first'][i] == (steps_left == steps - 1)
-      assert tables['num_masked'][i] == max(int((mask_p * n).item()), 1)
+      assert decoding.num_masked(tables['mask_p'][i], n) == max(int((mask_p * n).item()), 1)
       coef = float(mask_p) * config.max_cfg_coef + (1 - float(mask_p)) * config.min_cfg_coef
       assert tables['cfg_coef'][i] == pytest.approx(coef, rel=1e-6)
       temp = config.temp * (steps_left / steps) if anneal_temp else config.temp
@@ -138,7 +138,7 @@ def test_sample_dispatch_and_sampled_probs():
 def test_masked_spans_follow_the_cosine_schedule():
   """Each step re-masks exactly num_masked spans of the level being decoded (eager steps, fake logits)."""
   config = decoding.DecodingConfig(decoding_steps=(8, 5, 4, 3))
-  decoder = decoding.MaskedDecoder(config, CONFIG.mask_id, 3, 30, (4,) * CONFIG.n_q)
+  decoder = decoding.MaskedDecoder(config, CONFIG.mask_id, 3, 30)
   seen = []
 
   def logits_fn(codes, stage):
@@ -147,10 +147,10 @@ def test_masked_spans_follow_the_cosine_schedule():
     return jax.random.normal(jax.random.fold_in(jax.random.key(0), len(seen)), (4, 30, CONFIG.card))
 
   codes = jnp.full((2, CONFIG.n_q, 30), CONFIG.mask_id).at[..., :4].set(7)
-  state = decoder.init(codes, jax.random.key(0))
+  state = decoder.init(codes, codes != CONFIG.mask_id, jax.random.key(0))
   for i in range(config.num_steps):
     state = decoder.step(jnp.int32(i), state, logits_fn)
-  num_masked = decoder.tables['num_masked']
+  num_masked = np.asarray(decoding.num_masked(decoder.tables['mask_p'], 9))  # 10 spans, 1 given entirely
   np.testing.assert_array_equal(num_masked[:8], [max(int(math.cos(math.pi / 2 * j / 7) * 9), 1) for j in range(8)])
   # The chunk holding frames 3..5 straddles the prompt: its 2 non-prompt frames count when it is selected.
   for i, count in enumerate(seen):

@@ -129,3 +129,24 @@ def test_generate_keeps_the_prefix_and_is_deterministic(inputs):
   np.testing.assert_array_equal(run(0), codes)
   assert np.any(run(1) != codes)
   assert hybrid.generate._cache_size() == size
+
+
+def test_pipeline_of_a_delay_pattern_lm_decodes_hybrid(tmp_path):
+  from magnet_jax import pretrained
+  from magnet_jax.generation import random_pipeline
+  lm_config = dataclasses.replace(random_pipeline.TINY_LM, codebooks_pattern='delay')
+  random_pipeline.export(tmp_path, lm_config=lm_config, decoding=decoding.DecodingConfig(decoding_steps=(4, 2, 2, 2)))
+  pipeline = pretrained.load(tmp_path)
+  assert pipeline.hybrid == hybrid.HybridConfig(prefix_length=lm_config.sequence_length // 2, top_k=lm_config.card)
+  codes = pipeline.generate_tokens(['drums', 'flute'], seed=3)
+  # the pipeline's program is hybrid.generate with example b's key: the same tokens
+  cond, cond_mask, _ = pipeline.condition(['drums', 'flute'])
+  keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.key(s), 0), 0))(jnp.arange(3, 5))
+  expected = hybrid.generate(pipeline.lm_params, cond, cond_mask, keys, lm_config=lm_config,
+                             decoding=pipeline.decoding, hybrid=pipeline.hybrid, length=codes.shape[-1])
+  np.testing.assert_array_equal(codes, np.asarray(expected))
+  assert pipeline.generate(['drums'], seed=3).shape == (1, 1, codes.shape[-1] * pipeline.codec_config.hop_length)
+  with pytest.raises(ValueError, match='Hybrid-MAGNeT checkpoint generates from text only'):
+    pipeline.generate_tokens(['drums'], prompt=codes[:1, :, :6])
+  with pytest.raises(ValueError, match='Hybrid-MAGNeT checkpoint generates from text only'):
+    pipeline.generate_tokens(['drums'], duration=3 * pipeline.duration)

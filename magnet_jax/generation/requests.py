@@ -1,0 +1,101 @@
+"""What to generate and where it goes: prompts (flags or a prompts file) -> one request per output file.
+
+Prompt files: `.txt`, one prompt per line (blank lines and lines starting with '#' are skipped); or `.jsonl`, one
+JSON object per line with "description" (or "prompt") and optionally "seed" (int >= 0) and "duration" (seconds > 0)
+overriding --seed / --duration for that line. Sample j of a prompt uses its seed + j. Output files are named
+`<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ... before the extension.
+"""
+import dataclasses
+import json
+import os
+import re
+
+MAX_SEED = 2 ** 31  # seeds are int32 on the device
+SLUG_CHARS = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+  """One prompt as given: its text and optional per-prompt seed and duration."""
+  text: str
+  seed: int | None = None
+  duration: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+  """One output file: a prompt, a seed, a duration (None: the mode's default) and a file stem."""
+  text: str
+  seed: int
+  duration: float | None
+  stem: str
+
+
+def read_prompts_file(path: str | os.PathLike) -> list[Prompt]:
+  """Prompts of a .txt or .jsonl file (see the module docstring).
+
+  Raises:
+    FileNotFoundError: no such file; ValueError: another extension, or a bad line (named by its number).
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'prompts file not found: {path}')
+  kind = os.path.splitext(path)[1].lower()
+  if kind not in ('.txt', '.jsonl'):
+    raise ValueError(f'prompts file {path}: expected a .txt (one prompt per line) or .jsonl file')
+  with open(path, encoding='utf-8') as f:
+    lines = [(number, line.strip()) for number, line in enumerate(f, 1)]
+  lines = [(number, line) for number, line in lines if line and not (kind == '.txt' and line.startswith('#'))]
+  if kind == '.txt':
+    return [Prompt(line) for _, line in lines]
+  return [_json_prompt(line, f'{path}:{number}') for number, line in lines]
+
+
+def _json_prompt(line: str, where: str) -> Prompt:
+  try:
+    entry = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{where}: not valid JSON ({e.msg})') from e
+  if not isinstance(entry, dict):
+    raise ValueError(f'{where}: expected a JSON object')
+  text = entry.get('description', entry.get('prompt'))
+  seed, duration = entry.get('seed'), entry.get('duration')
+  if not isinstance(text, str):
+    raise ValueError(f'{where}: needs a "description" (or "prompt") string')
+  if seed is not None and not (isinstance(seed, int) and 0 <= seed < MAX_SEED):
+    raise ValueError(f'{where}: "seed" must be an integer in [0, 2**31), got {seed!r}')
+  if duration is not None and not (isinstance(duration, int | float) and duration > 0):
+    raise ValueError(f'{where}: "duration" must be a number of seconds > 0, got {duration!r}')
+  return Prompt(text, seed, None if duration is None else float(duration))
+
+
+def slug(text: str) -> str:
+  """A file-name-safe short form of a prompt: lowercase ASCII letters and digits joined by '-'."""
+  words = re.findall(r'[a-z0-9]+', text.lower())
+  return '-'.join(words)[:SLUG_CHARS].rstrip('-') or 'untitled'
+
+
+def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float | None) -> list[Request]:
+  """One request per prompt and sample, with collision-free stems.
+
+  Raises:
+    ValueError: no prompts, num_samples < 1, or a seed out of range.
+  """
+  if not prompts:
+    raise ValueError('no prompts: give --prompt TEXT (repeatable) or --prompts-file FILE')
+  if num_samples < 1:
+    raise ValueError(f'--num-samples must be >= 1, got {num_samples}')
+  requests, used = [], set()
+  for prompt in prompts:
+    first = seed if prompt.seed is None else prompt.seed
+    for j in range(num_samples):
+      if not 0 <= first + j < MAX_SEED:
+        raise ValueError(f'seeds must lie in [0, 2**31), got {first + j}')
+      base = stem = f'{slug(prompt.text)}_{first + j}'
+      copy = 1
+      while stem in used:
+        copy += 1
+        stem = f'{base}-{copy}'
+      used.add(stem)
+      requests.append(Request(prompt.text, first + j, prompt.duration or duration, stem))
+  return requests

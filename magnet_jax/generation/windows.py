@@ -1,0 +1,64 @@
+"""Where the decoding windows go when the frames to generate do not fit in one model window.
+
+Every window has the same length W (one compiled program) and decodes the unknown frames inside it, keeping the
+known ones (given audio, or frames decoded by earlier windows) fixed. A long unknown run is swept left to right,
+each window starting `overlap` frames before the first unknown frame, so it continues the previous window's tail
+(long form, continuation); a run that fits with room to spare is centred, so it sees as much known context on its
+right as on its left (infilling). Windows never leave [0, T).
+
+Shapes: T frames (the whole piece), W frames per window.
+"""
+import numpy as np
+
+
+def plan(known: np.ndarray, window: int, overlap: int, reverse: bool = False) -> list[int]:
+  """Start frames of the windows that decode every unknown frame, in decoding order.
+
+  Args:
+    known: [T] bool, the frames given.
+    window: W (<= T).
+    overlap: known frames kept before a long unknown run (0 <= overlap < W).
+    reverse: sweep right to left (outpainting to the left): the plan of the mirrored problem, mirrored back.
+
+  Returns:
+    One start per window (empty when every frame is known).
+  """
+  total = known.shape[-1]
+  if not 0 < window <= total or not 0 <= overlap < window:
+    raise ValueError(f'need 0 < window ({window}) <= frames ({total}) and 0 <= overlap ({overlap}) < window')
+  if reverse:
+    return [total - window - start for start in plan(known[::-1], window, overlap)]
+  known = np.array(known, bool)
+  starts = []
+  while not known.all():
+    first = int(np.argmin(known))
+    rest = known[first:]
+    run = int(np.argmax(rest)) if rest.any() else total - first
+    before = (window - run) // 2 if run <= window - overlap else overlap
+    start = min(max(first - before, 0), total - window)
+    starts.append(start)
+    known[start:start + window] = True
+  return starts
+
+
+def stream_cuts(starts: list[int], window: int, total: int, prefix: int) -> tuple[int, list[tuple[int, int]]]:
+  """Which frames' audio a left-to-right stream takes from each window.
+
+  Window i's audio (decoded with its codes) is emitted from the middle of its overlap with window i - 1 to the
+  middle of its overlap with window i + 1, so at each cut both windows' codec decodes have half an overlap of
+  identical tokens on either side. Frames before the first window are known (a long audio prompt): they are
+  decoded from the prefix alone, up to the middle of the first window's overlap with it.
+
+  Args:
+    starts: `plan` of a known prefix (ascending).
+    window: W.
+    total: T.
+    prefix: P, the known frames [0, P) (P >= starts[0]).
+
+  Returns:
+    (frames [0, first) to emit from the prefix's own decode, then [(a, b)] per window).
+  """
+  first = (starts[0] + prefix) // 2 if starts[0] > 0 else 0
+  ends = [(start + window + following) // 2 for start, following in zip(starts[:-1], starts[1:], strict=True)]
+  ends.append(total)
+  return first, list(zip([first] + ends[:-1], ends, strict=True))

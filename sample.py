@@ -1,0 +1,10 @@
+"""Generate music with MAGNeT: text, continuation, infilling, outpainting, loops and long form (any duration).
+
+  python sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs
+
+Installed, the same command is `magnet-jax`. All flags: `python sample.py --helpfull`; guide: docs/sampling.md.
+"""
+from magnet_jax.generation.cli import main
+
+if __name__ == '__main__':
+  main()
