@@ -8,7 +8,7 @@ import pytest
 
 from magnet_jax.config import MagnetConfig
 from magnet_jax.models import MagnetLM
-from magnet_jax.models.attention import self_attention_mask
+from magnet_jax.models.attention import LevelAttention, level_self_attention, local_attention, self_attention_mask
 from magnet_jax.models.params import count_params, init_params
 
 CONFIG = MagnetConfig(dim=64, num_heads=4, num_layers=2, card=32, text_dim=16)
@@ -29,6 +29,34 @@ def test_restricted_context_mask():
   causal = np.asarray(self_attention_mask(dataclasses.replace(CONFIG, causal=True), 20, 1))[0, 0]
   np.testing.assert_array_equal(causal, j <= i)
   assert self_attention_mask(dataclasses.replace(CONFIG, subcodes_context=-1), 20, 2) is None
+
+
+@pytest.mark.parametrize('length, context', [(37, 5), (8, 5), (3, 5), (50, 0), (41, 12)])
+def test_local_attention_equals_the_banded_mask(length, context):
+  """Blockwise restricted-context attention = dense attention with the |i - j| <= context mask, values and grads."""
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, length, 3, 8)) for i in range(3))
+  i, j = np.indices((length, length))
+  dense = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, mask=jnp.asarray(np.abs(i - j) <= context))
+  local = lambda q, k, v: local_attention(q, k, v, context)
+  np.testing.assert_allclose(local(q, k, v), dense(q, k, v), atol=1e-6)
+  grad = lambda f: jax.grad(lambda *x: jnp.sum(jnp.sin(f(*x))), argnums=(0, 1, 2))(q, k, v)
+  for got, want in zip(grad(local), grad(dense), strict=True):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_level_attention_matches_the_masked_forward():
+  """The LM's per-level self-attention (no [T, T] mask, traced level) gives the logits of the explicit masks."""
+  params = init_params(CONFIG, jax.random.key(0))
+  codes = jax.random.randint(jax.random.key(1), (2, 4, 45), 0, 33)
+  cond, mask = jax.random.normal(jax.random.key(2), (2, 5, 16)), jnp.ones((2, 5), bool)
+  lm = MagnetLM(CONFIG)
+  level = jax.jit(lambda s: lm.apply({'params': params}, codes, cond, mask, s, method=MagnetLM.level_logits))
+  masked = jax.jit(lambda s: lm.apply({'params': params}, codes, cond, mask, s, self_attention_mask(CONFIG, 45, s),
+                                      method=MagnetLM.level_logits))
+  assert isinstance(level_self_attention(CONFIG, 45, 1), LevelAttention)
+  assert level_self_attention(CONFIG, 45, jnp.array([0, 1])).shape == (2, 1, 45, 45)  # per-example: explicit masks
+  for stage in range(CONFIG.n_q):
+    np.testing.assert_allclose(level(jnp.int32(stage)), masked(jnp.int32(stage)), atol=2e-5)
 
 
 def test_upper_levels_only_see_local_context():

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from magnet_jax.config import MagnetConfig
-from magnet_jax.models.attention import cached_causal_mask, cross_attention_mask, self_attention_mask
+from magnet_jax.models.attention import cached_causal_mask, cross_attention_mask, level_self_attention
 from magnet_jax.models.layers import layer_norm, param
 from magnet_jax.models.transformer import Cache, Transformer
 
@@ -23,7 +23,11 @@ class Embedder(nn.Module):
     if codes.ndim != 3 or codes.shape[1] != cfg.n_q:
       raise ValueError(f'codes must be [B, K={cfg.n_q}, T], got shape {codes.shape}')
     tables = param(self, 'emb', (cfg.n_q, cfg.card + 1, cfg.dim), ('codebooks', 'vocab', 'embed'), cfg.dim, cfg)
-    x = tables[jnp.arange(cfg.n_q)[None, :, None], codes].sum(axis=1)
+    # One gather per level, summed in level order: XLA fuses it into one loop, where a single [B, K, T, D] gather
+    # reduced over K ran 15-60x slower on CPU.
+    x = jnp.take(tables[0], codes[:, 0], axis=0, mode='clip')
+    for k in range(1, cfg.n_q):
+      x = x + jnp.take(tables[k], codes[:, k], axis=0, mode='clip')
     return nn.with_logical_constraint(x, ('act_batch', 'act_length', 'act_embed'))
 
 
@@ -91,7 +95,7 @@ class MagnetLM(nn.Module):
     x = self.embedder(codes)
     text = self.cond_proj(cond, cond_mask)
     if self_mask is None:
-      self_mask = self_attention_mask(self.config, codes.shape[-1], stage)
+      self_mask = level_self_attention(self.config, codes.shape[-1], stage)
     x, _ = self.transformer(x, text, self_mask, cross_attention_mask(cond_mask))
     return self.out_norm(x)
 
