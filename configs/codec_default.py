@@ -1,11 +1,14 @@
 """The embedded codec: a small 16 kHz EnCodec trained on the procedural corpus (seed 0, 2000 clips' train split).
 
-Rebuild the shipped files (magnet_jax/assets/codec/codec.{json,safetensors}), about an hour on 2 CPU cores:
+Rebuild the shipped files (magnet_jax/assets/default/codec/codec.{json,safetensors}, the codec of the embedded
+default pipeline), about an hour on 2 CPU cores:
 
   python -m magnet_jax.codec.train --config=configs/codec_default.py --workdir=/tmp/codec-default \
-      --export_dir=magnet_jax/assets/codec
+      --export_dir=magnet_jax/assets/default/codec
 
-Score them on the held-out test split: python -m magnet_jax.codec.evaluate --codec=magnet_jax/assets/codec
+Score them on the held-out test split:
+
+  python -m magnet_jax.codec.evaluate --codec=magnet_jax/assets/default/codec
 """
 import dataclasses
 

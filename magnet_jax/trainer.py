@@ -67,6 +67,26 @@ def create_state(model: MagnetConfig, optimizer: optax.GradientTransformation, r
   return jax.jit(init, out_shardings=shardings)(rng)
 
 
+def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[TrainState, dict]:
+  """(train state, data state) of `workdir`'s checkpoint at `step` (default: latest), on this process's devices in
+  `config`'s mesh and sharding preset (e.g. to export the trained params).
+
+  Raises:
+    FileNotFoundError: `workdir` holds no checkpoint.
+  """
+  model = validate(config)
+  mesh = make_mesh(config.sharding.mesh)
+  optimizer = make_optimizer(config.optim, config.train.num_steps)
+  ema = bool(config.optim.ema_decay)
+  shardings = _state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset, config.sharding.rules), ema)
+  make = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
+  checkpointer = Checkpointer(workdir, config.train.checkpoint_every)
+  try:
+    return checkpointer.restore(abstract_like(jax.eval_shape(make, jax.random.key(0)), shardings), step)
+  finally:
+    checkpointer.close()
+
+
 def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation, config: ml_collections.ConfigDict,
                     mesh, rules, shardings) -> Callable:
   """The jitted, sharded step: (state, batch, rng) -> (state, metrics). The state argument is donated."""

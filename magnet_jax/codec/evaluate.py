@@ -4,7 +4,7 @@
 
 prints a JSON report: the mean `mel_distance` of decode(encode(x)) against x, overall and per group (category,
 'solo <instrument>'), and per group the mean onset rate and spectral centroid of the references and of the
-reconstructions. The default codec is the embedded one (magnet_jax/assets/codec).
+reconstructions. The default codec is the embedded one (magnet_jax/assets/default/codec).
 """
 import json
 from collections import defaultdict

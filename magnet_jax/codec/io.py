@@ -1,8 +1,8 @@
 """A trained codec as a folder: `codec.json` (the `CodecConfig`) + `codec.safetensors` (the params).
 
-This is the format of the project's own codecs (`magnet_jax/assets/codec/`, and the `codec/` folder a training
-run keeps up to date). Each file is written atomically (`magnet_jax.params_io`), and loading checks every array's
-name and shape against the config, so a folder never loads half-updated or mismatched.
+This is the format of the project's own codecs (`magnet_jax/assets/default/codec/`, the embedded default's, and
+the `codec/` folder a training run keeps up to date). Each file is written atomically (`magnet_jax.params_io`), and
+loading checks every array's name and shape against the config, so a folder never loads half-updated or mismatched.
 """
 import dataclasses
 import os
@@ -21,7 +21,9 @@ CONFIG_FILE = 'codec.json'
 PARAMS_FILE = 'codec.safetensors'
 FORMAT = 'magnet-jax-codec'
 # The codec trained by the project on its procedural corpus, shipped with the package (configs/codec_default.py).
-EMBEDDED_CODEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'codec')
+# It is the codec/ folder of the embedded default pipeline (magnet_jax/assets/default, configs/embedded.py).
+EMBEDDED_CODEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'default',
+                                  'codec')
 
 
 def save_codec(folder: str | os.PathLike, config: CodecConfig, params: Params, **metadata) -> None:

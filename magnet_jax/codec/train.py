@@ -1,7 +1,7 @@
 """Training an EnCodec codec on the procedural corpus: the project's 'train your own codec' path.
 
   python -m magnet_jax.codec.train --config=configs/codec_default.py --workdir=DIR [--resume]
-      [--export_dir=magnet_jax/assets/codec] [--config.train.num_steps=...]
+      [--export_dir=magnet_jax/assets/default/codec] [--config.train.num_steps=...]
 
 Losses as audiocraft's compression solver without the adversary: waveform L1 + multi-scale mel + RVQ commitment,
 a plain weighted sum (`config.losses`; audiocraft's gradient balancer only matters with adversarial losses, which
@@ -159,7 +159,7 @@ def train_codec(config: ml_collections.ConfigDict, workdir: str, resume: bool = 
     config: a full config (see configs/codec_default.py).
     workdir: output folder (checkpoints/, metrics.jsonl, codec/); must not hold checkpoints unless `resume`.
     resume: continue from the latest checkpoint (the same data and randomness as an uninterrupted run).
-    export_dir: also write the final codec folder there (e.g. magnet_jax/assets/codec).
+    export_dir: also write the final codec folder there (e.g. magnet_jax/assets/default/codec).
   """
   codec = validate(config)
   os.makedirs(workdir, exist_ok=True)
