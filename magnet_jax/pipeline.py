@@ -90,8 +90,9 @@ class MagnetPipeline:
     text_pad_to: text lengths are padded to a multiple of this (bucketing; exact, see `cross_attention_mask`).
     rescorer_config, rescorer_params: an optional causal (MusicGen-style) LM for `rescorer_weight > 0`.
     hybrid: Hybrid-MAGNeT's autoregressive prefix, for an LM trained with the delay codebook pattern (default for
-      such an LM: `HybridConfig`, its prefix capped at half the model's window, top-k at card). Hybrid pipelines generate
-      from text within the model's window; prompts, infilling, loops and long form need a parallel-pattern LM.
+      such an LM: `HybridConfig`, its prefix capped at half the model's window, top-k at card). Hybrid pipelines
+      generate from text within the model's window; prompts, infilling, loops and long form need a parallel-pattern
+      LM.
     on_compile: told (with a one-line description) before a new program compiles, e.g. to print it.
     compile_seconds: time spent compiling window programs so far (the rest of a call's time is generation).
   """

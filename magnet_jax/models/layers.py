@@ -47,9 +47,15 @@ class Mlp(nn.Module):
     cfg = self.config
     wi = param(self, 'wi', (cfg.dim, cfg.mlp_dim), ('embed', 'mlp'), cfg.dim, cfg)
     wo = param(self, 'wo', (cfg.mlp_dim, cfg.dim), ('mlp', 'embed'), cfg.mlp_dim, cfg)
-    h = jax.nn.gelu(x @ wi, approximate=False)
+    h = gelu(x @ wi)
     h = nn.with_logical_constraint(h, ('act_batch', 'act_length', 'act_mlp'))
     return h @ wo
+
+
+def gelu(x: jax.Array) -> jax.Array:
+  """Exact GELU as PyTorch computes it, x / 2 * (1 + erf(x / sqrt(2))): on CPU 3x cheaper than `jax.nn.gelu`'s
+  erfc form, which was a fifth of a decoding step of the tiny model."""
+  return x * 0.5 * (1.0 + jax.lax.erf(x * (1 / math.sqrt(2))))
 
 
 def sin_embedding(length: int, dim: int, max_period: float, offset: jax.Array | int = 0) -> jax.Array:
