@@ -4,6 +4,7 @@ Fake released folders are built locally with random weights in the real layouts:
 `state_dict.bin`, `compression_state_dict.bin` pointing to facebook/encodec_32khz, whose transformers folder and
 the t5-base folder lie beside) and a 16 kHz-style audio variant (full audiocraft codec, t5-large).
 """
+import dataclasses
 import os
 import shutil
 
@@ -116,6 +117,19 @@ def test_exported_round_trip_needs_no_torch(music_folder, tmp_path):
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
   np.testing.assert_array_equal(np.load(tmp_path / 'codes.npy'), expected)
+
+
+def test_hybrid_variant_decodes_as_hybrid_magnet(music_folder, tmp_path):
+  """A released folder whose xp.cfg has the delay pattern (hybrid-magnet-*) loads into a Hybrid-MAGNeT pipeline."""
+  folder, lm, _ = music_folder
+  hybrid_folder = _copy(folder, tmp_path)
+  hybrid_lm = dataclasses.replace(LM, codebooks_pattern='delay')
+  audiocraft_lm.save_released(lm, hybrid_lm, str(hybrid_folder / 'state_dict.bin'), sample_rate=1600)
+  pipeline = pretrained.load(hybrid_folder)
+  assert pipeline.lm_config == hybrid_lm and pipeline.hybrid.prefix_length == LM.sequence_length // 2
+  codes = pipeline.generate_tokens(PROMPTS, seed=1)
+  assert codes.shape == (2, LM.n_q, 48) and codes.min() >= 0 and codes.max() < LM.card
+  np.testing.assert_array_equal(pipeline.generate_tokens(PROMPTS, seed=1), codes)
 
 
 def _copy(folder, tmp_path, drop=()):
