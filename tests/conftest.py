@@ -1,10 +1,13 @@
-"""Shared test helpers: loading configs/ files and small train configs, restoring train checkpoints."""
+"""Shared test helpers: loading configs/ files and small train configs, random LM inputs, restoring train
+checkpoints."""
 import importlib
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 from magnet_jax import trainer
+from magnet_jax.models.params import init_params
 
 
 def load_config(name: str, **overrides):
@@ -17,6 +20,15 @@ def load_config(name: str, **overrides):
       section = section[p]
     section[leaf] = value
   return config
+
+
+def lm_inputs(config):
+  """Random params of `config`'s LM and a batch of two text conditions, the second with two padded positions:
+  (params, cond [2, 5, Dt], cond_mask [2, 5])."""
+  params = jax.jit(init_params, static_argnums=0)(config, jax.random.key(0))
+  cond = jax.random.normal(jax.random.key(1), (2, 5, config.text_dim))
+  cond_mask = jnp.array([[True] * 5, [True] * 3 + [False] * 2])
+  return params, cond, cond_mask
 
 
 @pytest.fixture

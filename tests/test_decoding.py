@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import lm_inputs
 
 from magnet_jax import decoding, sampling, span_scoring
 from magnet_jax.config import MagnetConfig
-from magnet_jax.models.params import init_params
 
 CONFIG = MagnetConfig(dim=32, num_heads=4, num_layers=2, card=32, text_dim=24, segment_duration=1.0)
 STEPS = (6, 3, 3, 2)
@@ -19,10 +19,7 @@ STEPS = (6, 3, 3, 2)
 
 @pytest.fixture(scope='module')
 def inputs():
-  params = jax.jit(init_params, static_argnums=0)(CONFIG, jax.random.key(0))
-  cond = jax.random.normal(jax.random.key(1), (2, 5, CONFIG.text_dim))
-  cond_mask = jnp.array([[True] * 5, [True] * 3 + [False] * 2])
-  return params, cond, cond_mask
+  return lm_inputs(CONFIG)
 
 
 def _generate(inputs, seed, **decoding_kwargs):

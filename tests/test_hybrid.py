@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import lm_inputs
 
 from magnet_jax import decoding, hybrid
 from magnet_jax.codebooks_pattern import delay_codes
@@ -12,7 +13,6 @@ from magnet_jax.config import MagnetConfig
 from magnet_jax.guidance import guide, with_null_conditions
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.lm import init_cache
-from magnet_jax.models.params import init_params
 
 CONFIG = MagnetConfig(dim=32, num_heads=4, num_layers=2, card=32, text_dim=24, segment_duration=1.0)
 GREEDY = hybrid.HybridConfig(prefix_length=9, use_sampling=False)
@@ -20,10 +20,7 @@ GREEDY = hybrid.HybridConfig(prefix_length=9, use_sampling=False)
 
 @pytest.fixture(scope='module')
 def inputs():
-  params = jax.jit(init_params, static_argnums=0)(CONFIG, jax.random.key(0))
-  cond = jax.random.normal(jax.random.key(1), (2, 5, CONFIG.text_dim))
-  cond_mask = jnp.array([[True] * 5, [True] * 3 + [False] * 2])
-  return params, cond, cond_mask
+  return lm_inputs(CONFIG)
 
 
 @pytest.mark.parametrize('scan_layers', [True, False])

@@ -39,13 +39,18 @@ class Timing:
     return max(self.first_s - self.median_s, 0.0)
 
 
-def rss_peak_bytes() -> int | None:
-  """This process's peak RSS in bytes since the last `reset_rss_peak` (Linux), else None."""
+def _proc_bytes(path: str, field: str) -> int | None:
+  """A `field:  N kB` line of a /proc file in bytes (Linux), else None."""
   try:
-    with open('/proc/self/status') as f:
-      return int(re.search(r'VmHWM:\s+(\d+) kB', f.read()).group(1)) * 1024
+    with open(path) as f:
+      return int(re.search(rf'{field}:\s+(\d+) kB', f.read()).group(1)) * 1024
   except (OSError, AttributeError):
     return None
+
+
+def rss_peak_bytes() -> int | None:
+  """This process's peak RSS in bytes since the last `reset_rss_peak` (Linux), else None."""
+  return _proc_bytes('/proc/self/status', 'VmHWM')
 
 
 def reset_rss_peak() -> None:
@@ -210,8 +215,4 @@ class Probe(Target):
 
 def available_memory_bytes() -> int | None:
   """MemAvailable of this machine (Linux), else None."""
-  try:
-    with open('/proc/meminfo') as f:
-      return int(re.search(r'MemAvailable:\s+(\d+) kB', f.read()).group(1)) * 1024
-  except (OSError, AttributeError):
-    return None
+  return _proc_bytes('/proc/meminfo', 'MemAvailable')
