@@ -20,6 +20,7 @@ them (tests/test_embedded.py checks them on the shipped model).
 """
 import argparse
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -38,6 +39,7 @@ from magnet_jax import codec, params_io, pretrained, trainer
 from magnet_jax.checkpointing import Checkpointer
 from magnet_jax.corpus import audio_stats
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.files import atomic_write
 from magnet_jax.pipeline import MagnetPipeline
 from magnet_jax.text import TextEncoder
 
@@ -164,9 +166,7 @@ def _install(export_dir: str, out: str, codec_dir: str) -> None:
   """Copies the exported pipeline.json and lm.safetensors into `out`, and the codec folder unless `out/codec` is it."""
   os.makedirs(out, exist_ok=True)
   for name in (pretrained.PIPELINE_FILE, 'lm.safetensors'):
-    tmp = os.path.join(out, f'.{name}.tmp')
-    shutil.copyfile(os.path.join(export_dir, name), tmp)
-    os.replace(tmp, os.path.join(out, name))
+    atomic_write(os.path.join(out, name), functools.partial(shutil.copyfile, os.path.join(export_dir, name)))
   target = os.path.join(out, 'codec')
   if os.path.realpath(target) != os.path.realpath(codec_dir):
     shutil.copytree(codec_dir, target, dirs_exist_ok=True)

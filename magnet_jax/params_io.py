@@ -1,11 +1,10 @@
 """Inference weights as files: a parameter tree <-> one safetensors file, with a JSON config beside it.
 
 Used for converted checkpoints (load once without torch or pickle) and the project's own shipped models. Writes
-are atomic: a temporary file in the same folder, then `os.replace`, so a reader never sees half a file.
+are atomic (`files.atomic_write`).
 """
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from magnet_jax.convert.torch_pickle import CheckpointError
+from magnet_jax.files import atomic_write
 
 _SEP = '/'
 
@@ -41,25 +41,10 @@ def unflatten(flat: Mapping[str, np.ndarray]) -> dict:
   return tree
 
 
-def _atomic_write(path: str, write) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  os.close(fd)
-  try:
-    write(tmp)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are shared (and shipped in the package)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def save_params(path: str | os.PathLike, params: Mapping[str, Any]) -> None:
   """Writes a parameter tree as safetensors (atomically)."""
   flat = flatten(params)
-  _atomic_write(os.fspath(path), lambda tmp: save_file(flat, tmp))
+  atomic_write(os.fspath(path), lambda tmp: save_file(flat, tmp))
 
 
 def load_params(path: str | os.PathLike) -> dict:
@@ -78,7 +63,7 @@ def save_json(path: str | os.PathLike, value: Any) -> None:
   def write(tmp):
     with open(tmp, 'w') as f:
       f.write(text + '\n')
-  _atomic_write(os.fspath(path), write)
+  atomic_write(os.fspath(path), write)
 
 
 def load_json(path: str | os.PathLike) -> Any:

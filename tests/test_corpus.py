@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from magnet_jax import files
 from magnet_jax.corpus import (
   CATEGORIES,
   SPLITS,
@@ -197,12 +198,13 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
   target = tmp_path / 'a.wav'
   target.write_bytes(b'old')
 
-  def fail(f):
-    f.write(b'partial')
+  def fail(tmp):
+    with open(tmp, 'wb') as f:
+      f.write(b'partial')
     raise RuntimeError('disk full')
 
   with pytest.raises(RuntimeError):
-    writer.atomic_write(str(target), fail)
+    files.atomic_write(str(target), fail)
   assert os.listdir(tmp_path) == ['a.wav'] and target.read_bytes() == b'old'
 
 

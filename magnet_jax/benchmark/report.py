@@ -5,11 +5,11 @@ Ratios compare rows of the same model size, duration, batch and CFG setting meas
 means the row's system is faster).
 """
 import json
-import os
-import tempfile
+import pathlib
 
 from magnet_jax.benchmark import spec
 from magnet_jax.benchmark.measure import Timing
+from magnet_jax.files import atomic_write
 
 ROW_KEYS = ('system', 'config', 'params_m', 'duration_s', 'batch', 'cfg', 'compile_s', 'latency_s_median',
             'latency_s_min', 'latency_s_max', 'tokens_per_s', 'peak_mem_mb')
@@ -96,12 +96,6 @@ def markdown(results: dict) -> str:
 
 
 def write_json(results: dict, path: str) -> None:
-  """Writes `results` to `path` atomically (a temporary file in the same folder, then a rename)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  with tempfile.NamedTemporaryFile('w', dir=folder, suffix='.tmp', delete=False) as f:
-    json.dump(results, f, indent=1)
-    f.write('\n')
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(f.name, path)
+  """Writes `results` to `path` atomically, keys in the documented order (the rows' `ROW_KEYS`)."""
+  text = json.dumps(results, indent=1) + '\n'
+  atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding='utf-8'))

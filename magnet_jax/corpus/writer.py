@@ -17,16 +17,15 @@ import io
 import json
 import multiprocessing
 import os
-import tempfile
+import pathlib
 import zlib
-from collections.abc import Callable
-from typing import IO
 
 import numpy as np
 import soundfile
 import tqdm
 
 from magnet_jax.corpus import captions, compose, render
+from magnet_jax.files import atomic_write
 
 SPLITS = ('train', 'valid', 'test')
 _HELD_OUT_PERCENT = 5  # of the clips in each of valid and test
@@ -60,19 +59,6 @@ def split_of(name: str) -> str:
   return 'test' if bucket < _HELD_OUT_PERCENT else 'valid' if bucket < 2 * _HELD_OUT_PERCENT else 'train'
 
 
-def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-  """Calls write(file) on a temporary file beside `path`, then renames it to `path`; on error, removes it."""
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.' + os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      write(f)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-
-
 def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
   buffer = io.BytesIO()
   soundfile.write(buffer, audio, sample_rate, format='WAV', subtype='PCM_16')
@@ -85,7 +71,7 @@ def _write_clip(out_dir: str, seed: int, index: int, sample_rate: int, duration:
   name = clip_id(index)
   path = os.path.join('audio', f'{name}.wav')
   data = _wav_bytes(clip.audio, sample_rate)
-  atomic_write(os.path.join(out_dir, path), lambda f: f.write(data))
+  atomic_write(os.path.join(out_dir, path), lambda tmp: pathlib.Path(tmp).write_bytes(data))
   a = clip.arrangement
   return {'path': path, 'duration': len(clip.audio) / sample_rate, 'sample_rate': sample_rate,
           'description': clip.description, 'id': name, 'split': split_of(name), 'category': a.category,
@@ -95,7 +81,7 @@ def _write_clip(out_dir: str, seed: int, index: int, sample_rate: int, duration:
 
 def _write_jsonl(path: str, records: list[dict]) -> None:
   text = ''.join(json.dumps(r) + '\n' for r in records)
-  atomic_write(path, lambda f: f.write(text.encode()))
+  atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding='utf-8'))
 
 
 def generate_corpus(out_dir: str, num_clips: int, seed: int, sample_rate: int = 16000, duration: float = 5.0,
