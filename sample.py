@@ -4,7 +4,7 @@
 
 Installed, the same command is `magnet-jax`. All flags: `python sample.py --helpfull`; guide: docs/sampling.md.
 """
-from magnet_jax.generation.cli import main
+from magnet_jax.apps.sample import main
 
 if __name__ == '__main__':
   main()

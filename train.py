@@ -9,7 +9,8 @@ the processes find each other by themselves; elsewhere pass --coordinator_addres
 from absl import flags, logging
 from ml_collections import config_flags
 
-from magnet_jax import cli, distributed
+from magnet_jax.apps import runner as cli
+from magnet_jax.training import distributed
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'ml_collections config file (configs/*.py).',
                                           lock_config=True)
@@ -33,7 +34,7 @@ def main():
   distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                          init_timeout=_INIT_TIMEOUT.value, heartbeat_timeout=_HEARTBEAT_TIMEOUT.value,
                          shutdown_timeout=_SHUTDOWN_TIMEOUT.value)
-  from magnet_jax.trainer import train
+  from magnet_jax.training.trainer import train
   summary = train(_CONFIG.value, _WORKDIR.value, resume=_RESUME.value)
   logging.info('done: %s', summary)
 

@@ -14,7 +14,8 @@ import time
 
 import jax
 
-from magnet_jax.generation import presets, random_pipeline
+from magnet_jax.decoding import presets
+from magnet_jax.generation import random_pipeline
 from magnet_jax.models.params import init_params
 
 PROMPT = 'slow solo piano in A minor'

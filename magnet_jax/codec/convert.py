@@ -1,7 +1,7 @@
 """EnCodec checkpoints (transformers folders, audiocraft `compression_state_dict.bin`) to magnet-jax params.
 
 No torch at runtime: safetensors are read with `safetensors.numpy`, `.bin` files with the restricted unpickler
-of `magnet_jax.convert.torch_pickle`. Every problem raises `CheckpointError` naming the file and the key.
+of `magnet_jax.io.torch_pickle`. Every problem raises `CheckpointError` naming the file and the key.
 
 Parameter names come from `EncodecModel` (see `magnet_jax.codec.seanet`): `{encoder,decoder}/{kind}_{i}/...`
 where i is the module's position in audiocraft's `encoder.model` / transformers' `encoder.layers`.
@@ -22,9 +22,9 @@ from flax import traverse_util
 
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import Params, init
-from magnet_jax.convert import torch_pickle
-from magnet_jax.convert.local_folders import find_model_folder
-from magnet_jax.convert.torch_pickle import CheckpointError
+from magnet_jax.io import torch_pickle
+from magnet_jax.io.errors import CheckpointError
+from magnet_jax.io.folders import find_model_folder
 
 StateDict = Mapping[str, np.ndarray]
 

@@ -1,7 +1,7 @@
 """A trained codec as a folder: `codec.json` (the `CodecConfig`) + `codec.safetensors` (the params).
 
 This is the format of the project's own codecs (`magnet_jax/assets/default/codec/`, the embedded default's, and
-the `codec/` folder a training run keeps up to date). Each file is written atomically (`magnet_jax.params_io`), and
+the `codec/` folder a training run keeps up to date). Each file is written atomically (`magnet_jax.io.params`), and
 loading checks every array's name and shape against the config, so a folder never loads half-updated or mismatched.
 """
 import dataclasses
@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from magnet_jax import params_io
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import Params, init
-from magnet_jax.convert.torch_pickle import CheckpointError
+from magnet_jax.io import params as params_io
+from magnet_jax.io.errors import CheckpointError
 
 CONFIG_FILE = 'codec.json'
 PARAMS_FILE = 'codec.safetensors'

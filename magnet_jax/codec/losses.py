@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from magnet_jax.audio.spectral import mel_filterbank
 from magnet_jax.codec.conv import extra_padding
-from magnet_jax.corpus.spectral import mel_filterbank
 
 
 def frames(audio: jax.Array, n_fft: int, hop: int) -> jax.Array:

@@ -25,7 +25,7 @@ import soundfile
 import tqdm
 
 from magnet_jax.corpus import captions, compose, render
-from magnet_jax.files import atomic_write
+from magnet_jax.io.files import atomic_write
 
 SPLITS = ('train', 'valid', 'test')
 _HELD_OUT_PERCENT = 5  # of the clips in each of valid and test

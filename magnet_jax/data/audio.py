@@ -23,8 +23,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import soundfile
-import soxr
 from absl import logging
+
+from magnet_jax.audio.convert import convert
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
 SPLIT_MANIFESTS = ('train', 'valid', 'test')
@@ -149,25 +150,6 @@ def find_splits(folder: str, manifest: str | None = None) -> dict[str, list[Audi
   return {'train': read_manifest(path, folder) if path else scan_folder(folder)}
 
 
-def convert_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-  """audio [C, N] -> [channels, N] as audiocraft's `convert_audio_channels`: mean to mono, repeat mono, or keep the
-  first channels.
-
-  Raises:
-    ValueError: fewer channels than requested and not mono.
-  """
-  have = audio.shape[0]
-  if have == channels:
-    return audio
-  if channels == 1:
-    return audio.mean(axis=0, keepdims=True)
-  if have == 1:
-    return np.repeat(audio, channels, axis=0)
-  if have > channels:
-    return audio[:channels]
-  raise ValueError(f'{have} audio channels cannot make {channels}')
-
-
 def load_audio(path: str, sample_rate: int, channels: int) -> np.ndarray:
   """Decodes a file to float32 [channels, N] at `sample_rate` (soundfile decoding, soxr resampling).
 
@@ -175,13 +157,7 @@ def load_audio(path: str, sample_rate: int, channels: int) -> np.ndarray:
     One of AUDIO_ERRORS: the file is missing, unreadable, corrupt, empty or holds non-finite samples.
   """
   audio, rate = soundfile.read(path, dtype='float32', always_2d=True)  # [N, C]
-  if not audio.size:
-    raise ValueError('no audio samples')
-  if not np.isfinite(audio).all():
-    raise ValueError('non-finite samples')
-  if rate != sample_rate:
-    audio = soxr.resample(audio, rate, sample_rate, quality='HQ')
-  return np.ascontiguousarray(convert_channels(audio.T, channels), dtype=np.float32)
+  return convert(audio.T, rate, sample_rate, channels)
 
 
 def segment_starts(num_samples: int, segment: int, min_segment_ratio: float, offsets: str = 'sequential',

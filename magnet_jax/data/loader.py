@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import flags, logging
 
-from magnet_jax.config import MagnetConfig
 from magnet_jax.data.builder import NAME
 from magnet_jax.data.captions import CaptionAugmentation
+from magnet_jax.models.config import MagnetConfig
 from magnet_jax.text import TextEncoder
 
 
@@ -169,7 +169,7 @@ def find_dataset(data_dir: str) -> str:
   """
   if not data_dir:
     raise FileNotFoundError('config.data.dir is empty: point it at a dataset built by python -m '
-                            'magnet_jax.data.prepare')
+                            'magnet_jax.apps.prepare')
   if not os.path.isdir(data_dir):
     raise FileNotFoundError(f'data dir not found: {data_dir}')
   if os.path.isfile(os.path.join(data_dir, 'dataset_info.json')):
@@ -177,7 +177,7 @@ def find_dataset(data_dir: str) -> str:
   versions = [os.path.dirname(p) for p in glob.glob(os.path.join(data_dir, NAME, '*', 'dataset_info.json'))]
   if not versions:
     raise FileNotFoundError(f'{data_dir} holds no codec-token dataset; build one with python -m '
-                            f'magnet_jax.data.prepare --audio AUDIO_DIR --out {data_dir} ...')
+                            f'magnet_jax.apps.prepare --audio AUDIO_DIR --out {data_dir} ...')
   return max(versions, key=lambda path: tfds.core.Version(os.path.basename(path)))
 
 

@@ -1,9 +1,9 @@
 """Picks the training data source named by `config.data.source`."""
 import ml_collections
 
-from magnet_jax.config import MagnetConfig
 from magnet_jax.data.loader import make_tfds_source
 from magnet_jax.data.synthetic import SyntheticSource
+from magnet_jax.models.config import MagnetConfig
 
 
 def make_source(config: ml_collections.ConfigDict, model: MagnetConfig, process_index: int, process_count: int):
@@ -13,7 +13,7 @@ def make_source(config: ml_collections.ConfigDict, model: MagnetConfig, process_
     config: the full config (`data` and `train` sections).
     model: the model config (codebooks, card, frames).
     process_index: which of the `process_count` parts of every global batch this process yields
-      (`magnet_jax.sharding.batch_part`: the rows its devices hold).
+      (`magnet_jax.training.sharding.batch_part`: the rows its devices hold).
     process_count: processes in the job; each yields `train.batch_size / process_count` examples per step.
   """
   data = config.data

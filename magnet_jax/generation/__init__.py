@@ -1,2 +1,11 @@
-"""Sampling for people: the `magnet-jax` / `sample.py` command line, prompt files, output files, presets, window
-planning for long form and infilling, loudness normalisation and the persistent compilation cache."""
+"""Text -> audio as a library: `MagnetPipeline` (text encoder -> masked decoding -> codec, one program per window),
+`pretrained.load` for released and exported folders, window planning for long form and infilling, prompt requests
+and the persistent compilation cache.
+
+  pipeline.py         MagnetPipeline: generate, continue, infill, outpaint, loop, stream
+  pretrained.py       load / save_pipeline / load_rescorer
+  windows.py          which windows decode which frames
+  requests.py         prompts (text, seed, duration) and prompt files
+  compile_cache.py    JAX's persistent compilation cache in the user cache folder
+  random_pipeline.py  a pipeline of random weights (tests, benchmarks)
+"""

@@ -5,11 +5,12 @@ with the LM's 50 Hz frame rate and codebook size.
 """
 import jax
 
-from magnet_jax import codec, pretrained
+from magnet_jax import codec
 from magnet_jax.codec import CodecConfig
-from magnet_jax.config import MagnetConfig
+from magnet_jax.generation import pretrained
+from magnet_jax.generation.pipeline import MagnetPipeline
+from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import init_params
-from magnet_jax.pipeline import MagnetPipeline
 from magnet_jax.text import TextEncoder
 
 TINY_LM = MagnetConfig(dim=64, num_heads=4, num_layers=2, card=32, text_dim=384, segment_duration=0.6)

@@ -9,6 +9,9 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Sequence
+
+import numpy as np
 
 MAX_SEED = 2 ** 31  # seeds are int32 on the device
 SLUG_CHARS = 60
@@ -29,6 +32,19 @@ class Request:
   seed: int
   duration: float | None
   stem: str
+
+
+def check_seeds(seed: int | Sequence[int], count: int) -> np.ndarray:
+  """[count] int64 seeds: `seed + b` for an int, else the sequence itself; each an integer in [0, MAX_SEED).
+
+  Raises:
+    ValueError: not integers, another count, or out of range.
+  """
+  seeds = np.arange(count) + seed if np.ndim(seed) == 0 else np.asarray(seed)
+  if (seeds.shape != (count,) or not np.issubdtype(seeds.dtype, np.integer)
+      or not np.all((0 <= seeds) & (seeds < MAX_SEED))):
+    raise ValueError(f'seeds must be {count} integers in [0, 2**31), got {seed}')
+  return seeds
 
 
 def read_prompts_file(path: str | os.PathLike) -> list[Prompt]:
@@ -89,8 +105,7 @@ def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float |
   for prompt in prompts:
     first = seed if prompt.seed is None else prompt.seed
     for j in range(num_samples):
-      if not 0 <= first + j < MAX_SEED:
-        raise ValueError(f'seeds must lie in [0, 2**31), got {first + j}')
+      check_seeds(first + j, 1)
       base = stem = f'{slug(prompt.text)}_{first + j}'
       copy = 1
       while stem in used:

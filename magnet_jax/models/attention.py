@@ -11,25 +11,25 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.config import MagnetConfig
+from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.layers import param
 
 
-def self_attention_mask(config: MagnetConfig, length: int, stage: jax.Array | int) -> jax.Array | None:
+def self_attention_mask(config: MagnetConfig, length: int, level: jax.Array | int) -> jax.Array | None:
   """Boolean self-attention mask for the level being predicted (True = attend).
 
   Level 0 attends to the whole sequence; levels k > 0 only to |i - j| <= subcodes_context (audiocraft's
   `restricted_context_attn_mask`), because upper RVQ levels depend on nearby frames only. A causal config (the
-  autoregressive rescorer) gets a lower-triangular mask whatever the stage.
+  autoregressive rescorer) gets a lower-triangular mask whatever the level.
 
   Args:
     config: the LM config.
     length: T.
-    stage: level being predicted: a Python int, a traced scalar, or a per-example [B] array.
+    level: level being predicted: a Python int, a traced scalar, or a per-example [B] array.
 
   Returns:
-    None (attend everywhere) or a mask broadcastable to [B, N, T, T]: [1, 1, T, T] for a scalar stage,
-    [B, 1, T, T] for a per-example stage.
+    None (attend everywhere) or a mask broadcastable to [B, N, T, T]: [1, 1, T, T] for a scalar level,
+    [B, 1, T, T] for a per-example level.
   """
   i = jnp.arange(length)[:, None]
   j = jnp.arange(length)[None, :]
@@ -37,13 +37,13 @@ def self_attention_mask(config: MagnetConfig, length: int, stage: jax.Array | in
     return (j <= i)[None, None]
   if config.subcodes_context < 0:
     return None
-  if isinstance(stage, int):
-    return None if stage == 0 else (jnp.abs(i - j) <= config.subcodes_context)[None, None]
+  if isinstance(level, int):
+    return None if level == 0 else (jnp.abs(i - j) <= config.subcodes_context)[None, None]
   local = jnp.abs(i - j) <= config.subcodes_context
-  stage = jnp.asarray(stage)
-  full = (stage == 0).reshape(stage.shape + (1, 1, 1))
+  level = jnp.asarray(level)
+  full = (level == 0).reshape(level.shape + (1, 1, 1))
   mask = jnp.logical_or(local[None, None], full)
-  return mask if stage.ndim else mask.reshape(1, 1, length, length)
+  return mask if level.ndim else mask.reshape(1, 1, length, length)
 
 
 @flax.struct.dataclass
@@ -51,20 +51,20 @@ class LevelAttention:
   """The self-attention of the level being predicted, described instead of materialised as a [T, T] mask: level 0
   attends everywhere, levels > 0 to |i - j| <= context. `MultiHeadAttention` runs only the branch the (possibly
   traced) level needs (`lax.cond`), the restricted one with `local_attention`."""
-  stage: jax.Array                                      # int32 scalar: the level.
+  level: jax.Array                                      # int32 scalar: the level.
   context: int = flax.struct.field(pytree_node=False)  # subcodes_context (>= 0).
 
 
 SelfMask = jax.Array | LevelAttention | None  # what self-attention layers take (see MultiHeadAttention).
 
 
-def level_self_attention(config: MagnetConfig, length: int, stage: jax.Array | int) -> SelfMask:
-  """What the self-attention layers take for level `stage`: a `LevelAttention` for a scalar stage of a non-causal
+def level_self_attention(config: MagnetConfig, length: int, level: jax.Array | int) -> SelfMask:
+  """What the self-attention layers take for level `level`: a `LevelAttention` for a scalar level of a non-causal
   LM with restricted context (no [T, T] mask), else `self_attention_mask` (causal LMs, unrestricted context,
   per-example [B] stages)."""
-  if config.causal or config.subcodes_context < 0 or jnp.ndim(stage) != 0:
-    return self_attention_mask(config, length, stage)
-  return LevelAttention(jnp.asarray(stage, jnp.int32), config.subcodes_context)
+  if config.causal or config.subcodes_context < 0 or jnp.ndim(level) != 0:
+    return self_attention_mask(config, length, level)
+  return LevelAttention(jnp.asarray(level, jnp.int32), config.subcodes_context)
 
 
 def dot_product_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -158,7 +158,7 @@ class MultiHeadAttention(nn.Module):
     q = nn.with_logical_constraint(q, ('act_batch', 'act_length', 'act_heads', 'act_kv'))
     k, v = self.keys_values(source) if kv is None else kv
     if isinstance(mask, LevelAttention):
-      out = jax.lax.cond(mask.stage == 0, lambda: dot_product_attention(q, k, v),
+      out = jax.lax.cond(mask.level == 0, lambda: dot_product_attention(q, k, v),
                          lambda: local_attention(q, k, v, mask.context))
     else:
       out = dot_product_attention(q, k, v, mask)

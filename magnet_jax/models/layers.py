@@ -1,6 +1,6 @@
 """Building blocks shared by the LM's modules: initialisers, LayerNorm, projections, positions.
 
-Every parameter carries logical axis names (see `magnet_jax.sharding`) so that model parallelism is a change
+Every parameter carries logical axis names (see `magnet_jax.training.sharding`) so that model parallelism is a change
 of rules in the config, not of code.
 """
 import math
@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.config import MagnetConfig
+from magnet_jax.models.config import MagnetConfig
 
 
 def trunc_normal(fan_in: int):

@@ -7,8 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.config import MagnetConfig
 from magnet_jax.models.attention import cached_causal_mask, cross_attention_mask, level_self_attention
+from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.layers import layer_norm, param
 from magnet_jax.models.transformer import Cache, Transformer
 
@@ -47,30 +47,30 @@ class ConditionProjection(nn.Module):
 
 
 class Heads(nn.Module):
-  """One bias-free linear head per level: [B, T, D] -> [B, K, T, V], or only level `stage`'s -> [B, T, V]."""
+  """One bias-free linear head per level: [B, T, D] -> [B, K, T, V], or only level `level`'s -> [B, T, V]."""
   config: MagnetConfig
 
   @nn.compact
-  def __call__(self, h: jax.Array, stage: jax.Array | int | None = None) -> jax.Array:
+  def __call__(self, h: jax.Array, level: jax.Array | int | None = None) -> jax.Array:
     cfg = self.config
     kernel = param(self, 'kernel', (cfg.n_q, cfg.dim, cfg.card), ('codebooks', 'embed', 'vocab'), cfg.dim, cfg)
-    if stage is None:
+    if level is None:
       return jnp.einsum('btd,kdv->bktv', h, kernel).astype(jnp.float32)
-    stage = jnp.asarray(stage)
-    if stage.ndim == 0:
-      return (h @ jnp.take(kernel, stage, axis=0)).astype(jnp.float32)
-    return jnp.einsum('btd,bdv->btv', h, jnp.take(kernel, stage, axis=0)).astype(jnp.float32)
+    level = jnp.asarray(level)
+    if level.ndim == 0:
+      return (h @ jnp.take(kernel, level, axis=0)).astype(jnp.float32)
+    return jnp.einsum('btd,bdv->btv', h, jnp.take(kernel, level, axis=0)).astype(jnp.float32)
 
 
 class MagnetLM(nn.Module):
   """MAGNeT LM.
 
-  `apply({'params': p}, codes, cond, cond_mask, stage)`:
+  `apply({'params': p}, codes, cond, cond_mask, level)`:
     codes: [B, K, T] int32 in [0, card]; `card` is the mask token.
     cond: [B, S, Dt] text-encoder states (e.g. T5 last hidden state).
     cond_mask: [B, S] bool, False at padding and for null (CFG) conditions.
-    stage: level being predicted (Python int, traced scalar or [B]); picks the self-attention mask.
-  returns logits [B, K, T, V] (float32). `method=MagnetLM.level_logits` returns only the `stage` head's
+    level: level being predicted (Python int, traced scalar or [B]); picks the self-attention mask.
+  returns logits [B, K, T, V] (float32). `method=MagnetLM.level_logits` returns only the `level` head's
   [B, T, V], which is all decoding and the masked loss need.
   """
   config: MagnetConfig
@@ -84,7 +84,7 @@ class MagnetLM(nn.Module):
     self.heads = Heads(cfg)
 
   def hidden(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
-             stage: jax.Array | int = 0, self_mask: jax.Array | None = None) -> jax.Array:
+             level: jax.Array | int = 0, self_mask: jax.Array | None = None) -> jax.Array:
     """Final normalised hidden states [B, T, D].
 
     `self_mask` (bool, broadcastable to [B, N, T, T]) replaces the level's self-attention mask, e.g. with
@@ -95,19 +95,19 @@ class MagnetLM(nn.Module):
     x = self.embedder(codes)
     text = self.cond_proj(cond, cond_mask)
     if self_mask is None:
-      self_mask = level_self_attention(self.config, codes.shape[-1], stage)
+      self_mask = level_self_attention(self.config, codes.shape[-1], level)
     x, _ = self.transformer(x, text, self_mask, cross_attention_mask(cond_mask))
     return self.out_norm(x)
 
   def __call__(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
-               stage: jax.Array | int = 0) -> jax.Array:
+               level: jax.Array | int = 0) -> jax.Array:
     """Logits of every level: [B, K, T, V] float32."""
-    return self.heads(self.hidden(codes, cond, cond_mask, stage))
+    return self.heads(self.hidden(codes, cond, cond_mask, level))
 
   def level_logits(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array,
-                   stage: jax.Array | int, self_mask: jax.Array | None = None) -> jax.Array:
-    """Logits of level `stage` only: [B, T, V] float32 (one head instead of K)."""
-    return self.heads(self.hidden(codes, cond, cond_mask, stage, self_mask), stage)
+                   level: jax.Array | int, self_mask: jax.Array | None = None) -> jax.Array:
+    """Logits of level `level` only: [B, T, V] float32 (one head instead of K)."""
+    return self.heads(self.hidden(codes, cond, cond_mask, level, self_mask), level)
 
   def decode(self, codes: jax.Array, cond: jax.Array, cond_mask: jax.Array, cache: Cache,
              index: jax.Array | int) -> tuple[jax.Array, Cache]:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from magnet_jax.config import MagnetConfig
+from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.lm import MagnetLM
 
 _DEPTH_SCALED = ('query', 'key', 'value', 'out', 'wi', 'wo')
@@ -19,7 +19,7 @@ def _dummy_inputs(config: MagnetConfig):
 
 
 def _boxed_init(config: MagnetConfig, rng: jax.Array):
-  return MagnetLM(config).init(rng, *_dummy_inputs(config), stage=0)['params']
+  return MagnetLM(config).init(rng, *_dummy_inputs(config), level=0)['params']
 
 
 def _depthwise_scale(path, x: jax.Array, config: MagnetConfig) -> jax.Array:

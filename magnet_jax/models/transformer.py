@@ -8,8 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.config import MagnetConfig
 from magnet_jax.models.attention import MultiHeadAttention, SelfMask
+from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.layers import Mlp, layer_norm, sin_embedding
 
 Cache = dict[str, jax.Array | None]

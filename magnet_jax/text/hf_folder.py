@@ -1,7 +1,7 @@
 """Reads transformers model folders (config.json + weights) into Flax parameter trees, without torch or transformers.
 
 Weights come from `model.safetensors` (or a sharded `model.safetensors.index.json`) or, failing that, from
-`pytorch_model.bin` through the torch-free `magnet_jax.convert.torch_pickle` reader.
+`pytorch_model.bin` through the torch-free `magnet_jax.io.torch_pickle` reader.
 """
 import json
 import os
@@ -12,8 +12,8 @@ import safetensors
 import safetensors.numpy
 from flax import traverse_util
 
-from magnet_jax.convert.torch_pickle import CheckpointError
-from magnet_jax.convert.torch_pickle import load as load_torch_file
+from magnet_jax.io.errors import CheckpointError
+from magnet_jax.io.torch_pickle import load as load_torch_file
 
 ParamPath = tuple[str, ...]
 

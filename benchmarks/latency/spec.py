@@ -1,0 +1,170 @@
+"""The benchmark grid: model sizes, cases, analytic FLOPs, and the cost estimates that decide what to skip.
+
+A case is one system generating `batch` examples of `duration_s` seconds with one model size; the systems of a
+case run interleaved in one group (`Group`) so that load from other processes hits all of them alike.
+"""
+import dataclasses
+import itertools
+
+from magnet_jax.decoding import DecodingConfig, output_length
+from magnet_jax.models.config import MagnetConfig
+
+# The model sizes. On a CPU the released ones (RELEASED) keep their widths with REDUCED_LAYERS layers.
+MODELS: dict[str, dict] = {
+    'tiny': dict(dim=64, num_heads=4, num_layers=2, card=32, text_dim=768),        # issue 8's 0.2M model.
+    'compute': dict(dim=256, num_heads=4, num_layers=4, card=2048, text_dim=768),  # 8.6M, compute-bound.
+    'small': dict(dim=1024, num_heads=16, num_layers=24, card=2048, text_dim=768),  # magnet-small (420M).
+    'medium': dict(dim=1536, num_heads=24, num_layers=48, card=2048, text_dim=768),  # magnet-medium (1.8B).
+}
+RELEASED = ('small', 'medium')
+REDUCED_LAYERS = 4
+
+# 'magnet-jax-loop' (the decoder's step jitted once, driven by a Python loop) is opt-in: not in the default grid.
+SYSTEMS = ('audiocraft', 'audiocraft-compile', 'magnet-jax', 'ar-jax', 'magnet-jax-loop')
+DEFAULT_SYSTEMS = SYSTEMS[:4]
+JAX_SYSTEMS = ('magnet-jax', 'ar-jax', 'magnet-jax-loop')
+TEXT_TOKENS = 16    # S: text-encoder states per description.
+AR_TOP_K = 250      # MusicGen's sampling for the autoregressive baseline.
+AR_CFG_COEF = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """The cases measured together: every system on one model size, duration, batch and CFG setting."""
+  config: str        # key of MODELS.
+  duration_s: float  # seconds of audio (50 frames each).
+  batch: int         # B.
+  cfg: bool          # classifier-free guidance (a second, null-conditioned half of the batch).
+  gpu: bool          # sizes and dtypes of a GPU run (real released sizes, bfloat16/float16).
+
+  @property
+  def name(self) -> str:
+    return f'{self.config} {self.duration_s:g}s b{self.batch} cfg={"on" if self.cfg else "off"}'
+
+  @property
+  def model(self) -> MagnetConfig:
+    """The LM config: float32 on CPU (bfloat16 is slow there), bfloat16 weights and compute on GPU."""
+    dtype = 'bfloat16' if self.gpu else 'float32'
+    return model_config(self.config, self.gpu, segment_duration=self.duration_s, dtype=dtype, param_dtype=dtype)
+
+  @property
+  def config_label(self) -> str:
+    return config_label(self.config, self.gpu)
+
+  @property
+  def frames(self) -> int:
+    """Frames requested (audiocraft's max_gen_len): 50 per second."""
+    return int(round(self.duration_s * self.model.frame_rate))
+
+  def output_frames(self, system: str) -> int:
+    """Frames a system returns: masked decoding trims to whole spans (500 -> 498), the AR baseline does not."""
+    if system == 'ar-jax':
+      return self.frames
+    return output_length(self.frames, self.model.span_len, DecodingConfig().span_arrangement)
+
+
+def model_config(name: str, gpu: bool, **overrides) -> MagnetConfig:
+  """MODELS[name] as a MagnetConfig; on CPU a released size keeps its widths with REDUCED_LAYERS layers."""
+  sizes = dict(MODELS[name])
+  if name in RELEASED and not gpu:
+    sizes['num_layers'] = REDUCED_LAYERS
+  return MagnetConfig(**{**sizes, **overrides})
+
+
+def config_label(name: str, gpu: bool) -> str:
+  """The rows' config name: a released size run with fewer layers says so ('small-4l')."""
+  return f'{name}-{REDUCED_LAYERS}l' if name in RELEASED and not gpu else name
+
+
+def grid(configs, durations, batches, cfgs, gpu: bool) -> list[Group]:
+  """Every combination, model size outermost."""
+  product = itertools.product(configs, durations, batches, cfgs)
+  return [Group(c, float(d), int(b), bool(g), gpu) for c, d, b, g in product]
+
+
+def forward_flops(model: MagnetConfig, rows: int, length: int, text: int, *, keys: float, heads: int) -> float:
+  """Analytic FLOPs (2 per multiply-add) of one LM forward over `rows` sequences of `length` frames.
+
+  Args:
+    model: the LM.
+    rows: sequences in the batch (2B with CFG).
+    length: T.
+    text: S, text states attended by cross-attention (their K/V and the conditioner projection included).
+    keys: keys per query in self-attention (T for full attention, 2 * subcodes_context + 1 restricted).
+    heads: output heads computed (audiocraft computes all K, magnet-jax only the sampled level's).
+  """
+  d, f = model.dim, model.mlp_dim
+  tokens = rows * length
+  layer = tokens * (2 * 4 * d * d + 2 * 2 * d * f + 2 * 2 * d * d)  # self q/k/v/out, MLP, cross q/out
+  layer += rows * text * 2 * 2 * d * d                              # cross k/v of the text
+  layer += tokens * 2 * 2 * keys * d + tokens * 2 * 2 * text * d     # self and cross scores and values
+  return model.num_layers * layer + rows * text * 2 * model.text_dim * d + tokens * 2 * d * model.card * heads
+
+
+def generate_flops(group: Group, system: str) -> float:
+  """Model FLOPs of one generate call: what the system computes (the reference its full attention and K heads)."""
+  model, decoding = group.model, DecodingConfig()
+  rows = group.batch * (2 if group.cfg else 1)
+  if system == 'ar-jax':  # T + K - 1 one-frame steps over a growing cache (mean T / 2 keys), K heads
+    steps = group.frames + model.n_q - 1
+    return steps * forward_flops(model, rows, 1, TEXT_TOKENS, keys=steps / 2, heads=model.n_q)
+  length = group.output_frames(system)
+  local = 2 * model.subcodes_context + 1
+  reference = system.startswith('audiocraft')
+  total = 0.0
+  for level, steps in enumerate(decoding.decoding_steps):
+    keys = length if reference or level == 0 else local
+    total += steps * forward_flops(model, rows, length, TEXT_TOKENS, keys=keys, heads=model.n_q if reference else 1)
+  return total
+
+
+def estimate_seconds(group: Group, system: str, matmul_flops: float) -> float:
+  """A pessimistic latency guess (about 2x what 2 shared CPU cores measured), only to skip runs that cannot fit
+  the time budget: masked decoding at 12.5% of the device's matmul peak; the autoregressive baseline, whose steps
+  are one frame each, at 2% plus 2 ms per step.
+  """
+  flops = generate_flops(group, system)
+  if system == 'ar-jax':
+    return flops / (0.02 * matmul_flops) + 2e-3 * (group.frames + group.model.n_q)
+  return flops / (0.125 * matmul_flops)
+
+
+def estimate_bytes(group: Group, system: str) -> float:
+  """Peak memory guess of one system's process: weights, the largest activations, the runtime itself."""
+  model = group.model
+  width = 2 if group.gpu else 4
+  params = params_millions(model) * 1e6
+  rows = group.batch * (2 if group.cfg else 1)
+  length = group.output_frames(system)
+  if system == 'ar-jax':
+    steps = group.frames + model.n_q
+    activations = 2 * model.num_layers * rows * steps * model.dim * width  # the KV cache
+  else:
+    reference = system.startswith('audiocraft')
+    scores = rows * model.num_heads * length * length * 4 * (2 if reference else 1)  # attention (+ its mask)
+    logits = rows * length * model.card * 4 * 3 * (model.n_q if reference else 1)   # logits, probs, guided
+    activations = scores + logits + rows * length * model.mlp_dim * 4 * 2
+  runtime = 1.5e9 if group.gpu else 0.6e9
+  return params * width + activations + runtime
+
+
+def mfu_flops_per_step(model: MagnetConfig, batch: int, length: int, text: int) -> float:
+  """Model FLOPs of one training step: forward + backward (3x forward), one level head, the level drawn uniformly
+  (level 0 attends to T keys, levels > 0 to 2 * subcodes_context + 1)."""
+  local = 2 * model.subcodes_context + 1
+  keys = (length + (model.n_q - 1) * local) / model.n_q
+  return 3 * forward_flops(model, batch, length, text, keys=keys, heads=1)
+
+
+def params_millions(model: MagnetConfig) -> float:
+  """MagnetLM parameter count (what `count_params` reports), in millions."""
+  d, f = model.dim, model.mlp_dim
+  layer = 2 * 4 * d * d + 2 * d * f + 6 * d
+  total = model.n_q * (model.card + 1) * d + model.text_dim * d + d + model.num_layers * layer + 2 * d
+  return (total + model.n_q * d * model.card) / 1e6
+
+
+def tokens(group: Group, system: str) -> int:
+  """Tokens one generate call produces: B x K x frames."""
+  return group.batch * group.model.n_q * group.output_frames(system)
+

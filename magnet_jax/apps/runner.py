@@ -1,0 +1,79 @@
+"""Shared plumbing of the command-line entry points: one-line errors for bad flags and bad input."""
+import logging as std_logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import NoReturn
+
+import jax
+from absl import app, flags, logging
+
+from magnet_jax.io.errors import CheckpointError
+
+# Errors caused by the user's input (flags, files, configs); anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError,
+               FloatingPointError, CheckpointError)
+
+
+def _one_line(error: BaseException) -> str:
+  text = str(error.args[0]) if error.args else str(error)
+  text = ' '.join(text.replace("\\'", '').replace('\\n', ' ').split())
+  quoted = len(text) > 1 and text[0] == text[-1] and text[0] in '\'"'  # a KeyError's repr
+  return text[1:-1] if quoted else text
+
+
+def _parse_flags(prog: str) -> Callable[[list[str]], list[str]]:
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+      sys.exit(f'{prog}: error: {_one_line(e)}')
+  return parse
+
+
+def _quiet_orbax(record) -> bool:
+  """Keeps orbax's per-save INFO chatter out of the log (its warnings and errors still show)."""
+  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+
+def _message(prog: str, error: Exception) -> str | None:
+  """The one-line message for a user error, or for a JAX runtime error in a multi-process job; None for bugs."""
+  if isinstance(error, USER_ERRORS):
+    return f'{prog}: error: {_one_line(error)}'
+  if isinstance(error, jax.errors.JaxRuntimeError) and jax.distributed.is_initialized():
+    return f'{prog}: error: {_one_line(error)} (another process of the job probably died: see its log)'
+  return None
+
+
+def _exit_job(message: str) -> NoReturn:
+  """Ends a process of a multi-process job at once (`os._exit(1)`) with `message` and the process index.
+
+  A normal exit would first wait in JAX's shutdown barrier for peers that are dead or blocked in a collective with
+  this process, then abort; exiting at once lets the failure reach them within their heartbeat timeout.
+  """
+  print(f'\n{message} [process {jax.process_index()} of {jax.process_count()}]', file=sys.stderr, flush=True)
+  os._exit(1)
+
+
+def run(prog: str, main: Callable[[], None]) -> None:
+  """Parses flags and runs `main()`; bad flags and user errors end with one line `prog: error: ...` (exit 1).
+
+  In a multi-process job every error ends the process at once, naming it (`_exit_job`).
+  """
+  def wrapped(argv: list[str]) -> None:
+    if len(argv) > 1:
+      sys.exit(f'{prog}: error: unexpected arguments {argv[1:]}')
+    logging.get_absl_handler().python_handler.addFilter(_quiet_orbax)
+    try:
+      main()
+    except Exception as e:  # bugs keep their traceback: re-raised, or printed before a multi-process exit
+      message = _message(prog, e)
+      if jax.distributed.is_initialized():
+        if message is None:
+          traceback.print_exception(e)
+        _exit_job(message or f'{prog}: error: {type(e).__name__}: {_one_line(e)}')
+      if message is None:
+        raise
+      sys.exit(message)
+  app.run(wrapped, flags_parser=_parse_flags(prog))

@@ -1,0 +1,115 @@
+"""The `magnet-jax` console script and `sample.py`: flags -> `SampleOptions` -> `sample`.
+
+  magnet-jax --prompt "slow solo piano in A minor" --prompt "fast drum groove" --out outputs
+  magnet-jax --prompts-file prompts.jsonl --num-samples 2 --preset balanced --duration 30 --format flac --normalize
+  magnet-jax --prompt "jazz trio" --audio-prompt take.wav --infill 4.0:6.5
+
+Every DecodingConfig field is a flag of the same name with dashes (--decoding-steps 20,10,10,10, --top-p 0.9, ...);
+set ones override --preset, which overrides the checkpoint's defaults. See docs/sampling.md.
+"""
+import dataclasses
+import os
+import sys
+
+from absl import flags, logging
+
+from magnet_jax.apps import runner as cli
+from magnet_jax.apps.sample_run import SampleOptions, sample
+from magnet_jax.audio import files as audio
+from magnet_jax.decoding import DecodingConfig, presets
+from magnet_jax.generation import compile_cache
+from magnet_jax.generation.requests import Prompt, read_prompts_file
+
+_PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatable).')
+_PROMPTS_FILE = flags.DEFINE_string('prompts-file', None, '.txt (one prompt per line) or .jsonl ({"description", '
+                                    'optional "seed", "duration"} per line).')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '
+                                  'default model).')
+_T5 = flags.DEFINE_string('t5', None, 'transformers T5 folder for a released checkpoint (default: found beside it).')
+_OUT = flags.DEFINE_string('out', 'outputs', 'Output folder (created).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the first sample of each prompt; sample j uses seed + j.')
+_NUM_SAMPLES = flags.DEFINE_integer('num-samples', 1, 'Files per prompt.')
+_DURATION = flags.DEFINE_float('duration', None, 'Seconds (default: the model\'s window). Longer than the window: '
+                               'windowed long form. With --audio-prompt: the whole output, audio included.')
+_FORMAT = flags.DEFINE_enum('format', 'wav', sorted(audio.FORMATS), 'Output format (24-bit PCM).')
+_NORMALIZE = flags.DEFINE_bool('normalize', False, 'Normalise each file to -14 LUFS (BS.1770), peaks <= -1 dBFS.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace existing output files.')
+_PRESET = flags.DEFINE_enum('preset', None, sorted(presets.PRESETS), 'Sampling preset (see docs/sampling.md).')
+_GREEDY = flags.DEFINE_bool('greedy', False, 'Argmax instead of sampling (use_sampling=False).')
+_RESCORER = flags.DEFINE_string('rescorer', None, 'MusicGen-style LM folder (state_dict.bin) to rescore tokens with; '
+                                'set --rescorer-weight or --preset quality.')
+_AUDIO_PROMPT = flags.DEFINE_string('audio-prompt', None, 'Audio file to continue (default), --infill, --outpaint or '
+                                    '--loop.')
+_INFILL = flags.DEFINE_string('infill', None, 'START:END seconds of --audio-prompt to regenerate.')
+_OUTPAINT = flags.DEFINE_enum('outpaint', None, ['left', 'right'], 'Extend --audio-prompt on this side.')
+_LOOP = flags.DEFINE_bool('loop', False, 'Make seamless loops (of --duration, or of --audio-prompt).')
+_OVERLAP = flags.DEFINE_float('overlap', None, 'Long form: seconds each window keeps of the previous one '
+                              '(default: half a window).')
+_BATCH_SIZE = flags.DEFINE_integer('batch-size', 4, 'Files generated together.')
+_DTYPE = flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16', 'float16'], 'LM compute dtype (default: bfloat16 '
+                           'on GPU/TPU, float32 on CPU).')
+
+SAMPLING_HELP = {
+    'decoding_steps': 'Decoding steps per level, comma-separated (e.g. 20,10,10,10).',
+    'temp': 'Initial softmax temperature.',
+    'top_k': 'Top-k sampling when > 0 (and --top-p 0).',
+    'top_p': 'Nucleus sampling mass; 0 turns it off.',
+    'max_cfg_coef': 'Classifier-free guidance coefficient at the first step of a level.',
+    'min_cfg_coef': 'Classifier-free guidance coefficient at the last step of a level.',
+    'anneal_temp': 'Decay the temperature linearly to 0 within each level.',
+    'span_scoring': 'Span confidence: max or prod.',
+    'span_arrangement': 'nonoverlap (released default) or stride1 (recommended by the authors).',
+    'rescorer_weight': 'Weight w of the rescorer: w * p_rescorer + (1 - w) * p_magnet (needs --rescorer).',
+    'rescorer_cfg_coef': 'Classifier-free guidance coefficient of the rescorer.',
+}
+_DEFINE = {tuple: flags.DEFINE_string, bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           str: flags.DEFINE_string}
+_SAMPLING = {f.name: _DEFINE[type(f.default)](f.name.replace('_', '-'), None, SAMPLING_HELP[f.name])
+             for f in dataclasses.fields(DecodingConfig) if f.name != 'use_sampling'}
+
+
+def parse_span(text: str) -> tuple[float, float]:
+  """'START:END' seconds -> (start, end)."""
+  try:
+    start, end = (float(part) for part in text.split(':'))
+  except ValueError as e:
+    raise ValueError(f'--infill expects START:END in seconds (e.g. 4:6.5), got {text!r}') from e
+  return start, end
+
+
+def sampling_overrides() -> dict:
+  """The DecodingConfig fields set by flags, validated (a bad value is an error before anything loads)."""
+  values = {name: flag.value for name, flag in _SAMPLING.items() if flag.value is not None}
+  if 'decoding_steps' in values:
+    try:
+      values['decoding_steps'] = tuple(int(s) for s in values['decoding_steps'].split(','))
+    except ValueError as e:
+      raise ValueError(f'--decoding-steps expects comma-separated integers, got {values["decoding_steps"]!r}') from e
+  if _GREEDY.value:
+    values['use_sampling'] = False
+  DecodingConfig(**values)
+  return values
+
+
+def options_from_flags() -> SampleOptions:
+  prompts = [Prompt(text) for text in _PROMPT.value]
+  if _PROMPTS_FILE.value:
+    prompts += read_prompts_file(_PROMPTS_FILE.value)
+  return SampleOptions(
+      prompts=tuple(prompts), out=_OUT.value, checkpoint=_CHECKPOINT.value, t5=_T5.value, seed=_SEED.value,
+      num_samples=_NUM_SAMPLES.value, duration=_DURATION.value, file_format=_FORMAT.value,
+      normalize=_NORMALIZE.value, overwrite=_OVERWRITE.value, preset=_PRESET.value, sampling=sampling_overrides(),
+      rescorer=_RESCORER.value, audio_prompt=_AUDIO_PROMPT.value,
+      infill=None if _INFILL.value is None else parse_span(_INFILL.value), outpaint=_OUTPAINT.value,
+      loop=_LOOP.value, overlap=_OVERLAP.value, batch_size=_BATCH_SIZE.value, dtype=_DTYPE.value)
+
+
+def _main() -> None:
+  logging.set_verbosity(logging.WARNING)  # JAX's backend probing is not news to someone generating music
+  compile_cache.enable()
+  sample(options_from_flags(), log=lambda line: print(line, flush=True))
+
+
+def main() -> None:
+  """Entry point of the `magnet-jax` console script and of sample.py."""
+  cli.run(os.path.basename(sys.argv[0]) or 'magnet-jax', _main)

@@ -1,0 +1,35 @@
+"""Audio to a model's format: its channel count and sample rate (audiocraft's `convert_audio` rules).
+
+Shapes: C channels, N samples.
+"""
+import numpy as np
+import soxr
+
+
+def convert(audio: np.ndarray, sample_rate: int, target_rate: int, channels: int) -> np.ndarray:
+  """audio [C, N] at `sample_rate` -> float32 [channels, N'] at `target_rate`.
+
+  Channels as audiocraft's `convert_audio_channels`: averaged to mono, mono repeated, or the first `channels`
+  kept; resampled with soxr (high quality) when the rates differ.
+
+  Raises:
+    ValueError: no samples, non-finite samples (NaN or inf), or fewer channels than needed and not mono.
+  """
+  audio = np.asarray(audio, np.float32)
+  if audio.ndim != 2 or not audio.size:
+    raise ValueError(f'audio must be [C, N] with N > 0 samples, got shape {audio.shape}')
+  if not np.isfinite(audio).all():
+    raise ValueError('audio holds non-finite samples (NaN or inf)')
+  have = audio.shape[0]
+  if have != channels:
+    if channels == 1:
+      audio = audio.mean(axis=0, keepdims=True)
+    elif have == 1:
+      audio = np.repeat(audio, channels, axis=0)
+    elif have > channels:
+      audio = audio[:channels]
+    else:
+      raise ValueError(f'{have} audio channels cannot make {channels}')
+  if sample_rate != target_rate:
+    audio = soxr.resample(audio.T, sample_rate, target_rate, quality='HQ').T
+  return np.ascontiguousarray(audio, dtype=np.float32)

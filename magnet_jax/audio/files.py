@@ -1,0 +1,96 @@
+"""Audio files in and out: reading, prompt audio as a batch in the codec's format, atomic (streamed) output files.
+
+Shapes: B batch, C channels, N samples.
+"""
+import os
+
+import numpy as np
+import soundfile
+
+from magnet_jax.audio.convert import convert
+from magnet_jax.io import files
+
+# --format -> (soundfile format, subtype): 24-bit PCM both (float WAV would carry a PEAK chunk with a timestamp,
+# so the same samples would not give the same bytes).
+FORMATS = {'wav': ('WAV', 'PCM_24'), 'flac': ('FLAC', 'PCM_24')}
+
+
+def duration(path: str | os.PathLike) -> float:
+  """Seconds of audio in a file, read from its header only.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: not an audio file soundfile can read.
+  """
+  return _open(path, soundfile.info).duration
+
+
+def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+  """(audio [C, N] float32, sample rate) of an audio file; errors as `duration`."""
+  audio, sample_rate = _open(path, lambda p: soundfile.read(p, dtype='float32', always_2d=True))
+  return audio.T, sample_rate
+
+
+def _open(path, reader):
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'audio file not found: {path}')
+  try:
+    return reader(path)
+  except soundfile.SoundFileError as e:
+    raise ValueError(f'cannot read audio file {path}: {e}') from e
+
+
+def to_batch(audio: np.ndarray, sample_rate: int, target_rate: int, channels: int) -> np.ndarray:
+  """Any audio -> [B, C, N] float32 at `target_rate` with `channels` channels (`convert.convert` per example).
+
+  Args:
+    audio: [N] (mono), [C, N] or [B, C, N].
+  """
+  audio = np.asarray(audio)
+  audio = audio.reshape((1,) * (3 - audio.ndim) + audio.shape) if audio.ndim < 3 else audio
+  if audio.ndim != 3:
+    raise ValueError(f'audio must be [N], [C, N] or [B, C, N], got shape {audio.shape}')
+  return np.stack([convert(example, sample_rate, target_rate, channels) for example in audio])
+
+
+class AtomicAudioFile:
+  """An output audio file written in chunks to a hidden temporary file beside it, renamed into place on success
+  (removed on failure), so the path never holds a partial file. Chunks are kept as 32-bit float WAV; `finish`
+  converts to the final format, optionally through `transform` (loudness normalisation needs the whole clip).
+  """
+
+  def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int):
+    self.path, self.sample_rate = os.fspath(path), sample_rate
+    self._tmp = files.temporary_beside(self.path)
+    self._file = soundfile.SoundFile(self._tmp, 'w', sample_rate, channels, 'FLOAT', format='WAV')
+    self.samples = 0
+
+  def write(self, audio: np.ndarray) -> None:
+    """Appends [C, n] samples."""
+    self._file.write(np.asarray(audio, np.float32).T)
+    self.samples += audio.shape[-1]
+
+  def finish(self, file_format: str, transform=None) -> dict:
+    """Closes, converts to `file_format` (a FORMATS key; samples clipped to [-1, 1]) and renames into place.
+
+    Args:
+      file_format: 'wav' or 'flac'.
+      transform: optional (audio [C, N], sample_rate) -> (audio, info dict), applied to the whole clip.
+
+    Returns:
+      {'peak': max |sample| before clipping, 'clipped': samples clipped, **transform's info}.
+    """
+    self._file.close()
+    container, subtype = FORMATS[file_format]
+    audio = soundfile.read(self._tmp, dtype='float32', always_2d=True)[0].T
+    audio, info = (audio, {}) if transform is None else transform(audio, self.sample_rate)
+    info = {'peak': float(np.abs(audio).max(initial=0.0)), 'clipped': int(np.sum(np.abs(audio) > 1.0)), **info}
+    soundfile.write(self._tmp, np.clip(audio, -1.0, 1.0).T, self.sample_rate, subtype=subtype, format=container)
+    files.publish(self._tmp, self.path)
+    return info
+
+  def abort(self) -> None:
+    """Drops the temporary file (after an error)."""
+    self._file.close()
+    files.discard(self._tmp)

@@ -1,1 +1,0 @@
-"""Converters from PyTorch checkpoints (audiocraft, transformers) to magnet-jax parameters."""

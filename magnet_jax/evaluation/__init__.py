@@ -1,0 +1,1 @@
+"""Measuring audio: how well a codec reconstructs, how well generations follow their prompts."""

@@ -1,0 +1,470 @@
+"""Text -> audio with MAGNeT: text encoder -> masked decoding -> codec decode, one XLA program per window.
+
+`MagnetPipeline.generate(descriptions, duration, **sampling)` mirrors audiocraft's `MAGNeT.generate` and
+`generate_continuation` its audio-prompt continuation; `infill`, `outpaint`, `generate_loop`, durations past the
+model's window and streaming (`stream`) go further. They all run one compiled program per (batch bucket, text
+bucket, window length, sampling config): a window's tokens by masked decoding with some frames given, then its
+audio by the codec. Which frames are given is data (`decoding.initial_context`), not a shape.
+
+Shapes: batches are padded to a power of two and text to a multiple of `text_pad_to` (both exact, see
+`cross_attention_mask`). Durations within the model's window are not bucketed: padding frames would change the
+random draws (one per frame) and the codec's edges, so each distinct length compiles once (and is then read from
+the persistent compilation cache, `generation.compile_cache`). Past the window, every window of every duration has
+the model's length: one program serves them all.
+
+Long form: windows of the model's length W; each keeps the frames it shares with what is already decoded as given
+tokens and decodes the rest (`generation.windows`, `overlap` frames of context). Consecutive windows share those
+tokens, so nothing needs a crossfade: a stream takes each window's audio from the middle of its left overlap to the
+middle of its right one, where the codec decodes of both windows see half an overlap of identical tokens around
+the cut.
+
+Seeds: example b samples with its own key, `jax.random.key(seed + b)` (or `seeds[b]`) folded with the pass and
+window index, so its random draws do not depend on the rest of the batch. Its conditioning does, slightly, as in
+audiocraft: text is padded to the batch's longest prompt, and padded positions take attention weight.
+
+Shapes: B batch, K codebooks, T frames, W window frames, C channels, N samples.
+"""
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from magnet_jax import codec
+from magnet_jax.audio import files as audio_io
+from magnet_jax.codec import CodecConfig
+from magnet_jax.decoding import (
+    DecodingConfig,
+    check_config,
+    check_finite,
+    initial_context,
+    masked_decode,
+    output_length,
+)
+from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
+from magnet_jax.generation import windows
+from magnet_jax.generation.requests import check_seeds
+from magnet_jax.models.config import MagnetConfig
+from magnet_jax.text import TextEncoder
+
+Seeds = int | Sequence[int]  # an int gives example b the seed `seed + b`
+Progress = Callable[[int, int], None]  # (windows done, windows in all)
+LOOP_PASS = 1  # key salt of the second pass of `loop_tokens`
+
+
+def batch_bucket(size: int) -> int:
+  """Smallest power of two >= size: the batch a program is compiled for."""
+  return 1 << max(size - 1, 0).bit_length()
+
+
+@functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'codec_config', 'rescorer_config', 'hybrid'))
+def _window_program(lm_params, codec_params, rescorer_params, cond, cond_mask, keys, codes, known, *,
+                    lm_config: MagnetConfig, decoding: DecodingConfig, codec_config: CodecConfig,
+                    rescorer_config: MagnetConfig | None, hybrid: HybridConfig | None):
+  """One window: (codes [B, K, W], first non-finite step (-1: none), audio [B, C, W * hop]).
+
+  Hybrid-MAGNeT (`hybrid` set) generates the whole window (nothing known): autoregressive prefix, masked rest.
+  """
+  if hybrid is not None:
+    state = hybrid_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, hybrid=hybrid,
+                          length=codes.shape[-1])
+  else:
+    state = masked_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, codes=codes,
+                          known=known, rescorer_params=rescorer_params, rescorer_config=rescorer_config)
+  return state.codes, state.bad_step, codec.decode(codec_params, state.codes, codec_config)
+
+
+@jax.jit
+def _keys(seeds: jax.Array, pass_index: int, window: int) -> jax.Array:
+  """[B] int32 seeds -> [B] keys: example b's key for one window of one pass."""
+  return jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.key(s), pass_index), window))(seeds)
+
+
+@dataclasses.dataclass
+class MagnetPipeline:
+  """A MAGNeT LM with its codec and text encoder.
+
+  Attributes:
+    lm_config, lm_params: the MAGNeT LM.
+    codec_config, codec_params: the audio tokenizer (its n_q / bins / frame rate match the LM's).
+    text_encoder: prompts -> text states (T5 for the released models).
+    decoding: default decoding parameters (overridable per call).
+    duration: default duration in seconds (the LM's segment).
+    text_pad_to: text lengths are padded to a multiple of this (bucketing; exact, see `cross_attention_mask`).
+    rescorer_config, rescorer_params: an optional causal (MusicGen-style) LM for `rescorer_weight > 0`.
+    hybrid: Hybrid-MAGNeT's autoregressive prefix, for an LM trained with the delay codebook pattern (default for
+      such an LM: `HybridConfig`, its prefix capped at half the model's window, top-k at card). Hybrid pipelines
+      generate from text within the model's window; prompts, infilling, loops and long form need a parallel-pattern
+      LM.
+    on_compile: told (with a one-line description) before a new program compiles, e.g. to print it.
+    compile_seconds: time spent compiling window programs so far (the rest of a call's time is generation).
+  """
+  lm_config: MagnetConfig
+  lm_params: Any
+  codec_config: CodecConfig
+  codec_params: Any
+  text_encoder: TextEncoder
+  decoding: DecodingConfig = DecodingConfig()
+  duration: float | None = None
+  text_pad_to: int = 8
+  rescorer_config: MagnetConfig | None = None
+  rescorer_params: Any = None
+  hybrid: HybridConfig | None = None
+  on_compile: Callable[[str], None] | None = None
+  compile_seconds: float = dataclasses.field(default=0.0, init=False)
+  _programs: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+  _text_states: tuple = dataclasses.field(default=((), None), init=False, repr=False)
+
+  def __post_init__(self):
+    check_compatible(self.lm_config, self.codec_config)
+    if self.text_encoder.dim != self.lm_config.text_dim:
+      raise ValueError(f'the text encoder gives {self.text_encoder.dim}-d states but the LM expects '
+                       f'text_dim={self.lm_config.text_dim}')
+    self.lm_params = jax.device_put(self.lm_params)
+    self.codec_params = jax.device_put(self.codec_params)
+    if self.rescorer_params is not None:
+      self.rescorer_params = jax.device_put(self.rescorer_params)
+    if self.duration is None:
+      self.duration = self.lm_config.segment_duration
+    if self.lm_config.codebooks_pattern == 'delay' and self.hybrid is None:
+      self.hybrid = HybridConfig(prefix_length=min(HybridConfig.prefix_length, self.lm_config.sequence_length // 2),
+                                 top_k=min(HybridConfig.top_k, self.lm_config.card))
+    if self.hybrid is not None and self.lm_config.codebooks_pattern != 'delay':
+      raise ValueError('hybrid decoding needs an LM trained with the delay codebook pattern (Hybrid-MAGNeT)')
+
+  @property
+  def sample_rate(self) -> int:
+    return self.codec_config.sample_rate
+
+  @property
+  def frame_rate(self) -> float:
+    return self.codec_config.frame_rate
+
+  def decoding_with(self, decoding: DecodingConfig | None = None, **sampling) -> DecodingConfig:
+    """The one checked decoding config of a call: `decoding` (default: the pipeline's) with `sampling` overrides.
+
+    Every public method takes `decoding=` and/or DecodingConfig fields as keywords and calls this once; the methods
+    it calls in turn receive the result. Unknown names, a decoding_steps entry count other than n_q, top_k > card,
+    or rescoring without a rescorer are errors.
+    """
+    fields = {f.name for f in dataclasses.fields(DecodingConfig)}
+    unknown = sorted(set(sampling) - fields)
+    if unknown:
+      raise ValueError(f'unknown sampling parameter(s) {unknown}; valid: {sorted(fields)}')
+    decoding = dataclasses.replace(self.decoding if decoding is None else decoding, **sampling)
+    check_config(self.lm_config, decoding)
+    if decoding.rescorer_weight > 0 and self.rescorer_params is None:
+      raise ValueError('rescorer_weight > 0 needs a rescorer (pretrained.load_rescorer, --rescorer DIR)')
+    if decoding.rescorer_weight > 0 and self.hybrid is not None:
+      raise ValueError('rescoring applies to MAGNeT checkpoints, not to Hybrid-MAGNeT ones')
+    return decoding
+
+  def window_frames(self, decoding: DecodingConfig) -> int:
+    """W: the frames of one decoding window, the model's segment (trimmed to whole spans for 'nonoverlap')."""
+    return self._trim(self.lm_config.sequence_length, decoding)
+
+  def _trim(self, length: int, decoding: DecodingConfig) -> int:
+    return output_length(length, self.lm_config.span_len, decoding.span_arrangement)
+
+  def frames(self, duration: float, decoding: DecodingConfig) -> int:
+    """Frames generated for `duration` seconds: as audiocraft (trimmed to whole spans) within the model's window,
+    exactly int(duration * frame rate) past it (long form)."""
+    if not duration > 0:
+      raise ValueError(f'duration must be > 0 seconds, got {duration}')
+    length = int(duration * self.frame_rate)
+    trimmed = self._trim(length, decoding)
+    if trimmed < 1:
+      raise ValueError(f'duration {duration} s is shorter than one {self.lm_config.span_len}-frame span '
+                       f'({self.lm_config.span_len / self.frame_rate} s)')
+    return trimmed if trimmed <= self.window_frames(decoding) else length
+
+  def condition(self, descriptions: Sequence[str | None]) -> tuple[jax.Array, jax.Array, int]:
+    """Text states for a batch padded to its bucket: (cond [B', S, Dt], cond_mask [B', S], B)."""
+    if isinstance(descriptions, str) or not len(descriptions):
+      raise ValueError('descriptions must be a non-empty list of prompts')
+    texts = tuple(descriptions) + (None,) * (batch_bucket(len(descriptions)) - len(descriptions))
+    if self._text_states[0] != texts:  # one call (a loop, an outpaint) conditions several passes on the same texts
+      self._text_states = (texts, self.text_encoder.encode(list(texts), pad_to=self.text_pad_to))
+    cond, cond_mask = self._text_states[1]
+    return cond, cond_mask, len(descriptions)
+
+  def _run_window(self, cond, cond_mask, keys, codes, known, decoding: DecodingConfig):
+    """The window program, compiled (and timed) on first use for these shapes: (codes, audio) on the host."""
+    use_rescorer = decoding.rescorer_weight > 0
+    args = (self.lm_params, self.codec_params, self.rescorer_params if use_rescorer else None, cond, cond_mask,
+            keys, codes, known)
+    key = (decoding, cond.shape, codes.shape)
+    if key not in self._programs:
+      if self.on_compile is not None:
+        self.on_compile(f'batch {codes.shape[0]}, {codes.shape[-1]} frames, text {cond.shape[1]} tokens')
+      start = time.perf_counter()
+      self._programs[key] = _window_program.lower(
+          *args, lm_config=self.lm_config, decoding=decoding, codec_config=self.codec_config,
+          rescorer_config=self.rescorer_config if use_rescorer else None, hybrid=self.hybrid).compile()
+      self.compile_seconds += time.perf_counter() - start
+    codes, bad_step, audio = self._programs[key](*args)
+    check_finite(int(bad_step), decoding)
+    return np.asarray(codes), np.asarray(audio)
+
+  def _plan(self, known: np.ndarray, decoding: DecodingConfig, overlap: float | None,
+            reverse: bool = False) -> tuple[int, list[int]]:
+    """(W, window starts) for the unknown frames of `known` [T]; `overlap` seconds (None: half a window)."""
+    width = min(self.window_frames(decoding), self._trim(known.shape[-1], decoding))
+    overlap_frames = width // 2 if overlap is None else round(overlap * self.frame_rate)
+    if not 0 <= overlap_frames < width:
+      raise ValueError(f'the overlap ({overlap} s) must be >= 0 and shorter than the window '
+                       f'({width / self.frame_rate:g} s)')
+    return width, windows.plan(known, width, overlap_frames, reverse)
+
+  def _windows(self, descriptions: Sequence[str | None], codes: np.ndarray, known: np.ndarray, seed: Seeds,
+               decoding: DecodingConfig, width: int, starts: list[int], pass_index: int = 0,
+               progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Decodes the unknown frames of `codes` window by window (`_plan`), updating it in place.
+
+    Args:
+      descriptions: B prompts.
+      codes: [B, K, T] int32 host array; read where `known`, written elsewhere.
+      known: [T] bool, the given frames (shared by the batch).
+      seed, decoding: see the class docstring; decoding settings.
+      width, starts: the plan.
+      pass_index: salt of the keys (passes over the same frames draw differently).
+      progress: told after each window.
+
+    Yields:
+      (window start frame, the window's audio [B, C, W * hop]) after each window.
+    """
+    cond, cond_mask, count = self.condition(descriptions)
+    if codes.shape[:2] != (count, self.lm_config.n_q):
+      raise ValueError(f'codes must be [B={count}, K={self.lm_config.n_q}, T], got {codes.shape}')
+    seeds = check_seeds(seed, count)
+    seeds = jnp.asarray(np.concatenate([seeds, np.zeros(cond.shape[0] - count, seeds.dtype)]), jnp.int32)
+    if self.hybrid is not None and (np.any(known) or len(starts) > 1 or width <= self.hybrid.prefix_length):
+      raise ValueError(f'a Hybrid-MAGNeT checkpoint generates from text only, longer than its autoregressive prefix '
+                       f'({self.hybrid.prefix_length / self.frame_rate:g} s) and within its window '
+                       f'({self.window_frames(decoding) / self.frame_rate:g} s): no prompt, infill, loop or long form')
+    padded = np.concatenate([codes, np.repeat(codes[:1], cond.shape[0] - count, axis=0)])
+    known = np.array(known, bool)
+    for index, start in enumerate(starts):
+      window = slice(start, start + width)
+      given = np.broadcast_to(known[window], (cond.shape[0], width))
+      padded[..., window], audio = self._run_window(cond, cond_mask, _keys(seeds, pass_index, index),
+                                                    padded[..., window], given, decoding)
+      codes[..., window] = padded[:count, :, window]
+      known[window] = True
+      if progress is not None:
+        progress(index + 1, len(starts))
+      yield start, audio[:count]
+
+  def fill_tokens(self, descriptions: Sequence[str | None], codes: np.ndarray, known: np.ndarray, seed: Seeds = 0,
+                  *, reverse: bool = False, overlap: float | None = None, pass_index: int = 0,
+                  progress: Progress | None = None, decoding: DecodingConfig | None = None,
+                  **sampling) -> np.ndarray:
+    """Generates the frames of `codes` [B, K, T] that are not `known` [T], keeping the known ones bit for bit (all
+    levels): the general form of continuation, infilling and outpainting. Any T: windows of the model's length
+    sweep longer pieces (right to left with `reverse`); see `_windows` for the other arguments.
+
+    Returns:
+      codes [B, K, T] int32.
+    """
+    return self._fill(descriptions, codes, known, seed, self.decoding_with(decoding, **sampling), reverse=reverse,
+                      overlap=overlap, pass_index=pass_index, progress=progress)
+
+  def _fill(self, descriptions, codes, known, seed: Seeds, decoding: DecodingConfig, *, reverse: bool = False,
+            overlap: float | None = None, pass_index: int = 0, progress: Progress | None = None) -> np.ndarray:
+    codes, known = np.array(codes, np.int32), np.asarray(known, bool)
+    for _ in self._windows(descriptions, codes, known, seed, decoding, *self._plan(known, decoding, overlap, reverse),
+                           pass_index, progress):
+      pass
+    return codes
+
+  def _canvas(self, descriptions: Sequence[str | None], duration: float | None, given: np.ndarray | None,
+              decoding: DecodingConfig, at_end: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(codes [B, K, T], known [T]) for `duration` seconds with the `given` [B, K, P] codes at the start (or end),
+    mask ids elsewhere (`decoding.initial_context`)."""
+    total = self.frames(self.duration if duration is None else duration, decoding)
+    batch, known = len(descriptions), np.zeros(total, bool)
+    codes = np.zeros((batch, self.lm_config.n_q, total), np.int32)
+    if given is not None:
+      given = np.asarray(given, np.int32)
+      if given.ndim != 3 or given.shape[:2] != codes.shape[:2]:
+        raise ValueError(f'prompt must be [B={batch}, K={self.lm_config.n_q}, P] codes, got {given.shape}')
+      if given.shape[-1] >= total:
+        raise ValueError(f'the prompt ({given.shape[-1] / self.frame_rate:.2f} s) must be shorter than the output '
+                         f'({total / self.frame_rate:.2f} s)')
+      place = slice(total - given.shape[-1], total) if at_end else slice(0, given.shape[-1])
+      codes[..., place], known[place] = given, True
+    codes, _ = initial_context(batch, self.lm_config, total, known_codes=codes,
+                               known=np.broadcast_to(known, (batch, total)))
+    return np.array(codes), known
+
+  def stream(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
+             prompt: np.ndarray | None = None, overlap: float | None = None, progress: Progress | None = None,
+             decoding: DecodingConfig | None = None, **sampling) -> Iterator[np.ndarray]:
+    """Generates left to right, yielding audio as it becomes final (long form: one chunk per window).
+
+    Args:
+      descriptions: B prompts (None: unconditional).
+      duration: seconds in all, prompt included (default: `self.duration`); any length.
+      seed: see the class docstring.
+      prompt: optional [B, K, P] codes to continue (P frames shorter than the output).
+      overlap: seconds of the previous window each long-form window keeps as context (default: half a window).
+      progress: told after each window.
+      decoding, **sampling: the decoding config (default: the pipeline's) and DecodingConfig overrides.
+
+    Yields:
+      audio [B, C, n] chunks at `sample_rate`, T * hop samples in all.
+    """
+    decoding = self.decoding_with(decoding, **sampling)
+    codes, known = self._canvas(descriptions, duration, prompt, decoding)
+    width, starts = self._plan(known, decoding, overlap)
+    prefix, hop = int(known.sum()), self.codec_config.hop_length
+    first, cuts = windows.stream_cuts(starts, width, codes.shape[-1], prefix)
+    if first:
+      yield self.decode(codes[..., :prefix])[..., :first * hop]
+    decoded = self._windows(descriptions, codes, known, seed, decoding, width, starts, progress=progress)
+    for (a, b), (start, audio) in zip(cuts, decoded, strict=True):
+      yield audio[..., (a - start) * hop:(b - start) * hop]
+
+  def generate_tokens(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
+                      prompt: np.ndarray | None = None, decoding: DecodingConfig | None = None,
+                      **sampling) -> np.ndarray:
+    """codes [B, K, T] int32 for B descriptions (T = duration * frame rate, trimmed to whole spans within the
+    model's window), continuing the optional [B, K, P] `prompt` codes."""
+    decoding = self.decoding_with(decoding, **sampling)
+    codes, known = self._canvas(descriptions, duration, prompt, decoding)
+    return self._fill(descriptions, codes, known, seed, decoding)
+
+  def generate(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
+               prompt: np.ndarray | None = None, decoding: DecodingConfig | None = None,
+               **sampling) -> np.ndarray:
+    """audio [B, C, N] float32 at `sample_rate` for B descriptions (any duration; see `stream`)."""
+    return np.concatenate(list(self.stream(descriptions, duration, seed, prompt, decoding=decoding, **sampling)),
+                          axis=-1)
+
+  def prepare_audio(self, audio: np.ndarray, sample_rate: int, count: int) -> np.ndarray:
+    """Any audio ([N], [C, N], or [B, C, N]) -> [count, C, N] at the codec's rate and channels."""
+    audio = audio_io.to_batch(audio, sample_rate, self.sample_rate, self.codec_config.channels)
+    if audio.shape[0] not in (1, count):
+      raise ValueError(f'{audio.shape[0]} audio prompts for {count} descriptions')
+    return np.broadcast_to(audio, (count,) + audio.shape[1:])
+
+  def generate_continuation(self, prompt_audio: np.ndarray, prompt_sample_rate: int,
+                            descriptions: Sequence[str | None] | None = None, duration: float | None = None,
+                            seed: Seeds = 0, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+    """audiocraft's `generate_continuation`: audio [B, C, N] that starts with (the codec's rendering of) the prompt
+    and continues it, `duration` seconds in all (any length; see `stream`)."""
+    descriptions = [None] if descriptions is None else descriptions
+    prompt = self.encode(self.prepare_audio(prompt_audio, prompt_sample_rate, len(descriptions)))
+    return self.generate(descriptions, duration, seed, prompt, decoding=decoding, **sampling)
+
+  def infill(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[str | None], start: float,
+             end: float, seed: Seeds = 0, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+    """Regenerates seconds [start, end) of `audio` given what lies left and right of them.
+
+    The frames outside the span keep their codes (every level) and serve as context; the span is decoded by the
+    same masked decoding. Long audio is handled by windows centred on the span.
+
+    Returns:
+      audio [B, C, N] (N: the prompt's samples at `sample_rate`), the codec's rendering of the codes.
+    """
+    decoding = self.decoding_with(decoding, **sampling)
+    audio = self.prepare_audio(audio, sample_rate, len(descriptions))
+    codes = self.encode(audio)
+    seconds = audio.shape[-1] / self.sample_rate
+    if not 0 <= start < end <= seconds:
+      raise ValueError(f'the infill span {start:g}-{end:g} s is not inside the audio (0-{seconds:.2f} s)')
+    known = np.ones(codes.shape[-1], bool)
+    known[int(start * self.frame_rate):math.ceil(end * self.frame_rate)] = False
+    codes = self._fill(descriptions, codes, known, seed, decoding)
+    return self.decode(codes)[..., :audio.shape[-1]]
+
+  def outpaint(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[str | None], side: str,
+               duration: float, seed: Seeds = 0, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+    """Extends `audio` to `duration` seconds in all, on its 'right' (a continuation) or its 'left' (what could
+    have come before it): audio [B, C, T * hop]."""
+    if side not in ('left', 'right'):
+      raise ValueError(f"outpaint side must be 'left' or 'right', got {side!r}")
+    decoding = self.decoding_with(decoding, **sampling)
+    if side == 'right':
+      return self.generate_continuation(audio, sample_rate, descriptions, duration, seed, decoding=decoding)
+    given = self.encode(self.prepare_audio(audio, sample_rate, len(descriptions)))
+    codes, known = self._canvas(descriptions, duration, given, decoding, at_end=True)
+    return self.decode(self._fill(descriptions, codes, known, seed, decoding, reverse=True))
+
+  def loop_tokens(self, descriptions: Sequence[str | None], codes: np.ndarray, seed: Seeds = 0,
+                  decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+    """Makes codes [B, K, L] loop: regenerates their last quarter (of at most a window) so that it leads into
+    their start.
+
+    Method: the codes are rotated left by c frames (c: half of the rest of the window), which puts their start
+    right after their end; the end zone is then infilled with the rotated codes as context on both sides, and the
+    result rotated back. The new end is decoded with the loop's own start as its right context (all levels, and
+    the restricted attention of levels > 0 sees across the seam), so playing it in a loop continues seamlessly.
+
+    Returns:
+      codes [B, K, L] int32: the first L - E frames unchanged, the last E regenerated.
+    """
+    decoding = self.decoding_with(decoding, **sampling)
+    span, length = self.lm_config.span_len, codes.shape[-1]
+    reach = min(length, self.window_frames(decoding))
+    zone = max(span, reach // 4 // span * span)
+    if reach < zone + 2 * span:
+      raise ValueError(f'a loop needs at least {(3 * span) / self.frame_rate:.2f} s')
+    shift = (reach - zone) // 2
+    known = np.ones(length, bool)
+    known[length - shift - zone:length - shift] = False
+    rotated = self._fill(descriptions, np.roll(codes, -shift, axis=-1), known, seed, decoding, pass_index=LOOP_PASS)
+    return np.roll(rotated, shift, axis=-1)
+
+  def generate_loop(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
+                    audio: np.ndarray | None = None, sample_rate: int | None = None,
+                    decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+    """A seamless loop: audio [B, C, L * hop] whose end continues into its start (see `loop_tokens`).
+
+    Args:
+      descriptions: B prompts.
+      duration: loop length in seconds for a generated loop (default `self.duration`).
+      seed: see the class docstring.
+      audio, sample_rate: loop this audio instead (its length, rounded to frames, is the loop's).
+      decoding, **sampling: the decoding config (default: the pipeline's) and DecodingConfig overrides.
+    """
+    decoding = self.decoding_with(decoding, **sampling)
+    if audio is None:
+      codes = self.generate_tokens(descriptions, duration, seed, decoding=decoding)
+    else:
+      codes = self.encode(self.prepare_audio(audio, sample_rate, len(descriptions)))
+    return self.decode_loop(self.loop_tokens(descriptions, codes, seed, decoding=decoding))
+
+  def decode(self, codes: np.ndarray) -> np.ndarray:
+    """codes [B, K, T] -> audio [B, C, T * hop]."""
+    return np.asarray(codec.decode(self.codec_params, jnp.asarray(codes), self.codec_config))
+
+  def decode_loop(self, codes: np.ndarray) -> np.ndarray:
+    """codes [B, K, L] of a loop -> audio [B, C, L * hop] decoded with wrap-around context: one second (at most
+    L frames) of the loop's end before it and of its start after it, so its edges are decoded as they sound when
+    it plays in a loop."""
+    length = codes.shape[-1]
+    context = min(length, math.ceil(self.frame_rate))
+    audio = self.decode(np.concatenate([codes[..., -context:], codes, codes[..., :context]], axis=-1))
+    hop = self.codec_config.hop_length
+    return audio[..., context * hop:(context + length) * hop]
+
+  def encode(self, audio: np.ndarray) -> np.ndarray:
+    """audio [B, C, N] at `sample_rate` -> codes [B, K, ceil(N / hop)]."""
+    codes = codec.encode(self.codec_params, jnp.asarray(audio, jnp.float32), self.codec_config)
+    return np.asarray(codes[:, :self.lm_config.n_q])
+
+
+def check_compatible(lm: MagnetConfig, codec_config: CodecConfig) -> None:
+  """The LM and the codec must agree on codebooks, codebook size and frame rate (one clear error otherwise)."""
+  if codec_config.n_q < lm.n_q:
+    raise ValueError(f'the codec has {codec_config.n_q} codebooks but the LM models n_q={lm.n_q}')
+  if codec_config.bins != lm.card:
+    raise ValueError(f'the codec has {codec_config.bins} codes per codebook but the LM has card={lm.card}')
+  if not math.isclose(codec_config.frame_rate, lm.frame_rate):
+    raise ValueError(f'the codec runs at {codec_config.frame_rate} frames/s but the LM at {lm.frame_rate}')

@@ -1,0 +1,65 @@
+"""Inference weights as files: a parameter tree <-> one safetensors file, with a JSON config beside it.
+
+Used for converted checkpoints (load once without torch or pickle) and the project's own shipped models. Writes
+are atomic (`files.atomic_write`).
+"""
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from flax import traverse_util
+from safetensors.numpy import load_file, save_file
+
+from magnet_jax.io.errors import CheckpointError
+from magnet_jax.io.files import atomic_write
+
+_SEP = '/'
+
+
+def flatten(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """{'a': {'b': x}} -> {'a/b': x} as numpy arrays on the host."""
+  return {k: np.asarray(jax.device_get(v)) for k, v in traverse_util.flatten_dict(tree, sep=_SEP).items()}
+
+
+def unflatten(flat: Mapping[str, np.ndarray]) -> dict:
+  """{'a/b': x} -> {'a': {'b': x}}."""
+  return traverse_util.unflatten_dict(dict(flat), sep=_SEP)
+
+
+def save_params(path: str | os.PathLike, params: Mapping[str, Any]) -> None:
+  """Writes a parameter tree as safetensors (atomically)."""
+  flat = flatten(params)
+  atomic_write(os.fspath(path), lambda tmp: save_file(flat, tmp))
+
+
+def load_params(path: str | os.PathLike) -> dict:
+  """Reads a safetensors file written by `save_params` back into a nested dict of numpy arrays."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise CheckpointError(f'weights file not found: {path}')
+  try:
+    return unflatten(load_file(path))
+  except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+    raise CheckpointError(f'{path}: unreadable safetensors file ({e})') from e
+
+
+def save_json(path: str | os.PathLike, value: Any) -> None:
+  text = json.dumps(value, indent=2, sort_keys=True)
+  def write(tmp):
+    with open(tmp, 'w') as f:
+      f.write(text + '\n')
+  atomic_write(os.fspath(path), write)
+
+
+def load_json(path: str | os.PathLike) -> Any:
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise CheckpointError(f'config file not found: {path}')
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f'{path}: not valid JSON ({e})') from e

@@ -1,0 +1,247 @@
+"""The sharded training step and loop.
+
+`train_step(state, batch, rng) -> (state, metrics)` is one `jax.jit` with explicit NamedShardings over a
+('data', 'model') mesh; the same code runs on 1 CPU, simulated CPU devices, GPUs and TPU pods.
+"""
+import functools
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from tqdm import tqdm
+
+from magnet_jax.data.sources import make_source
+from magnet_jax.models import MagnetLM
+from magnet_jax.models.config import MagnetConfig
+from magnet_jax.models.params import init_params
+from magnet_jax.training.checkpointing import Checkpointer, abstract_like
+from magnet_jax.training.loss import masked_level_loss
+from magnet_jax.training.optim import TrainState, learning_rate_schedule, make_optimizer, update_ema
+from magnet_jax.training.sharding import batch_part, batch_sharding, make_mesh, param_shardings, replicated, rules_for
+
+
+def validate(config: ml_collections.ConfigDict) -> MagnetConfig:
+  """Checks a full config once, after command-line overrides; returns the model config. One clear error each."""
+  model = MagnetConfig.from_dict(config.model.to_dict())
+  if model.causal or model.codebooks_pattern != 'parallel':
+    raise ValueError('train.py trains MAGNeT (model.causal=False, model.codebooks_pattern=parallel); the '
+                     'Hybrid-MAGNeT / MusicGen objectives are not implemented')
+  train = config.train
+  for key in ('batch_size', 'num_steps', 'log_every', 'checkpoint_every'):
+    if int(train[key]) < 1:
+      raise ValueError(f'train.{key} must be >= 1, got {train[key]}')
+  if not 0.0 <= train.cfg_dropout < 1.0:
+    raise ValueError(f'train.cfg_dropout must be in [0, 1), got {train.cfg_dropout}')
+  if train.batch_size % jax.process_count():
+    raise ValueError(f'train.batch_size={train.batch_size} is not divisible by the {jax.process_count()} processes')
+  return model
+
+
+def _state_shardings(model: MagnetConfig, optimizer: optax.GradientTransformation, mesh, rules, ema: bool):
+  """NamedShardings for every TrainState leaf, from the params' logical axes (optimizer moments inherit them)."""
+  def boxed_state(rng):
+    params = MagnetLM(model).init(rng, jnp.zeros((1, model.n_q, model.span_len), jnp.int32),
+                                  jnp.zeros((1, 1, model.text_dim)), jnp.ones((1, 1), bool), level=0)['params']
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
+                      ema_params=params if ema else None)
+  abstract = jax.eval_shape(boxed_state, jax.random.key(0))
+  return param_shardings(nn.get_partition_spec(abstract), nn.meta.unbox(abstract), mesh, rules)
+
+
+def create_state(model: MagnetConfig, optimizer: optax.GradientTransformation, rng: jax.Array, shardings,
+                 ema: bool) -> TrainState:
+  """A fresh TrainState created directly in its shardings (no host copy of the full params)."""
+  def init(rng):
+    params = init_params(model, rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
+                      ema_params=params if ema else None)
+  return jax.jit(init, out_shardings=shardings)(rng)
+
+
+def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[TrainState, dict]:
+  """(train state, data state) of `workdir`'s checkpoint at `step` (default: latest), on this process's devices in
+  `config`'s mesh and sharding preset (e.g. to export the trained params).
+
+  Raises:
+    FileNotFoundError: `workdir` holds no checkpoint.
+  """
+  model = validate(config)
+  mesh = make_mesh(config.sharding.mesh)
+  optimizer = make_optimizer(config.optim, config.train.num_steps)
+  ema = bool(config.optim.ema_decay)
+  shardings = _state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset, config.sharding.rules), ema)
+  make = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
+  checkpointer = Checkpointer(workdir, config.train.checkpoint_every)
+  try:
+    return checkpointer.restore(abstract_like(jax.eval_shape(make, jax.random.key(0)), shardings), step)
+  finally:
+    checkpointer.close()
+
+
+def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation, config: ml_collections.ConfigDict,
+                    mesh, rules, shardings) -> Callable:
+  """The jitted, sharded step: (state, batch, rng) -> (state, metrics). The state argument is donated."""
+  lm = MagnetLM(model)
+  ema_decay = float(config.optim.ema_decay)
+  schedule_lr = learning_rate_schedule(config.optim, config.train.num_steps)
+
+  def step_fn(state: TrainState, batch: dict, rng: jax.Array):
+    step_rng = jax.random.fold_in(rng, state.step)
+
+    def loss_fn(params):
+      level_logits = lambda codes, cond, cond_mask, level: lm.apply(
+          {'params': params}, codes, cond, cond_mask, level, method=MagnetLM.level_logits)
+      return masked_level_loss(level_logits, batch, step_rng, model, config.train.cfg_dropout)
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema = update_ema(state.ema_params, params, ema_decay) if ema_decay else None
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads), lr=schedule_lr(state.step))
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
+
+  data = batch_sharding(mesh)
+  jitted = jax.jit(step_fn, in_shardings=(shardings, data, replicated(mesh)),
+                   out_shardings=(shardings, replicated(mesh)), donate_argnums=0)
+
+  def train_step(state, batch, rng):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return jitted(state, batch, rng)
+  return train_step
+
+
+def global_batch(local: dict, mesh) -> dict:
+  """This process's examples -> global arrays split over `data` (the same call on 1 or many processes).
+
+  Each process holds 1 / process_count of the global batch; the global shape is stated so that a mesh whose
+  `data` axis does not split the batch between the processes fails instead of silently shrinking the batch.
+  """
+  sharding = batch_sharding(mesh)
+  def one(x):
+    x = np.asarray(x)
+    return jax.make_array_from_process_local_data(sharding, x, (x.shape[0] * jax.process_count(), *x.shape[1:]))
+  return {k: one(v) for k, v in local.items()}
+
+
+class MetricsLog:
+  """Collects per-step metrics without host syncs and flushes them at log points: checks they are finite
+  (naming the first bad step), averages them, keeps a running loss per level, writes `metrics.jsonl`."""
+
+  def __init__(self, workdir: str, enabled: bool):
+    self._path = os.path.join(workdir, 'metrics.jsonl')
+    self._enabled = enabled
+    self._pending: list[tuple[int, dict]] = []
+    self._level_loss: dict[int, float] = {}
+
+  def add(self, step: int, metrics: dict) -> None:
+    self._pending.append((step, metrics))
+
+  def flush(self) -> dict | None:
+    if not self._pending:
+      return None
+    steps, metrics = zip(*self._pending, strict=True)
+    self._pending = []
+    host = jax.device_get(list(metrics))
+    for step, m in zip(steps, host, strict=True):
+      if not (math.isfinite(float(m['loss'])) and math.isfinite(float(m['grad_norm']))):
+        raise FloatingPointError(f'training diverged at step {step}: loss={float(m["loss"])}, '
+                                 f'grad_norm={float(m["grad_norm"])}; no checkpoint was written for it')
+      level = int(m['level'])
+      previous = self._level_loss.get(level, float(m['loss']))
+      self._level_loss[level] = 0.9 * previous + 0.1 * float(m['loss'])
+    summary = {k: float(np.mean([float(m[k]) for m in host])) for k in host[0] if k != 'level'}
+    summary.update({f'loss_level_{k}': v for k, v in sorted(self._level_loss.items())})
+    summary['step'] = steps[-1]
+    if self._enabled:
+      with open(self._path, 'a') as f:
+        f.write(json.dumps(summary) + '\n')
+    return summary
+
+
+def _check_mesh(config: ml_collections.ConfigDict, model: MagnetConfig, mesh) -> None:
+  data, tensor = mesh.shape['data'], mesh.shape['model']
+  if config.train.batch_size % data:
+    raise ValueError(f'train.batch_size={config.train.batch_size} is not divisible by the mesh data axis ({data})')
+  if data % jax.process_count():
+    raise ValueError(f'the mesh data axis ({data}) is not a multiple of the {jax.process_count()} processes, each '
+                     'of which feeds its own part of the batch')
+  if config.sharding.preset == 'tensor_parallel':
+    for name, size in (('num_heads', model.num_heads), ('mlp_dim', model.mlp_dim)):
+      if size % tensor:
+        raise ValueError(f'model {name}={size} is not divisible by the mesh model axis ({tensor})')
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False) -> dict:
+  """Trains from `config` in `workdir` (checkpoints, metrics.jsonl); returns the last logged metrics.
+
+  Args:
+    config: a full config (see configs/base.py).
+    workdir: output folder; must not hold checkpoints unless `resume`.
+    resume: continue exactly from the latest checkpoint (params, optimizer, step, data position; the per-step
+      randomness is derived from the seed and the step).
+  """
+  model = validate(config)
+  mesh = make_mesh(config.sharding.mesh)
+  _check_mesh(config, model, mesh)
+  rules = rules_for(config.sharding.preset, config.sharding.rules)
+  lead = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  num_steps = int(config.train.num_steps)
+  optimizer = make_optimizer(config.optim, num_steps)
+  ema = bool(config.optim.ema_decay)
+  shardings = _state_shardings(model, optimizer, mesh, rules, ema)
+  source = make_source(config, model, batch_part(mesh, config.train.batch_size), jax.process_count())
+  checkpointer = Checkpointer(workdir, config.train.checkpoint_every, config.train.max_checkpoints)
+  rng = jax.random.key(config.train.seed)
+  init_rng, step_rng = jax.random.split(rng)
+  if checkpointer.latest_step() is not None and not resume:
+    raise FileExistsError(f'{workdir} already holds checkpoints (step {checkpointer.latest_step()}): pass --resume '
+                          'to continue, or choose another --workdir')
+  make_state = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
+  if resume:
+    abstract = abstract_like(jax.eval_shape(make_state, init_rng), shardings)
+    state, data_state = checkpointer.restore(abstract)
+    source.set_state(data_state)
+  else:
+    state = make_state(init_rng)
+  train_step = make_train_step(model, optimizer, config, mesh, rules, shardings)
+  first = int(jax.device_get(state.step))
+  metrics_log = MetricsLog(workdir, lead)
+  tokens_per_step = config.train.batch_size * model.n_q * (config.data.length or model.sequence_length)
+  if lead:
+    logging.info('training %s on mesh %s (%s), steps %d -> %d', workdir, dict(mesh.shape), config.sharding.preset,
+                 first, num_steps)
+  summary: dict = {}
+  progress = tqdm(total=num_steps, initial=first, disable=not lead, desc='train', unit='step')
+  tick, tick_step = time.perf_counter(), first
+  for step in range(first, num_steps):
+    state, metrics = train_step(state, global_batch(next(source), mesh), step_rng)
+    metrics_log.add(step + 1, metrics)
+    done = step + 1
+    if done % config.train.log_every == 0 or done % config.train.checkpoint_every == 0 or done == num_steps:
+      summary = metrics_log.flush() or summary
+      elapsed = time.perf_counter() - tick
+      rate = (done - tick_step) / max(elapsed, 1e-9)
+      summary.update(steps_per_s=rate, tokens_per_s=rate * tokens_per_step)
+      tick, tick_step = time.perf_counter(), done
+      progress.set_postfix(loss=f'{summary["loss"]:.4f}', steps_s=f'{rate:.2f}', tok_s=f'{rate * tokens_per_step:.0f}')
+      if lead and done % config.train.log_every == 0:
+        eta = (num_steps - done) / max(rate, 1e-9)
+        levels = ' '.join(f'L{k[-1]}={v:.3f}' for k, v in summary.items() if k.startswith('loss_level_'))
+        logging.info('step %d/%d loss %.4f [%s] acc %.3f | %.2f steps/s %.0f tokens/s | ETA %.0fs', done, num_steps,
+                     summary['loss'], levels, summary['accuracy'], rate, rate * tokens_per_step, eta)
+      checkpointer.save(done, state, source.get_state(), force=done == num_steps)
+    progress.update(1)
+  progress.close()
+  checkpointer.wait()
+  checkpointer.close()
+  return summary

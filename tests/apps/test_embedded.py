@@ -1,0 +1,96 @@
+"""The shipped embedded default (magnet_jax/assets/default): it loads without torch or downloads, was built from
+configs/embedded.py with the embedded codec, and its sound follows the prompt across seeds."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from magnet_jax import codec
+from magnet_jax.apps import embedded
+from magnet_jax.audio import rms_db
+from magnet_jax.generation import pretrained
+from magnet_jax.io import params as params_io
+from magnet_jax.training import trainer
+from tests.helpers import load_config
+
+SEEDS = (0, 1, 2, 3)
+# The shipped model with these seeds on the build machine (pipeline.json's metadata.prompt_following), per seed:
+#   onset_rate (1/s)  'fast drum groove with bass at 140 bpm'    4.2  3.6  3.8  4.2   (corpus grooves 2.6-6.2)
+#                     'ambient pad drone in D major, no drums'   0.4  0.4  0.6  0.6   (corpus pads 0-0.2)
+#   centroid_hz       'solo flute in G major'                   1808 1820 1822 1851   (corpus 1090-2260)
+#                     'slow solo bass in E minor'                213  211  215  203   (corpus 148-347)
+# Each bound lies between the two captions' medians with a wide margin on both sides (a CPU with other rounding
+# samples some other tokens), and every seed of the high caption must beat every seed of the low one.
+BOUNDS = {'onset_rate': 2.0, 'centroid_hz': 600.0}
+LOUDNESS_MIN_DB = -35.0  # measured: -10 to -18 dBFS
+
+
+@pytest.fixture(scope='module')
+def pipeline():
+  return pretrained.load(None)
+
+
+@pytest.fixture(scope='module')
+def contrasts(pipeline):
+  """(audio [captions * seeds, C, N], {caption: per-seed statistics}) of one batched call."""
+  return embedded.evaluate(pipeline, SEEDS)
+
+
+def test_shipped_default_loads_without_torch():
+  code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+          "from magnet_jax import pretrained\n"
+          "p = pretrained.load(None)\n"
+          "print(p.sample_rate, p.lm_config.card, p.text_encoder.dim)")
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+  assert result.stdout.split() == ['16000', '256', '384']
+
+
+def test_shipped_default_is_built_from_its_config_with_the_embedded_codec(pipeline):
+  spec = params_io.load_json(os.path.join(pretrained.EMBEDDED_DIR, pretrained.PIPELINE_FILE))
+  model = trainer.validate(load_config('embedded'))
+  assert dataclasses.replace(pipeline.lm_config, dtype=model.dtype) == model
+  assert spec['text_encoder'] == embedded.TEXT_ENCODER
+  assert pipeline.decoding == embedded.DECODING
+  assert os.path.samefile(os.path.join(pretrained.EMBEDDED_DIR, 'codec'), codec.EMBEDDED_CODEC_DIR)
+  facts = spec['metadata']
+  assert facts['build_command'].startswith(embedded.BUILD_COMMAND)
+  assert facts['train']['step'] == load_config('embedded').train.num_steps
+
+
+def test_outputs_are_finite_audible_and_of_the_default_length(pipeline, contrasts):
+  audio, _ = contrasts
+  frames = pipeline.frames(pipeline.duration, pipeline.decoding)
+  assert pipeline.sample_rate == 16000 and frames == 249  # 5 s at 50 Hz, trimmed to whole 3-frame spans
+  assert audio.shape == (len(embedded.contrast_captions()) * len(SEEDS), 1, frames * pipeline.codec_config.hop_length)
+  assert np.isfinite(audio).all()
+  assert min(rms_db(clip) for clip in audio) > LOUDNESS_MIN_DB
+
+
+@pytest.mark.parametrize('contrast', embedded.CONTRASTS, ids=lambda c: c.statistic)
+def test_sound_follows_the_prompt(contrasts, contrast):
+  _, stats = contrasts
+  high = [s[contrast.statistic] for s in stats[contrast.high]]
+  low = [s[contrast.statistic] for s in stats[contrast.low]]
+  assert np.median(high) > BOUNDS[contrast.statistic] > np.median(low), (high, low)
+  assert min(high) > max(low), (high, low)
+
+
+def test_build_runs_every_stage_once_and_exports_a_loadable_pipeline(tmp_path, capfd):
+  workdir, out = tmp_path / 'work', tmp_path / 'out'
+  tiny = ['--config.model.dim=32', '--config.model.num_heads=2', '--config.model.num_layers=1',
+          '--config.train.batch_size=4', '--config.train.num_steps=2', '--config.train.checkpoint_every=2']
+  metadata = embedded.build(str(workdir), str(out), num_clips=24, overrides=tiny)
+  assert set(metadata['stages']) == {'corpus', 'tokens', 'train'}
+  assert metadata['train']['step'] == 2 and np.isfinite(metadata['train']['loss'])
+  assert set(metadata['prompt_following']['separation']) == {c.statistic for c in embedded.CONTRASTS}
+  loaded = pretrained.load(out)
+  assert loaded.lm_config.dim == 32 and loaded.decoding == embedded.DECODING
+  assert loaded.generate(['solo flute'], duration=0.5).shape == (1, 1, 24 * 320)
+
+  capfd.readouterr()
+  again = embedded.build(str(workdir), str(out), num_clips=24, overrides=tiny)  # continues: nothing to redo
+  assert capfd.readouterr().out.count('already done') == 3
+  assert again['stages'] == metadata['stages']

@@ -1,0 +1,40 @@
+"""Helpers shared by the tests: configs with overrides, random LM inputs, restoring train checkpoints."""
+import importlib
+import os
+
+import jax
+import jax.numpy as jnp
+
+from magnet_jax.models.params import init_params
+from magnet_jax.training import trainer
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name: str, **overrides):
+  """magnet_jax/configs/<name>.py's get_config() with dotted overrides, e.g.
+  load_config('tiny', **{'train.num_steps': 5})."""
+  config = importlib.import_module(f'magnet_jax.configs.{name}').get_config()
+  for dotted, value in overrides.items():
+    *parents, leaf = dotted.split('.')
+    section = config
+    for p in parents:
+      section = section[p]
+    section[leaf] = value
+  return config
+
+
+def lm_inputs(config):
+  """Random params of `config`'s LM and a batch of two text conditions, the second with two padded positions:
+  (params, cond [2, 5, Dt], cond_mask [2, 5])."""
+  params = jax.jit(init_params, static_argnums=0)(config, jax.random.key(0))
+  cond = jax.random.normal(jax.random.key(1), (2, 5, config.text_dim))
+  cond_mask = jnp.array([[True] * 5, [True] * 3 + [False] * 2])
+  return params, cond, cond_mask
+
+
+def restore_state(workdir, config, step: int | None = None):
+  """(train state on the host, data state) of `workdir`'s checkpoint at `step` (default: latest), restored on
+  this process's devices in `config`'s mesh and preset."""
+  state, data_state = trainer.restore_state(config, str(workdir), step)
+  return jax.device_get(state), data_state

@@ -1,0 +1,60 @@
+"""Run by tests/test_sharding.py in a subprocess with 8 simulated CPU devices (XLA_FLAGS set by the caller).
+
+Trains the tiny config for a few steps on several meshes with the same data and seed, and prints one JSON line:
+{mesh name: [loss per step], ...} plus the final params' max abs difference to the 1-device run.
+"""
+import json
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, '.')
+from magnet_jax.configs import tiny  # noqa: E402
+from magnet_jax.data.synthetic import SyntheticSource  # noqa: E402
+from magnet_jax.training.optim import make_optimizer  # noqa: E402
+from magnet_jax.training.sharding import make_mesh, rules_for  # noqa: E402
+from magnet_jax.training.trainer import _state_shardings, create_state, global_batch, make_train_step, validate  # noqa: E402
+
+STEPS = 4
+MESHES = {  # name: (mesh shape, preset, devices)
+    'single': ({'data': 1, 'model': 1}, 'data_parallel', 1),
+    'data8': ({'data': 8, 'model': 1}, 'data_parallel', 8),
+    'data2_model4': ({'data': 2, 'model': 4}, 'tensor_parallel', 8),
+    'fsdp8': ({'data': 8, 'model': 1}, 'fsdp', 8),
+}
+
+
+def run(shape, preset, num_devices):
+  config = tiny.get_config()
+  config.train.batch_size = 8
+  model = validate(config)
+  mesh = make_mesh(shape, jax.devices()[:num_devices])
+  rules = rules_for(preset)
+  optimizer = make_optimizer(config.optim, config.train.num_steps)
+  shardings = _state_shardings(model, optimizer, mesh, rules, ema=False)
+  state = create_state(model, optimizer, jax.random.key(0), shardings, ema=False)
+  step = make_train_step(model, optimizer, config, mesh, rules, shardings)
+  source = SyntheticSource(8, num_examples=8, n_q=model.n_q, card=model.card, length=model.sequence_length,
+                           text_len=4, text_dim=model.text_dim, seed=0)
+  losses = []
+  for _ in range(STEPS):
+    state, metrics = step(state, global_batch(next(source), mesh), jax.random.key(1))
+    losses.append(float(metrics['loss']))
+  return losses, jax.device_get(state.params), list(state.params['transformer']['layers']['mlp']['wi'].sharding.spec)
+
+
+def main():
+  assert jax.device_count() == 8, jax.device_count()
+  results, reference = {}, None
+  for name, args in MESHES.items():
+    losses, params, sharding = run(*args)
+    reference = reference or params
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference),
+                                                          strict=True))
+    results[name] = {'losses': losses, 'param_diff': diff, 'mlp_sharding': sharding}
+  print(json.dumps(results))
+
+
+if __name__ == '__main__':
+  main()
