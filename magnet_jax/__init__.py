@@ -6,8 +6,8 @@ The public API, importable from here (each name lives in one module of the packa
   MagnetPipeline                                   generate / generate_continuation / infill / outpaint / loop / stream
   DecodingConfig, MagnetConfig                     decoding and LM hyperparameters
 
-Rooms (each imports only from the ones listed before it): io, audio, models, text, codec, decoding, corpus, data,
-training, evaluation, generation, apps. See docs/architecture.md.
+Rooms (each imports only from the ones listed before it): models, io, audio, text, codec, decoding, configs, corpus,
+data, generation, evaluation, training, apps. See docs/architecture.md.
 """
 import importlib
 

@@ -38,7 +38,7 @@ class TrainStep(Target):
     mesh = make_mesh(config.sharding.mesh)
     rules = rules_for(config.sharding.preset, config.sharding.rules)
     optimizer = make_optimizer(config.optim, config.train.num_steps)
-    shardings = trainer._state_shardings(self.model, optimizer, mesh, rules, ema=False)
+    shardings = trainer.state_shardings(self.model, optimizer, mesh, rules, ema=False)
     self.state = trainer.create_state(self.model, optimizer, jax.random.key(0), shardings, ema=False)
     self.step = trainer.make_train_step(self.model, optimizer, config, mesh, rules, shardings)
     rng = np.random.default_rng(0)

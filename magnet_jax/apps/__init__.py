@@ -7,4 +7,5 @@
   corpus.py          the procedural corpus -> WAVs + manifests
   codec_train.py     train a codec; codec_evaluate.py scores one
   embedded.py        rebuild the embedded default (corpus -> codec tokens -> LM -> exported pipeline)
+  prompt_following.py  prompt-following statistics of a pipeline
 """

@@ -1,36 +1,36 @@
-"""python -m magnet_jax.corpus --out DIR --num-clips N --seed S [--sample-rate 16000] [--duration 5] [--workers 1]
+"""Render the procedural text-to-music corpus (WAVs + JSONL manifests).
+
+  python -m magnet_jax.apps.corpus --out DIR --num-clips N --seed S [--sample-rate 16000] [--duration 5]
+      [--workers 1] [--stats]
 
 --stats then prints each statistic's min/median/max per category (and per solo instrument) of the new corpus.
 """
-import argparse
 import os
-import sys
 
-from magnet_jax.audio.stats import summarize
-from magnet_jax.corpus.writer import generate_corpus
+from absl import flags
+
+from magnet_jax.apps import runner
+from magnet_jax.corpus.writer import generate_corpus, summarize
+
+_OUT = flags.DEFINE_string('out', None, 'Output folder (created if missing).')
+_NUM_CLIPS = flags.DEFINE_integer('num-clips', None, 'Number of clips.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Corpus seed; same seed, same files.')
+_SAMPLE_RATE = flags.DEFINE_integer('sample-rate', 16000, 'Hz.')
+_DURATION = flags.DEFINE_float('duration', 5.0, 'Seconds per clip.')
+_WORKERS = flags.DEFINE_integer('workers', 1, 'Rendering processes.')
+_STATS = flags.DEFINE_bool('stats', False, 'Print per-category audio statistics afterwards.')
+flags.mark_flags_as_required(['out', 'num-clips'])
 
 
-def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(prog='python -m magnet_jax.corpus',
-                                   description='Render the synthetic text-to-music corpus (WAVs + JSONL manifests).')
-  parser.add_argument('--out', required=True, help='output folder (created if missing)')
-  parser.add_argument('--num-clips', type=int, required=True, help='number of clips')
-  parser.add_argument('--seed', type=int, default=0, help='corpus seed; same seed, same files')
-  parser.add_argument('--sample-rate', type=int, default=16000, help='Hz')
-  parser.add_argument('--duration', type=float, default=5.0, help='seconds per clip')
-  parser.add_argument('--workers', type=int, default=1, help='rendering processes')
-  parser.add_argument('--stats', action='store_true', help='print per-category audio statistics afterwards')
-  args = parser.parse_args(argv)
-  try:
-    records = generate_corpus(args.out, args.num_clips, args.seed, args.sample_rate, args.duration, args.workers)
-  except (ValueError, OSError) as e:
-    sys.exit(f'{parser.prog}: error: {e}')
-  print(f'wrote {len(records)} clips to {args.out}')
-  if args.stats:
-    for group, stats in summarize(os.path.join(args.out, 'manifest.jsonl')).items():
+def main() -> None:
+  records = generate_corpus(_OUT.value, _NUM_CLIPS.value, _SEED.value, _SAMPLE_RATE.value, _DURATION.value,
+                            _WORKERS.value)
+  print(f'wrote {len(records)} clips to {_OUT.value}')
+  if _STATS.value:
+    for group, stats in summarize(os.path.join(_OUT.value, 'manifest.jsonl')).items():
       cells = '  '.join(f'{name} {lo:.3g}/{mid:.3g}/{hi:.3g}' for name, (lo, mid, hi) in stats.items())
       print(f'{group:12s} {cells}   (min/median/max)')
 
 
 if __name__ == '__main__':
-  main()
+  runner.run('python -m magnet_jax.apps.corpus', main)

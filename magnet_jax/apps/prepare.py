@@ -7,67 +7,41 @@
 then train on it with `python train.py --config=configs/small.py --config.data.source=tfds --config.data.dir=OUT`.
 See magnet_jax/data/audio.py for the manifests and caption files read, magnet_jax/data/builder.py for the records.
 """
-import argparse
-import sys
+from absl import flags
 
-import tensorflow_datasets as tfds
+from magnet_jax.apps import runner
+from magnet_jax.data.audio import OFFSETS
+from magnet_jax.data.builder import SegmentOptions
+from magnet_jax.data.prepare import CodecSource, prepare
 
-from magnet_jax.codec import load_audiocraft, load_codec, load_transformers
-from magnet_jax.data.audio import OFFSETS, find_splits
-from magnet_jax.data.builder import SegmentOptions, SegmentTokenizer, build
-from magnet_jax.text import TextEncoder
-
-
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='python -m magnet_jax.apps.prepare', description=__doc__.split('\n')[0])
-  parser.add_argument('--audio', required=True, help='folder of audio files (and manifests / caption files)')
-  parser.add_argument('--out', required=True, help='output folder (the dataset goes to OUT/codec_tokens/VERSION)')
-  parser.add_argument('--manifest', help='JSONL manifest to read instead of looking in --audio (a train split)')
-  codec = parser.add_mutually_exclusive_group(required=True)
-  codec.add_argument('--codec', metavar='FOLDER', help='a magnet-jax codec folder (codec.json + codec.safetensors)')
-  codec.add_argument('--codec-hf', metavar='FOLDER', help='a transformers EnCodec folder, e.g. encodec_32khz')
-  codec.add_argument('--compression-ckpt', metavar='FILE', help="audiocraft's compression_state_dict.bin")
-  parser.add_argument('--pretrained-dir', metavar='FOLDER',
-                      help='transformers folder of the codec a pointer --compression-ckpt names')
-  parser.add_argument('--text', default='', metavar='SPEC',
-                      help='text encoder for training: minilm | t5:FOLDER | bert:FOLDER (recorded in the dataset)')
-  parser.add_argument('--cache-text', action='store_true',
-                      help='encode the captions now and store the states (no caption augmentation in training)')
-  parser.add_argument('--segment-duration', type=float, default=10.0, help='seconds per segment (model T / rate)')
-  parser.add_argument('--segment-offsets', choices=OFFSETS, default='sequential',
-                      help='back-to-back segments, or as many at random offsets')
-  parser.add_argument('--min-segment-ratio', type=float, default=0.8,
-                      help='shortest segment cut from a longer file, as a fraction of the segment duration')
-  parser.add_argument('--seed', type=int, default=0, help='randomness of random offsets')
-  parser.add_argument('--batch-size', type=int, default=8, help='segments per codec call')
-  parser.add_argument('--read-threads', type=int, default=2, help='files decoded ahead of the codec')
-  return parser
+_AUDIO = flags.DEFINE_string('audio', None, 'Folder of audio files (and manifests / caption files).')
+_OUT = flags.DEFINE_string('out', None, 'Output folder (the dataset goes to OUT/codec_tokens/VERSION).')
+_MANIFEST = flags.DEFINE_string('manifest', None, 'JSONL manifest to read instead of looking in --audio (train).')
+_CODEC = flags.DEFINE_string('codec', None, 'A magnet-jax codec folder (codec.json + codec.safetensors).')
+_CODEC_HF = flags.DEFINE_string('codec-hf', None, 'A transformers EnCodec folder, e.g. encodec_32khz.')
+_COMPRESSION_CKPT = flags.DEFINE_string('compression-ckpt', None, "audiocraft's compression_state_dict.bin.")
+_PRETRAINED_DIR = flags.DEFINE_string('pretrained-dir', None,
+                                      'Transformers folder of the codec a pointer --compression-ckpt names.')
+_TEXT = flags.DEFINE_string('text', '', 'Text encoder for training: minilm | t5:FOLDER | bert:FOLDER (recorded in '
+                            'the dataset).')
+_CACHE_TEXT = flags.DEFINE_bool('cache-text', False, 'Encode the captions now and store the states (no caption '
+                                'augmentation in training).')
+_SEGMENT_DURATION = flags.DEFINE_float('segment-duration', 10.0, 'Seconds per segment (model T / frame rate).')
+_SEGMENT_OFFSETS = flags.DEFINE_enum('segment-offsets', 'sequential', OFFSETS,
+                                     'Back-to-back segments, or as many at random offsets.')
+_MIN_SEGMENT_RATIO = flags.DEFINE_float('min-segment-ratio', 0.8, 'Shortest segment cut from a longer file, as a '
+                                        'fraction of the segment duration.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Randomness of random offsets.')
+_BATCH_SIZE = flags.DEFINE_integer('batch-size', 8, 'Segments per codec call.')
+_READ_THREADS = flags.DEFINE_integer('read-threads', 2, 'Files decoded ahead of the codec.')
+flags.mark_flags_as_required(['audio', 'out'])
 
 
-def _load_codec(args: argparse.Namespace):
-  if args.codec:
-    return load_codec(args.codec)
-  if args.codec_hf:
-    return load_transformers(args.codec_hf)
-  return load_audiocraft(args.compression_ckpt, args.pretrained_dir)
-
-
-def main(argv: list[str] | None = None) -> None:
-  parser = _parser()
-  args = parser.parse_args(argv)
-  if args.cache_text and not args.text:
-    parser.error('--cache-text needs --text')
-  try:
-    splits = find_splits(args.audio, args.manifest)
-    codec, params = _load_codec(args)
-    text = TextEncoder.from_spec(args.text) if args.text else None  # loaded now: a bad spec fails before tokenizing
-    segments = SegmentOptions(args.segment_duration, args.segment_offsets, args.min_segment_ratio, args.seed)
-    tokenizer = SegmentTokenizer(codec, params, segments, args.batch_size, text if args.cache_text else None,
-                                 args.read_threads)
-    tfds.disable_progress_bar()  # the tokenizer's bar reports the progress
-    folder = build(args.out, splits, tokenizer, args.text)
-  except (ValueError, OSError) as e:  # CheckpointError is a ValueError
-    sys.exit(f'{parser.prog}: error: {e}')
+def main() -> None:
+  codec = CodecSource(_CODEC.value, _CODEC_HF.value, _COMPRESSION_CKPT.value, _PRETRAINED_DIR.value)
+  segments = SegmentOptions(_SEGMENT_DURATION.value, _SEGMENT_OFFSETS.value, _MIN_SEGMENT_RATIO.value, _SEED.value)
+  folder, tokenizer = prepare(_AUDIO.value, _OUT.value, codec, segments, _TEXT.value, _CACHE_TEXT.value,
+                              _MANIFEST.value, _BATCH_SIZE.value, _READ_THREADS.value)
   for split, stats in tokenizer.stats.items():
     print(f'{split}: {stats["segments"]} segments of {tokenizer.frames} frames from {stats["files"]} files, '
           f'{len(stats["skipped"])} skipped')
@@ -77,4 +51,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-  main()
+  runner.run('python -m magnet_jax.apps.prepare', main)

@@ -56,11 +56,21 @@ def _exit_job(message: str) -> NoReturn:
   os._exit(1)
 
 
+def _show_flags_in_help(module: str) -> None:
+  """Makes the flags defined in `module` the key flags of the running script, which `--help` lists."""
+  script = sys.argv[0]
+  for flag in flags.FLAGS.get_key_flags_for_module(module):
+    flags.FLAGS.register_key_flag_for_module(script, flag)
+
+
 def run(prog: str, main: Callable[[], None]) -> None:
   """Parses flags and runs `main()`; bad flags and user errors end with one line `prog: error: ...` (exit 1).
 
-  In a multi-process job every error ends the process at once, naming it (`_exit_job`).
+  `--help` lists the flags of `main`'s module (absl lists only the running script's own, and a console script or
+  a thin entry point defines none). In a multi-process job every error ends the process at once, naming it
+  (`_exit_job`).
   """
+  _show_flags_in_help(main.__module__)
   def wrapped(argv: list[str]) -> None:
     if len(argv) > 1:
       sys.exit(f'{prog}: error: unexpected arguments {argv[1:]}')

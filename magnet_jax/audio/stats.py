@@ -9,11 +9,8 @@ clips of seed 0 (5 s, 16 kHz), min / median / max:
 
   python -m magnet_jax.corpus --out DIR --num-clips 300 --stats   # per-category statistics of a new corpus
 """
-import json
-import os
 
 import numpy as np
-import soundfile
 
 from magnet_jax.audio import spectral
 
@@ -84,25 +81,3 @@ def audio_stats(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
   """All statistics of one clip: 'onset_rate', 'centroid_hz', 'low_ratio', 'rms_db'."""
   return {'onset_rate': onset_rate(audio, sample_rate), 'centroid_hz': spectral_centroid(audio, sample_rate),
           'low_ratio': low_frequency_ratio(audio, sample_rate), 'rms_db': rms_db(audio)}
-
-
-def summarize(manifest_path: str) -> dict[str, dict[str, tuple[float, float, float]]]:
-  """Per group, each statistic's (min, median, max) over the manifest's clips.
-
-  Groups are the categories, and 'solo <instrument>' for each solo instrument.
-  """
-  root = os.path.dirname(manifest_path)
-  values: dict[str, dict[str, list[float]]] = {}
-  with open(manifest_path) as f:
-    for line in f:
-      record = json.loads(line)
-      audio, sample_rate = soundfile.read(os.path.join(root, record['path']), dtype='float32')
-      groups = [record['category']]
-      if record['category'] == 'solo':
-        groups.append(f'solo {record["instruments"][0]}')
-      for name, value in audio_stats(audio, sample_rate).items():
-        for group in groups:
-          values.setdefault(group, {}).setdefault(name, []).append(value)
-  return {group: {name: (float(np.min(v)), float(np.median(v)), float(np.max(v))) for name, v in stats.items()}
-          for group, stats in sorted(values.items())}
-

@@ -24,6 +24,7 @@ import numpy as np
 import soundfile
 import tqdm
 
+from magnet_jax.audio.stats import audio_stats
 from magnet_jax.corpus import captions, compose, render
 from magnet_jax.io.files import atomic_write
 
@@ -109,3 +110,24 @@ def generate_corpus(out_dir: str, num_clips: int, seed: int, sample_rate: int = 
     _write_jsonl(os.path.join(out_dir, f'{split}.jsonl'), [r for r in records if r['split'] == split])
   _write_jsonl(os.path.join(out_dir, 'manifest.jsonl'), records)
   return records
+
+
+def summarize(manifest_path: str) -> dict[str, dict[str, tuple[float, float, float]]]:
+  """Per group, each statistic's (min, median, max) over the manifest's clips.
+
+  Groups are the categories, and 'solo <instrument>' for each solo instrument.
+  """
+  root = os.path.dirname(manifest_path)
+  values: dict[str, dict[str, list[float]]] = {}
+  with open(manifest_path) as f:
+    for line in f:
+      record = json.loads(line)
+      audio, sample_rate = soundfile.read(os.path.join(root, record['path']), dtype='float32')
+      groups = [record['category']]
+      if record['category'] == 'solo':
+        groups.append(f'solo {record["instruments"][0]}')
+      for name, value in audio_stats(audio, sample_rate).items():
+        for group in groups:
+          values.setdefault(group, {}).setdefault(name, []).append(value)
+  return {group: {name: (float(np.min(v)), float(np.median(v)), float(np.max(v))) for name, v in stats.items()}
+          for group, stats in sorted(values.items())}

@@ -14,7 +14,7 @@ from magnet_jax.audio.spectral import mel_distance
 from magnet_jax.audio.stats import onset_rate, spectral_centroid
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import Params, decode, encode
-from magnet_jax.training.codec_data import ClipSet
+from magnet_jax.corpus.clips import ClipSet
 
 
 def reconstruct_clips(config: CodecConfig, params: Params, clips: ClipSet, batch_size: int = 8) -> list[np.ndarray]:

@@ -18,7 +18,8 @@ def _dummy_inputs(config: MagnetConfig):
   return codes, jnp.zeros((1, 1, config.text_dim), jnp.float32), jnp.ones((1, 1), bool)
 
 
-def _boxed_init(config: MagnetConfig, rng: jax.Array):
+def boxed_init(config: MagnetConfig, rng: jax.Array):
+  """MagnetLM params still boxed with their logical axis names (`nn.Partitioned`), before depth scaling."""
   return MagnetLM(config).init(rng, *_dummy_inputs(config), level=0)['params']
 
 
@@ -39,13 +40,13 @@ def init_params(config: MagnetConfig, rng: jax.Array) -> dict:
 
   Jittable; wrap in `jax.jit(..., out_shardings=...)` to create sharded params without a host copy.
   """
-  params = nn.meta.unbox(_boxed_init(config, rng))
+  params = nn.meta.unbox(boxed_init(config, rng))
   return jax.tree_util.tree_map_with_path(lambda p, x: _depthwise_scale(p, x, config), params)
 
 
 def logical_axes(config: MagnetConfig) -> dict:
   """The params' logical axis names as a tree of `jax.sharding.PartitionSpec` (no compute, no memory)."""
-  boxed = jax.eval_shape(functools.partial(_boxed_init, config), jax.random.key(0))
+  boxed = jax.eval_shape(functools.partial(boxed_init, config), jax.random.key(0))
   return nn.get_partition_spec(boxed)
 
 

@@ -11,9 +11,7 @@ EMA updates with dead-code replacement follow them (`magnet_jax.codec.codebook`)
 The workdir gets orbax checkpoints of the full train state (`checkpoints/`, for `--resume`), `metrics.jsonl`, and
 `codec/`: the latest codec folder (`magnet_jax.codec.io`), rewritten atomically at every evaluation.
 """
-import json
 import os
-import time
 from typing import Any
 
 import flax.struct
@@ -23,14 +21,14 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from tqdm import tqdm
 
 from magnet_jax.codec import codebook, io, losses
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import EncodecModel, Params, init
 from magnet_jax.evaluation.codec import mean_mel_distance
-from magnet_jax.training.checkpointing import Checkpointer, abstract_like
-from magnet_jax.training.codec_data import ClipSet, random_crops, read_split, render_split
+from magnet_jax.training import loop
+from magnet_jax.training.checkpointing import abstract_like
+from magnet_jax.corpus.clips import ClipSet, random_crops, read_split, render_split
 from magnet_jax.training.optim import make_optimizer
 
 
@@ -144,11 +142,6 @@ def _batch(config: ml_collections.ConfigDict, clips: ClipSet, stream: int, step:
   return random_crops(clips, np.random.default_rng([config.train.seed, stream, step]), batch_size, length)
 
 
-def _log_metrics(workdir: str, row: dict) -> None:
-  with open(os.path.join(workdir, 'metrics.jsonl'), 'a') as f:
-    f.write(json.dumps(row) + '\n')
-
-
 def train_codec(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
                 export_dir: str | None = None) -> dict:
   """Trains a codec from `config` in `workdir`; returns the last logged metrics (with `valid_mel_distance`).
@@ -160,13 +153,9 @@ def train_codec(config: ml_collections.ConfigDict, workdir: str, resume: bool = 
     export_dir: also write the final codec folder there (e.g. magnet_jax/assets/default/codec).
   """
   codec = validate(config)
-  os.makedirs(workdir, exist_ok=True)
   num_steps = int(config.train.num_steps)
   length = int(round(config.train.segment_duration * codec.sample_rate))
-  checkpointer = Checkpointer(workdir, config.train.checkpoint_every, config.train.max_checkpoints)
-  if checkpointer.latest_step() is not None and not resume:
-    raise FileExistsError(f'{workdir} already holds checkpoints (step {checkpointer.latest_step()}): pass --resume '
-                          'to continue, or choose another --workdir')
+  checkpointer = loop.open_checkpointer(workdir, config.train, resume)
   logging.info('loading corpus clips (%s)', config.data.corpus_dir or f'rendered, seed {config.data.seed}')
   train_clips = load_clips(config, 'train', codec.sample_rate)
   valid_clips = load_clips(config, 'valid', codec.sample_rate, limit=config.data.eval_clips)
@@ -186,34 +175,28 @@ def train_codec(config: ml_collections.ConfigDict, workdir: str, resume: bool = 
                first, num_steps)
   summary: dict = {}
   pending: list[dict] = []
-  progress = tqdm(total=num_steps, initial=first, desc='codec', unit='step')
-  tick, tick_step = time.perf_counter(), first
+  progress = loop.Progress(workdir, first, num_steps, 'codec')
   for step in range(first, num_steps):
     batch = _batch(config, train_clips, 0, step, config.train.batch_size, length)
     state, metrics = train_step(state, jnp.asarray(batch), rng)
     pending.append(metrics)
     done = step + 1
-    progress.update(1)
+    progress.step()
     if all(done % config.train[k] for k in ('log_every', 'eval_every', 'checkpoint_every')) and done != num_steps:
       continue
-    host = jax.device_get(pending)
+    summary = loop.mean_metrics(jax.device_get(pending), range(done - len(pending) + 1, done + 1), 'codec training')
     pending = []
-    summary = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-    if not np.isfinite(summary['loss']):
-      raise FloatingPointError(f'codec training diverged before step {done}: loss {summary["loss"]}')
-    rate = (done - tick_step) / (time.perf_counter() - tick)
-    tick, tick_step = time.perf_counter(), done
+    rate = progress.rate(done)
     summary.update(step=done, steps_per_s=rate)
     if done % config.train.eval_every == 0 or done == num_steps:
       summary['valid_mel_distance'] = mean_mel_distance(codec, state.params, valid_clips)
       io.save_codec(os.path.join(workdir, 'codec'), codec, state.params, step=done,
                     valid_mel_distance=summary['valid_mel_distance'])
-      tick = time.perf_counter()  # evaluation time does not count against the training rate
-    _log_metrics(workdir, summary)
-    progress.set_postfix(loss=f'{summary["loss"]:.4f}', steps_s=f'{rate:.2f}')
+      progress.exclude()  # evaluation time does not count against the training rate
+    progress.log(summary, loss=f'{summary["loss"]:.4f}', steps_s=f'{rate:.2f}')
     logging.info('step %d/%d loss %.4f (%s) dead %.2f | %.2f steps/s ETA %.0f min%s', done, num_steps,
                  summary['loss'], ' '.join(f'{k} {summary[k]:.4f}' for k in ('l1', 'msspec', 'commitment')),
-                 summary['dead_codes'], rate, (num_steps - done) / max(rate, 1e-9) / 60,
+                 summary['dead_codes'], rate, progress.eta(done, rate) / 60,
                  f' | valid mel_distance {summary["valid_mel_distance"]:.2f} dB' if 'valid_mel_distance' in summary
                  else '')
     checkpointer.save(done, state, {'step': done}, force=done == num_steps)

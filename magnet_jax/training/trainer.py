@@ -4,10 +4,6 @@
 ('data', 'model') mesh; the same code runs on 1 CPU, simulated CPU devices, GPUs and TPU pods.
 """
 import functools
-import json
-import math
-import os
-import time
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -17,12 +13,12 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from tqdm import tqdm
 
 from magnet_jax.data.sources import make_source
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
-from magnet_jax.models.params import init_params
+from magnet_jax.models.params import boxed_init, init_params
+from magnet_jax.training import loop
 from magnet_jax.training.checkpointing import Checkpointer, abstract_like
 from magnet_jax.training.loss import masked_level_loss
 from magnet_jax.training.optim import TrainState, learning_rate_schedule, make_optimizer, update_ema
@@ -46,25 +42,25 @@ def validate(config: ml_collections.ConfigDict) -> MagnetConfig:
   return model
 
 
-def _state_shardings(model: MagnetConfig, optimizer: optax.GradientTransformation, mesh, rules, ema: bool):
-  """NamedShardings for every TrainState leaf, from the params' logical axes (optimizer moments inherit them)."""
-  def boxed_state(rng):
-    params = MagnetLM(model).init(rng, jnp.zeros((1, model.n_q, model.span_len), jnp.int32),
-                                  jnp.zeros((1, 1, model.text_dim)), jnp.ones((1, 1), bool), level=0)['params']
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                      ema_params=params if ema else None)
-  abstract = jax.eval_shape(boxed_state, jax.random.key(0))
+def init_state(model: MagnetConfig, optimizer: optax.GradientTransformation, rng: jax.Array, ema: bool,
+               boxed: bool = False) -> TrainState:
+  """A fresh TrainState: the one initialisation, traced by `eval_shape` for the shardings (`boxed`: params keep
+  their logical axis names, and the optimizer moments inherit them) and jitted into them by `create_state`."""
+  params = boxed_init(model, rng) if boxed else init_params(model, rng)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
+                    ema_params=params if ema else None)
+
+
+def state_shardings(model: MagnetConfig, optimizer: optax.GradientTransformation, mesh, rules, ema: bool):
+  """NamedShardings for every TrainState leaf, from the params' logical axes."""
+  abstract = jax.eval_shape(functools.partial(init_state, model, optimizer, ema=ema, boxed=True), jax.random.key(0))
   return param_shardings(nn.get_partition_spec(abstract), nn.meta.unbox(abstract), mesh, rules)
 
 
 def create_state(model: MagnetConfig, optimizer: optax.GradientTransformation, rng: jax.Array, shardings,
                  ema: bool) -> TrainState:
   """A fresh TrainState created directly in its shardings (no host copy of the full params)."""
-  def init(rng):
-    params = init_params(model, rng)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                      ema_params=params if ema else None)
-  return jax.jit(init, out_shardings=shardings)(rng)
+  return jax.jit(functools.partial(init_state, model, optimizer, ema=ema), out_shardings=shardings)(rng)
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[TrainState, dict]:
@@ -78,7 +74,7 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | N
   mesh = make_mesh(config.sharding.mesh)
   optimizer = make_optimizer(config.optim, config.train.num_steps)
   ema = bool(config.optim.ema_decay)
-  shardings = _state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset, config.sharding.rules), ema)
+  shardings = state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset, config.sharding.rules), ema)
   make = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
   checkpointer = Checkpointer(workdir, config.train.checkpoint_every)
   try:
@@ -133,12 +129,10 @@ def global_batch(local: dict, mesh) -> dict:
 
 
 class MetricsLog:
-  """Collects per-step metrics without host syncs and flushes them at log points: checks they are finite
-  (naming the first bad step), averages them, keeps a running loss per level, writes `metrics.jsonl`."""
+  """Collects per-step metrics without host syncs and summarises them at log points: checks they are finite
+  (`loop.mean_metrics`), averages them and keeps a running loss per level."""
 
-  def __init__(self, workdir: str, enabled: bool):
-    self._path = os.path.join(workdir, 'metrics.jsonl')
-    self._enabled = enabled
+  def __init__(self):
     self._pending: list[tuple[int, dict]] = []
     self._level_loss: dict[int, float] = {}
 
@@ -151,19 +145,14 @@ class MetricsLog:
     steps, metrics = zip(*self._pending, strict=True)
     self._pending = []
     host = jax.device_get(list(metrics))
-    for step, m in zip(steps, host, strict=True):
-      if not (math.isfinite(float(m['loss'])) and math.isfinite(float(m['grad_norm']))):
-        raise FloatingPointError(f'training diverged at step {step}: loss={float(m["loss"])}, '
-                                 f'grad_norm={float(m["grad_norm"])}; no checkpoint was written for it')
+    summary = loop.mean_metrics(host, steps, finite=('loss', 'grad_norm'))
+    for m in host:
       level = int(m['level'])
       previous = self._level_loss.get(level, float(m['loss']))
       self._level_loss[level] = 0.9 * previous + 0.1 * float(m['loss'])
-    summary = {k: float(np.mean([float(m[k]) for m in host])) for k in host[0] if k != 'level'}
+    del summary['level']
     summary.update({f'loss_level_{k}': v for k, v in sorted(self._level_loss.items())})
     summary['step'] = steps[-1]
-    if self._enabled:
-      with open(self._path, 'a') as f:
-        f.write(json.dumps(summary) + '\n')
     return summary
 
 
@@ -194,18 +183,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
   _check_mesh(config, model, mesh)
   rules = rules_for(config.sharding.preset, config.sharding.rules)
   lead = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
   num_steps = int(config.train.num_steps)
   optimizer = make_optimizer(config.optim, num_steps)
   ema = bool(config.optim.ema_decay)
-  shardings = _state_shardings(model, optimizer, mesh, rules, ema)
+  shardings = state_shardings(model, optimizer, mesh, rules, ema)
   source = make_source(config, model, batch_part(mesh, config.train.batch_size), jax.process_count())
-  checkpointer = Checkpointer(workdir, config.train.checkpoint_every, config.train.max_checkpoints)
-  rng = jax.random.key(config.train.seed)
-  init_rng, step_rng = jax.random.split(rng)
-  if checkpointer.latest_step() is not None and not resume:
-    raise FileExistsError(f'{workdir} already holds checkpoints (step {checkpointer.latest_step()}): pass --resume '
-                          'to continue, or choose another --workdir')
+  checkpointer = loop.open_checkpointer(workdir, config.train, resume)
+  init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
   make_state = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
   if resume:
     abstract = abstract_like(jax.eval_shape(make_state, init_rng), shardings)
@@ -215,32 +199,30 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
     state = make_state(init_rng)
   train_step = make_train_step(model, optimizer, config, mesh, rules, shardings)
   first = int(jax.device_get(state.step))
-  metrics_log = MetricsLog(workdir, lead)
+  metrics_log = MetricsLog()
   tokens_per_step = config.train.batch_size * model.n_q * (config.data.length or model.sequence_length)
   if lead:
     logging.info('training %s on mesh %s (%s), steps %d -> %d', workdir, dict(mesh.shape), config.sharding.preset,
                  first, num_steps)
   summary: dict = {}
-  progress = tqdm(total=num_steps, initial=first, disable=not lead, desc='train', unit='step')
-  tick, tick_step = time.perf_counter(), first
+  progress = loop.Progress(workdir, first, num_steps, 'train', enabled=lead)
   for step in range(first, num_steps):
     state, metrics = train_step(state, global_batch(next(source), mesh), step_rng)
     metrics_log.add(step + 1, metrics)
     done = step + 1
     if done % config.train.log_every == 0 or done % config.train.checkpoint_every == 0 or done == num_steps:
       summary = metrics_log.flush() or summary
-      elapsed = time.perf_counter() - tick
-      rate = (done - tick_step) / max(elapsed, 1e-9)
+      rate = progress.rate(done)
       summary.update(steps_per_s=rate, tokens_per_s=rate * tokens_per_step)
-      tick, tick_step = time.perf_counter(), done
-      progress.set_postfix(loss=f'{summary["loss"]:.4f}', steps_s=f'{rate:.2f}', tok_s=f'{rate * tokens_per_step:.0f}')
+      progress.log(summary, loss=f'{summary["loss"]:.4f}', steps_s=f'{rate:.2f}',
+                   tok_s=f'{rate * tokens_per_step:.0f}')
       if lead and done % config.train.log_every == 0:
-        eta = (num_steps - done) / max(rate, 1e-9)
         levels = ' '.join(f'L{k[-1]}={v:.3f}' for k, v in summary.items() if k.startswith('loss_level_'))
         logging.info('step %d/%d loss %.4f [%s] acc %.3f | %.2f steps/s %.0f tokens/s | ETA %.0fs', done, num_steps,
-                     summary['loss'], levels, summary['accuracy'], rate, rate * tokens_per_step, eta)
+                     summary['loss'], levels, summary['accuracy'], rate, rate * tokens_per_step,
+                     progress.eta(done, rate))
       checkpointer.save(done, state, source.get_state(), force=done == num_steps)
-    progress.update(1)
+    progress.step()
   progress.close()
   checkpointer.wait()
   checkpointer.close()

@@ -11,6 +11,7 @@ import pytest
 from magnet_jax import codec
 from magnet_jax.apps import embedded
 from magnet_jax.audio import rms_db
+from magnet_jax.evaluation import prompt_following
 from magnet_jax.generation import pretrained
 from magnet_jax.io import params as params_io
 from magnet_jax.training import trainer
@@ -36,7 +37,7 @@ def pipeline():
 @pytest.fixture(scope='module')
 def contrasts(pipeline):
   """(audio [captions * seeds, C, N], {caption: per-seed statistics}) of one batched call."""
-  return embedded.evaluate(pipeline, SEEDS)
+  return prompt_following.evaluate(pipeline, SEEDS)
 
 
 def test_shipped_default_loads_without_torch():
@@ -64,12 +65,13 @@ def test_outputs_are_finite_audible_and_of_the_default_length(pipeline, contrast
   audio, _ = contrasts
   frames = pipeline.frames(pipeline.duration, pipeline.decoding)
   assert pipeline.sample_rate == 16000 and frames == 249  # 5 s at 50 Hz, trimmed to whole 3-frame spans
-  assert audio.shape == (len(embedded.contrast_captions()) * len(SEEDS), 1, frames * pipeline.codec_config.hop_length)
+  clips = len(prompt_following.contrast_captions()) * len(SEEDS)
+  assert audio.shape == (clips, 1, frames * pipeline.codec_config.hop_length)
   assert np.isfinite(audio).all()
   assert min(rms_db(clip) for clip in audio) > LOUDNESS_MIN_DB
 
 
-@pytest.mark.parametrize('contrast', embedded.CONTRASTS, ids=lambda c: c.statistic)
+@pytest.mark.parametrize('contrast', prompt_following.CONTRASTS, ids=lambda c: c.statistic)
 def test_sound_follows_the_prompt(contrasts, contrast):
   _, stats = contrasts
   high = [s[contrast.statistic] for s in stats[contrast.high]]
@@ -78,14 +80,14 @@ def test_sound_follows_the_prompt(contrasts, contrast):
   assert min(high) > max(low), (high, low)
 
 
-def test_build_runs_every_stage_once_and_exports_a_loadable_pipeline(tmp_path, capfd):
+def test_build_runs_every_step_once_and_exports_a_loadable_pipeline(tmp_path, capfd):
   workdir, out = tmp_path / 'work', tmp_path / 'out'
   tiny = ['--config.model.dim=32', '--config.model.num_heads=2', '--config.model.num_layers=1',
           '--config.train.batch_size=4', '--config.train.num_steps=2', '--config.train.checkpoint_every=2']
   metadata = embedded.build(str(workdir), str(out), num_clips=24, overrides=tiny)
-  assert set(metadata['stages']) == {'corpus', 'tokens', 'train'}
+  assert set(metadata['steps']) == {'corpus', 'tokens', 'train'}
   assert metadata['train']['step'] == 2 and np.isfinite(metadata['train']['loss'])
-  assert set(metadata['prompt_following']['separation']) == {c.statistic for c in embedded.CONTRASTS}
+  assert set(metadata['prompt_following']['separation']) == {c.statistic for c in prompt_following.CONTRASTS}
   loaded = pretrained.load(out)
   assert loaded.lm_config.dim == 32 and loaded.decoding == embedded.DECODING
   assert loaded.generate(['solo flute'], duration=0.5).shape == (1, 1, 24 * 320)
@@ -93,4 +95,4 @@ def test_build_runs_every_stage_once_and_exports_a_loadable_pipeline(tmp_path, c
   capfd.readouterr()
   again = embedded.build(str(workdir), str(out), num_clips=24, overrides=tiny)  # continues: nothing to redo
   assert capfd.readouterr().out.count('already done') == 3
-  assert again['stages'] == metadata['stages']
+  assert again['steps'] == metadata['steps']

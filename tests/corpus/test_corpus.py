@@ -222,7 +222,7 @@ def test_failed_generation_leaves_only_complete_files(tmp_path, monkeypatch):
 
 
 def test_cli(tmp_path):
-  command = [sys.executable, '-m', 'magnet_jax.corpus', '--out', str(tmp_path), '--num-clips', '2', '--seed', '1',
+  command = [sys.executable, '-m', 'magnet_jax.apps.corpus', '--out', str(tmp_path), '--num-clips', '2', '--seed', '1',
              '--duration', '1', '--sample-rate', '8000', '--stats']
   run = subprocess.run(command, capture_output=True, text=True, check=False)
   assert run.returncode == 0, run.stderr

@@ -14,7 +14,7 @@ from magnet_jax.configs import tiny  # noqa: E402
 from magnet_jax.data.synthetic import SyntheticSource  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402
 from magnet_jax.training.sharding import make_mesh, rules_for  # noqa: E402
-from magnet_jax.training.trainer import _state_shardings, create_state, global_batch, make_train_step, validate  # noqa: E402
+from magnet_jax.training.trainer import create_state, global_batch, make_train_step, state_shardings, validate  # noqa: E402
 
 STEPS = 4
 MESHES = {  # name: (mesh shape, preset, devices)
@@ -32,7 +32,7 @@ def run(shape, preset, num_devices):
   mesh = make_mesh(shape, jax.devices()[:num_devices])
   rules = rules_for(preset)
   optimizer = make_optimizer(config.optim, config.train.num_steps)
-  shardings = _state_shardings(model, optimizer, mesh, rules, ema=False)
+  shardings = state_shardings(model, optimizer, mesh, rules, ema=False)
   state = create_state(model, optimizer, jax.random.key(0), shardings, ema=False)
   step = make_train_step(model, optimizer, config, mesh, rules, shardings)
   source = SyntheticSource(8, num_examples=8, n_q=model.n_q, card=model.card, length=model.sequence_length,
