@@ -8,8 +8,8 @@ from absl import flags
 
 from magnet_jax.apps import runner
 from magnet_jax.codec import io
-from magnet_jax.evaluation.codec import report
 from magnet_jax.corpus.clips import render_split
+from magnet_jax.evaluation.codec import report
 
 _CODEC = flags.DEFINE_string('codec', io.EMBEDDED_CODEC_DIR, 'Codec folder (codec.json + codec.safetensors).')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'valid', 'test'], 'Corpus split to score.')

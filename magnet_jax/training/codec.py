@@ -25,10 +25,10 @@ from absl import logging
 from magnet_jax.codec import codebook, io, losses
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import EncodecModel, Params, init
+from magnet_jax.corpus.clips import ClipSet, random_crops, read_split, render_split
 from magnet_jax.evaluation.codec import mean_mel_distance
 from magnet_jax.training import loop
 from magnet_jax.training.checkpointing import abstract_like
-from magnet_jax.corpus.clips import ClipSet, random_crops, read_split, render_split
 from magnet_jax.training.optim import make_optimizer
 
 

@@ -16,11 +16,11 @@ from magnet_jax.audio import mel_distance, onset_rate, spectral_centroid
 from magnet_jax.codec import codebook, init, io, losses
 from magnet_jax.codec.quantizer import rvq_encode
 from magnet_jax.corpus import generate_corpus
+from magnet_jax.corpus.clips import read_split, render_split
 from magnet_jax.evaluation.codec import reconstruct_clips
 from magnet_jax.io import params as params_io
 from magnet_jax.io.errors import CheckpointError
 from magnet_jax.training import codec as train
-from magnet_jax.corpus.clips import read_split, render_split
 from tests.helpers import load_config
 
 # The shipped codec on the 108 test-split clips of the seed-0 corpus (2000 clips, 5 s) measured 5.41 dB mean
