@@ -1,5 +1,5 @@
 """Latency and throughput of MAGNeT decoding, magnet-jax against audiocraft (PyTorch) side by side, and of the
-sharded training step: `python -m benchmarks.latency --help`, bench/README.md.
+sharded training step: `python -m benchmarks.latency --help`, benchmarks/README.md.
 
   spec.py      model sizes, the case grid, analytic FLOPs, cost estimates (what gets skipped)
   systems.py   audiocraft eager / torch.compile, magnet-jax (one program / Python loop), ar-jax

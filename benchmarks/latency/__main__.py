@@ -1,9 +1,9 @@
-"""Latency and throughput benchmark: magnet-jax against audiocraft, side by side (bench/README.md).
+"""Latency and throughput benchmark: magnet-jax against audiocraft, side by side (benchmarks/README.md).
 
-  python -m benchmarks.latency --configs=tiny,compute --durations=10 --batches=1 --out=bench/results/cpu.json
+  python -m benchmarks.latency --configs=tiny,compute --durations=10 --batches=1 --out=benchmarks/results/cpu.json
   python -m benchmarks.latency --quick --out=/tmp/bench.json      # smoke run: tiny, 1 s, one repeat
   python -m benchmarks.latency --configs=small,medium --durations=10,30 --batches=1,4,16 \\
-      --out=bench/results/gpu.json                                   # real sizes, on a GPU
+      --out=benchmarks/results/gpu.json                                   # real sizes, on a GPU
 """
 import sys
 
@@ -27,7 +27,7 @@ _TRAIN_FRAMES = flags.DEFINE_integer('train_frames', 500, 'frames per training e
 _TRAIN_STEPS = flags.DEFINE_integer('train_steps', 5, 'timed training steps, after the compiling one')
 _QUICK = flags.DEFINE_bool('quick', False, 'smoke run: tiny, 1 s, batch 1, one repeat, one short training step '
                            '(flags given explicitly still win)')
-_OUT = flags.DEFINE_string('out', 'bench/results/latest.json', 'JSON results file (written atomically)')
+_OUT = flags.DEFINE_string('out', 'benchmarks/results/latest.json', 'JSON results file (written atomically)')
 
 # --quick: values for the flags not given on the command line.
 QUICK = {'configs': ['tiny'], 'durations': ['1'], 'batches': ['1'], 'repeats': 1, 'train_configs': ['tiny'],

@@ -181,7 +181,7 @@ def find_dataset(data_dir: str) -> str:
   return max(versions, key=lambda path: tfds.core.Version(os.path.basename(path)))
 
 
-def check_compatible(metadata: dict, model: MagnetConfig, length: int, sample_rate: int = 0) -> None:
+def check_dataset_matches(metadata: dict, model: MagnetConfig, length: int, sample_rate: int = 0) -> None:
   """Raises one ValueError listing every way the dataset's codec and segments disagree with the model config.
 
   Args:
@@ -211,7 +211,7 @@ def make_tfds_source(config, model: MagnetConfig, process_index: int, process_co
   data = config.data
   builder = tfds.builder_from_directory(find_dataset(data.dir))
   metadata = builder.info.metadata
-  check_compatible(metadata, model, data.length or model.sequence_length, data.sample_rate)
+  check_dataset_matches(metadata, model, data.length or model.sequence_length, data.sample_rate)
   if data.split not in builder.info.splits:
     raise ValueError(f'data.split={data.split!r}; the dataset has {sorted(builder.info.splits)}')
   text = metadata['text']

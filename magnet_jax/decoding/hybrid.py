@@ -1,9 +1,9 @@
 """Hybrid-MAGNeT (paper, section 3): the first frames autoregressively with a KV cache, the rest by MAGNeT's
 masked decoding with those frames as a fixed prompt; one model, one compiled program.
 
-Layout, from audiocraft's unfinished `hybrid_magnet` branch (commit c44e943, lm_hybrid_magnet.py and
-solvers/hybrid_magnet.py), following what it trains with:
-  * the delay codebook pattern (`codebooks_pattern.py`) over T + K sequence steps, level q's frame t predicted at
+Layout, from audiocraft's unfinished `hybrid_magnet` branch (lm_hybrid_magnet.py and solvers/hybrid_magnet.py),
+following what it trains with:
+  * the delay codebook pattern (`pattern.py`) over T + K sequence steps, level q's frame t predicted at
     step t + q by head q;
   * a semi-autoregressive self-attention mask: steps before the prefix length p attend causally; the others use
     the branch's per-level masked-decoding mask, shifted to the delay layout (step t + k attends to the steps

@@ -102,6 +102,8 @@ class MagnetPipeline:
       generate from text within the model's window; prompts, infilling, loops and long form need a parallel-pattern
       LM.
     on_compile: told (with a one-line description) before a new program compiles, e.g. to print it.
+    on_window: told after each decoded window (codes given [B, K, W], known [B, W], codes decoded [B, K, W], on the
+      host), e.g. to inspect what a mode decodes.
     compile_seconds: time spent compiling window programs so far (the rest of a call's time is generation).
   """
   lm_config: MagnetConfig
@@ -116,12 +118,13 @@ class MagnetPipeline:
   rescorer_params: Any = None
   hybrid: HybridConfig | None = None
   on_compile: Callable[[str], None] | None = None
+  on_window: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
   compile_seconds: float = dataclasses.field(default=0.0, init=False)
   _programs: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
   _text_states: tuple = dataclasses.field(default=((), None), init=False, repr=False)
 
   def __post_init__(self):
-    check_compatible(self.lm_config, self.codec_config)
+    check_codec_matches(self.lm_config, self.codec_config)
     if self.text_encoder.dim != self.lm_config.text_dim:
       raise ValueError(f'the text encoder gives {self.text_encoder.dim}-d states but the LM expects '
                        f'text_dim={self.lm_config.text_dim}')
@@ -207,9 +210,12 @@ class MagnetPipeline:
           *args, lm_config=self.lm_config, decoding=decoding, codec_config=self.codec_config,
           rescorer_config=self.rescorer_config if use_rescorer else None, hybrid=self.hybrid).compile()
       self.compile_seconds += time.perf_counter() - start
-    codes, bad_step, audio = self._programs[key](*args)
+    decoded, bad_step, audio = self._programs[key](*args)
     check_finite(int(bad_step), decoding)
-    return np.asarray(codes), np.asarray(audio)
+    decoded = np.asarray(decoded)
+    if self.on_window is not None:
+      self.on_window(np.asarray(codes), np.asarray(known), decoded)
+    return decoded, np.asarray(audio)
 
   def _plan(self, known: np.ndarray, decoding: DecodingConfig, overlap: float | None,
             reverse: bool = False) -> tuple[int, list[int]]:
@@ -460,7 +466,7 @@ class MagnetPipeline:
     return np.asarray(codes[:, :self.lm_config.n_q])
 
 
-def check_compatible(lm: MagnetConfig, codec_config: CodecConfig) -> None:
+def check_codec_matches(lm: MagnetConfig, codec_config: CodecConfig) -> None:
   """The LM and the codec must agree on codebooks, codebook size and frame rate (one clear error otherwise)."""
   if codec_config.n_q < lm.n_q:
     raise ValueError(f'the codec has {codec_config.n_q} codebooks but the LM models n_q={lm.n_q}')

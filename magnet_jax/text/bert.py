@@ -6,6 +6,7 @@ embeddings followed by a LayerNorm. The pooler head is not used.
 Shapes: B batch, S text tokens, D `hidden_size`, N heads.
 """
 import dataclasses
+import functools
 import math
 import os
 
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from magnet_jax.text import hf_folder
-from magnet_jax.text.layers import HIGHEST, FeedForward, MultiHeadAttention, activation, attention_bias
+from magnet_jax.text.layers import HIGHEST, EncoderLayer, activation, attention_bias
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,25 +48,6 @@ class BertConfig:
     return cls(**{k: v for k, v in config.items() if k in names})
 
 
-class BertLayer(nn.Module):
-  """One post-norm encoder layer."""
-  config: BertConfig
-  precision: jax.lax.PrecisionLike = HIGHEST
-
-  @nn.compact
-  def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
-    """Maps x [B, S, D] with logits bias [B, 1, 1, S] to [B, S, D]."""
-    cfg = self.config
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
-    norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, use_fast_variance=False, name=name)
-    attention = MultiHeadAttention(cfg.num_attention_heads, head_dim, use_bias=True, scale=1 / math.sqrt(head_dim),
-                                   precision=self.precision, name='attn')
-    x = norm('attn_norm')(x + attention(x, bias))
-    ffn = FeedForward(cfg.intermediate_size, cfg.hidden_act, gated=False, use_bias=True, precision=self.precision,
-                      name='ffn')
-    return norm('ffn_norm')(x + ffn(x))
-
-
 class BertEncoder(nn.Module):
   """transformers' `BertModel(...).last_hidden_state` for single-segment input (token type 0), no dropout."""
   config: BertConfig
@@ -73,15 +55,8 @@ class BertEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
-    """Encodes token ids.
-
-    Args:
-      input_ids: [B, S] int, S <= max_position_embeddings.
-      mask: [B, S] bool, True for real tokens.
-
-    Returns:
-      [B, S, D] float32 last hidden states.
-    """
+    """input_ids [B, S] int (S <= max_position_embeddings), mask [B, S] bool (True: a real token) -> last hidden
+    states [B, S, D] float32."""
     cfg = self.config
     length = input_ids.shape[1]
     if length > cfg.max_position_embeddings:
@@ -91,8 +66,13 @@ class BertEncoder(nn.Module):
     x = x + nn.Embed(cfg.max_position_embeddings, cfg.hidden_size, name='position_embeddings')(jnp.arange(length))
     x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, use_fast_variance=False, name='embeddings_norm')(x)
     bias = attention_bias(mask)
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    layer = functools.partial(
+        EncoderLayer, cfg.num_attention_heads, head_dim, use_bias=True, scale=1 / math.sqrt(head_dim),
+        mlp_dim=cfg.intermediate_size, act=cfg.hidden_act, gated=False, pre_norm=False, precision=self.precision,
+        norm=functools.partial(nn.LayerNorm, epsilon=cfg.layer_norm_eps, use_fast_variance=False))
     for i in range(cfg.num_hidden_layers):
-      x = BertLayer(cfg, self.precision, name=f'layer_{i}')(x, bias)
+      x = layer(name=f'layer_{i}')(x, bias)
     return x
 
 
@@ -144,21 +124,7 @@ def _normalize_key(key: str) -> str:
 
 
 def load_bert(folder: str | os.PathLike) -> tuple[BertConfig, dict]:
-  """Loads a transformers BertModel folder (or a task model's 'bert.' encoder).
-
-  Args:
-    folder: holds config.json and model.safetensors (possibly sharded) or pytorch_model.bin.
-
-  Returns:
-    (config, params) for `BertEncoder(config).apply({'params': params}, ...)`.
-
-  Raises:
-    FileNotFoundError: the folder or its config.json does not exist.
-    CheckpointError: weights missing, truncated, or with unknown / missing / misshapen encoder keys.
-  """
-  folder = hf_folder.check_folder(folder)
-  config = BertConfig.from_dict(hf_folder.read_json(folder, 'config.json'))
-  state = {_normalize_key(k): v for k, v in hf_folder.read_weights(folder).items()}
-  ids = jnp.zeros((1, 1), jnp.int32)
-  expected = jax.eval_shape(BertEncoder(config).init, jax.random.key(0), ids, ids > 0)['params']
-  return config, hf_folder.convert(state, _key_map(config), expected, ignore=_is_unused)
+  """(config, params) for `BertEncoder(config)` from a transformers BertModel folder, or a task model's 'bert.'
+  encoder (config.json; model.safetensors, sharded or not, or pytorch_model.bin). Errors: `hf_folder.load_encoder`."""
+  return hf_folder.load_encoder(folder, BertConfig.from_dict, BertEncoder, _key_map, _is_unused,
+                                lambda state: {_normalize_key(k): v for k, v in state.items()})

@@ -6,7 +6,11 @@ Weights come from `model.safetensors` (or a sharded `model.safetensors.index.jso
 import json
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 import safetensors
 import safetensors.numpy
@@ -101,3 +105,23 @@ def convert(state: Mapping[str, np.ndarray], key_map: Mapping[str, ParamPath], e
       raise CheckpointError(f'checkpoint key {key!r} has shape {value.shape}, expected {shapes[path]}')
     flat[path] = value
   return traverse_util.unflatten_dict(flat)
+
+
+def load_encoder(folder: str | os.PathLike, config_from_dict: Callable[[dict], Any],
+                 module: Callable[[Any], nn.Module], key_map: Callable[[Any], Mapping[str, ParamPath]],
+                 ignore: Callable[[str], bool],
+                 prepare: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] = lambda state: state):
+  """(config, Flax params) of a transformers text-encoder folder: its config.json through `config_from_dict`, its
+  weights through `prepare` (key renames) and `key_map(config)`, checked against `module(config)`'s parameter
+  shapes (input ids [B, S], mask [B, S]).
+
+  Raises:
+    FileNotFoundError: the folder or its config.json does not exist.
+    CheckpointError: weights missing, truncated, or with unknown / missing / misshapen encoder keys.
+  """
+  folder = check_folder(folder)
+  config = config_from_dict(read_json(folder, 'config.json'))
+  state = prepare(read_weights(folder))
+  ids = jnp.zeros((1, 1), jnp.int32)
+  expected = jax.eval_shape(module(config).init, jax.random.key(0), ids, ids > 0)['params']
+  return config, convert(state, key_map(config), expected, ignore=ignore)

@@ -50,7 +50,7 @@ def attention_bias(mask: jax.Array, bias: jax.Array | None = None) -> jax.Array:
   return jnp.where(keys, bias, jnp.finfo(jnp.float32).min)
 
 
-class MultiHeadAttention(nn.Module):
+class SelfAttention(nn.Module):
   """Self-attention with q/k/v/o projections and an additive logits bias.
 
   Attributes:
@@ -115,3 +115,39 @@ class FeedForward(nn.Module):
     else:
       h = act(dense(self.hidden_dim, name='wi')(x))
     return dense(x.shape[-1], name='wo')(h)
+
+
+class EncoderLayer(nn.Module):
+  """One encoder layer: residual self-attention, then a residual feed-forward block, normalised before each (T5)
+  or after each residual sum (BERT). Submodules: attn_norm, attn, ffn, ffn_norm (the converters' names).
+
+  Attributes:
+    num_heads, head_dim, use_bias, scale: the attention (`SelfAttention`).
+    mlp_dim, act, gated: the feed-forward block (`FeedForward`).
+    norm: makes a normalisation layer given its name (LayerNorm for BERT, RMSNorm for T5).
+    pre_norm: True: x + f(norm(x)); False: norm(x + f(x)).
+    precision: matmul precision.
+  """
+  num_heads: int
+  head_dim: int
+  use_bias: bool
+  scale: float
+  mlp_dim: int
+  act: str
+  gated: bool
+  norm: Callable[..., nn.Module]
+  pre_norm: bool
+  precision: jax.lax.PrecisionLike = HIGHEST
+
+  @nn.compact
+  def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
+    """Maps x [B, S, D] with a logits bias broadcastable to [B, N, S, S] to [B, S, D]."""
+    attention = SelfAttention(self.num_heads, self.head_dim, self.use_bias, self.scale, self.precision,
+                                   name='attn')
+    ffn = FeedForward(self.mlp_dim, self.act, self.gated, self.use_bias, self.precision, name='ffn')
+    attn_norm, ffn_norm = self.norm(name='attn_norm'), self.norm(name='ffn_norm')
+    if self.pre_norm:
+      x = x + attention(attn_norm(x), bias)
+      return x + ffn(ffn_norm(x))
+    x = attn_norm(x + attention(x, bias))
+    return ffn_norm(x + ffn(x))

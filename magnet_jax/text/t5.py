@@ -7,6 +7,7 @@ bucketed relative position bias computed by the first block and shared by all, a
 Shapes: B batch, S text tokens, D `d_model`, N heads, V vocabulary.
 """
 import dataclasses
+import functools
 import math
 import os
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from magnet_jax.text import hf_folder
-from magnet_jax.text.layers import HIGHEST, FeedForward, MultiHeadAttention, activation, attention_bias
+from magnet_jax.text.layers import HIGHEST, EncoderLayer, activation, attention_bias
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,24 +73,6 @@ def relative_position_buckets(length: int, num_buckets: int, max_distance: int) 
   return buckets.astype(np.int32)
 
 
-class T5Block(nn.Module):
-  """One encoder block: x + SelfAttention(LN(x)), then x + FF(LN(x))."""
-  config: T5Config
-  precision: jax.lax.PrecisionLike = HIGHEST
-
-  @nn.compact
-  def __call__(self, x: jax.Array, bias: jax.Array) -> jax.Array:
-    """Maps x [B, S, D] with logits bias [B, N, S, S] to [B, S, D]."""
-    cfg = self.config
-    norm = lambda name: nn.RMSNorm(epsilon=cfg.layer_norm_epsilon, name=name)
-    attention = MultiHeadAttention(cfg.num_heads, cfg.d_kv, use_bias=False, scale=1.0, precision=self.precision,
-                                   name='attn')
-    x = x + attention(norm('attn_norm')(x), bias)
-    ffn = FeedForward(cfg.d_ff, cfg.dense_act_fn, cfg.is_gated_act, use_bias=False, precision=self.precision,
-                      name='ffn')
-    return x + ffn(norm('ffn_norm')(x))
-
-
 class T5Encoder(nn.Module):
   """transformers' `T5EncoderModel(...).last_hidden_state`, in inference mode (no dropout)."""
   config: T5Config
@@ -97,15 +80,9 @@ class T5Encoder(nn.Module):
 
   @nn.compact
   def __call__(self, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
-    """Encodes token ids.
-
-    Args:
-      input_ids: [B, S] int.
-      mask: [B, S] bool, True for real tokens. An all-False row attends uniformly (see `attention_bias`).
-
-    Returns:
-      [B, S, D] float32 last hidden states (padded positions included, as transformers returns them).
-    """
+    """input_ids [B, S] int, mask [B, S] bool (True: a real token; an all-False row attends uniformly, see
+    `attention_bias`) -> last hidden states [B, S, D] float32, padded positions included as transformers returns
+    them."""
     cfg = self.config
     length = input_ids.shape[1]
     x = nn.Embed(cfg.vocab_size, cfg.d_model, name='shared')(input_ids)
@@ -114,8 +91,12 @@ class T5Encoder(nn.Module):
     position_bias = nn.Embed(cfg.relative_attention_num_buckets, cfg.num_heads,
                              name='relative_attention_bias')(buckets)  # [S, S, N]
     bias = attention_bias(mask, jnp.transpose(position_bias, (2, 0, 1))[None])
+    layer = functools.partial(
+        EncoderLayer, cfg.num_heads, cfg.d_kv, use_bias=False, scale=1.0, mlp_dim=cfg.d_ff, act=cfg.dense_act_fn,
+        gated=cfg.is_gated_act, pre_norm=True, precision=self.precision,
+        norm=functools.partial(nn.RMSNorm, epsilon=cfg.layer_norm_epsilon))
     for i in range(cfg.num_layers):
-      x = T5Block(cfg, self.precision, name=f'block_{i}')(x, bias)
+      x = layer(name=f'block_{i}')(x, bias)
     return nn.RMSNorm(epsilon=cfg.layer_norm_epsilon, name='final_layer_norm')(x)
 
 
@@ -144,25 +125,14 @@ def _is_not_encoder(key: str) -> bool:
 
 
 def load_t5(folder: str | os.PathLike) -> tuple[T5Config, dict]:
-  """Loads the encoder of a transformers T5EncoderModel / T5ForConditionalGeneration folder.
+  """(config, params) for `T5Encoder(config)` from the encoder of a transformers T5EncoderModel or
+  T5ForConditionalGeneration folder. Errors: `hf_folder.load_encoder`."""
+  return hf_folder.load_encoder(folder, T5Config.from_dict, T5Encoder, _key_map, _is_not_encoder, _tie_embeddings)
 
-  Args:
-    folder: holds config.json and model.safetensors (possibly sharded) or pytorch_model.bin.
 
-  Returns:
-    (config, params) for `T5Encoder(config).apply({'params': params}, ...)`.
-
-  Raises:
-    FileNotFoundError: the folder or its config.json does not exist.
-    CheckpointError: weights missing, truncated, or with unknown / missing / misshapen encoder keys.
-  """
-  folder = hf_folder.check_folder(folder)
-  config = T5Config.from_dict(hf_folder.read_json(folder, 'config.json'))
-  state = hf_folder.read_weights(folder)
-  # `encoder.embed_tokens` is tied to `shared`; save_pretrained usually keeps only one of the two.
+def _tie_embeddings(state: dict) -> dict:
+  """`encoder.embed_tokens` is tied to `shared`; save_pretrained usually keeps only one of the two."""
   embed = state.pop('encoder.embed_tokens.weight', None)
   if embed is not None:
     state.setdefault('shared.weight', embed)
-  ids = jnp.zeros((1, 1), jnp.int32)
-  expected = jax.eval_shape(T5Encoder(config).init, jax.random.key(0), ids, ids > 0)['params']
-  return config, hf_folder.convert(state, _key_map(config), expected, ignore=_is_not_encoder)
+  return state

@@ -275,8 +275,8 @@ def test_bad_input_errors(tmp_path, params, built):
   with pytest.raises(ValueError, match=r'n_q\): dataset 4, config 8; .*card\): dataset 32, config 64; .*frame_rate\)'
                                        r': dataset 50.0, config 25; .*dataset 30, config 15; .*dataset 8000, config '
                                        '16000'):
-    loader.check_compatible(metadata, model, model.sequence_length, 16000)
-  loader.check_compatible(metadata, MagnetConfig(card=32, segment_duration=SEGMENT), FRAMES, 8000)
+    loader.check_dataset_matches(metadata, model, model.sequence_length, 16000)
+  loader.check_dataset_matches(metadata, MagnetConfig(card=32, segment_duration=SEGMENT), FRAMES, 8000)
 
 
 def _tfds_config(data_dir: str, **overrides) -> ml_collections.ConfigDict:

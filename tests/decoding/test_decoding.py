@@ -183,16 +183,34 @@ def test_same_seed_same_codes_other_seed_other_codes(inputs):
 
 @pytest.mark.parametrize('kwargs', [{'span_arrangement': 'stride1', 'top_p': 0.0, 'top_k': 5},
                                     {'span_scoring': 'prod', 'use_sampling': False}])
-def test_other_modes_decode_every_frame(inputs, kwargs):
-  codes = np.asarray(_generate(inputs, 0, **kwargs))
-  assert codes.shape[-1] == (31 if kwargs.get('span_arrangement') == 'stride1' else 30)
-  assert codes.min() >= 0 and codes.max() < CONFIG.card
+def test_other_modes_decode_every_frame_from_the_logits(kwargs):
+  """With logits fixed per level and frame (a fake LM that ignores its context), greedy decoding must return their
+  argmax at every frame, and top-k sampling tokens among the k most probable, varying with the seed."""
+  config = decoding.DecodingConfig(decoding_steps=STEPS, **kwargs)
+  batch, length, card = 2, decoding.output_length(31, CONFIG.span_len, config.span_arrangement), CONFIG.card
+  table = 3 * jax.random.normal(jax.random.key(5), (CONFIG.n_q, length, card))
+  logits_fn = lambda codes, level: jnp.broadcast_to(table[level], (2 * batch, length, card))
+  decoder = decoding.MaskedDecoder(config, CONFIG.mask_id, CONFIG.span_len, length)
+  empty = jnp.zeros((batch, CONFIG.n_q, length), jnp.int32)
+  run = jax.jit(lambda key: decoder.run(decoder.init(empty, jnp.zeros((batch, length), bool), key), logits_fn).codes)
+  codes, other = np.asarray(run(jax.random.key(0))), np.asarray(run(jax.random.key(1)))
+  table = np.asarray(table)  # [K, T, V]
+  if not config.use_sampling:
+    np.testing.assert_array_equal(codes, np.broadcast_to(table.argmax(-1), codes.shape))
+    np.testing.assert_array_equal(codes, other)
+    return
+  kth = np.sort(table, axis=-1)[..., -config.top_k]  # [K, T]
+  chosen = np.take_along_axis(np.broadcast_to(table, (batch,) + table.shape), codes[..., None], -1)[..., 0]
+  assert np.all(chosen >= kth) and np.any(codes != other)
+  assert np.any(codes != table.argmax(-1))  # sampled, not the argmax alone
 
 
-@pytest.mark.parametrize('kwargs', [{'decoding_steps': (3, 0)}, {'span_scoring': 'mean'},
-                                    {'span_arrangement': 'overlap'}, {'top_p': 1.5}, {'rescorer_weight': 2.0}])
-def test_decoding_config_rejects_bad_values(kwargs):
-  with pytest.raises(ValueError):
+@pytest.mark.parametrize('kwargs, message', [
+    ({'decoding_steps': (3, 0)}, 'decoding_steps must be positive'), ({'span_scoring': 'mean'}, 'span_scoring'),
+    ({'span_arrangement': 'overlap'}, 'span_arrangement'), ({'top_p': 1.5}, '0 <= top_p <= 1'),
+    ({'rescorer_weight': 2.0}, r'rescorer_weight must be in \[0, 1\]')])
+def test_decoding_config_rejects_bad_values(kwargs, message):
+  with pytest.raises(ValueError, match=message):
     decoding.DecodingConfig(**kwargs)
 
 

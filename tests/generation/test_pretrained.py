@@ -88,19 +88,30 @@ def test_batch_bucketing_and_seeds(music_folder):
   np.testing.assert_array_equal(pipeline.generate_tokens(prompts, duration=0.6, use_sampling=False), exact)
 
 
-def test_audio_variant_16khz_style(tmp_path):
+def test_audio_variant_16khz_style_matches_pytorch(tmp_path):
+  """The audio-magnet layout (audiocraft's own codec, t5-large found beside the folder): identical greedy tokens
+  to audiocraft's LM, and the codec's audio within 1e-4 of audiocraft's decode of them."""
   folder = tmp_path / 'audio-magnet-small'
   folder.mkdir()
   text.save_t5_folder(tmp_path / 't5-large', d_model=LM.text_dim)  # beside the folder, not inside
   xp = audiocraft_xp_cfg(800, ratios=[4, 4], n_filters=4, dimension=8, rvq={'n_q': 4, 'bins': LM.card,
                                                                             'kmeans_iters': 2})
-  save_audiocraft_encodec(folder / 'compression_state_dict.bin', xp)
-  lm = audiocraft_lm.build_magnet_lm(LM, {}, seed=0)
+  codec = save_audiocraft_encodec(folder / 'compression_state_dict.bin', xp)
+  prompts = ['a dog barks']
+  lm = audiocraft_lm.build_magnet_lm(LM, _t5_states(str(tmp_path / 't5-large'), prompts), seed=0)
   audiocraft_lm.save_released(lm, LM, str(folder / 'state_dict.bin'), t5_name='t5-large', sample_rate=800)
   pipeline = pretrained.load(folder)
   assert pipeline.sample_rate == 800 and pipeline.codec_config.pad_mode == 'constant'
-  audio = pipeline.generate(['a dog barks'], duration=0.6)
-  assert audio.shape == (1, 1, 30 * 16) and np.isfinite(audio).all()
+  attributes = [audiocraft_lm.conditioners.ConditioningAttributes(text={'description': d}) for d in prompts]
+  expected = lm.generate(conditions=attributes, max_gen_len=30, use_sampling=False, temp=3.0, top_p=0.9,
+                         max_cfg_coef=10.0, min_cfg_coef=1.0, decoding_steps=[20, 10, 10, 10]).numpy()
+  codes = pipeline.generate_tokens(prompts, duration=0.6, use_sampling=False)
+  np.testing.assert_array_equal(codes, expected)
+  with torch.no_grad():
+    expected_audio = codec.decode(torch.as_tensor(codes, dtype=torch.long)).numpy()
+  audio = pipeline.decode(codes)
+  assert audio.shape == expected_audio.shape == (1, 1, 30 * 16)
+  assert np.abs(audio - expected_audio).max() <= AUDIO_TOL
 
 
 def test_exported_round_trip_needs_no_torch(music_folder, tmp_path):

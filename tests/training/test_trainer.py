@@ -93,11 +93,18 @@ def test_train_py_overrides_and_one_line_errors(tmp_path):
     assert last.startswith('train.py: error:') and message in last, bad.stderr[-1500:]
 
 
-@pytest.mark.parametrize('name', ['tiny', 'small', 'medium', 'small_30s', 'medium_30s', 'audio_small',
-                                  'audio_medium'])
-def test_every_trainable_config_validates(name):
+# (dim, layers, heads, text_dim, segment seconds) of each trainable config: the released sizes (README).
+SIZES = {'tiny': (64, 2, 4, 16, 0.6), 'small': (1024, 24, 16, 768, 10.0), 'medium': (1536, 48, 24, 768, 10.0),
+         'small_30s': (1024, 24, 16, 768, 30.0), 'medium_30s': (1536, 48, 24, 768, 30.0),
+         'audio_small': (1024, 24, 16, 1024, 10.0), 'audio_medium': (1536, 48, 24, 1024, 10.0)}
+
+
+@pytest.mark.parametrize('name', sorted(SIZES))
+def test_every_trainable_config_validates_to_its_size(name):
   model = trainer.validate(load_config(name))
-  assert model.segment_duration in (0.6, 10.0, 30.0)
+  assert (model.dim, model.num_layers, model.num_heads, model.text_dim, model.segment_duration) == SIZES[name]
+  codebooks = (4, 32) if name == 'tiny' else (4, 2048)
+  assert (model.n_q, model.card, model.span_len, model.subcodes_context) == (*codebooks, 3, 5)
 
 
 @pytest.mark.parametrize('name', ['hybrid_small', 'hybrid_medium'])
