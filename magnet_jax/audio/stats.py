@@ -7,7 +7,7 @@ clips of seed 0 (5 s, 16 kHz), min / median / max:
   centroid_hz        solo bass 148 / 218 / 347                        solo flute 1090 / 1550 / 2260
   low_ratio          solo bass 0.87 / 0.95 / 0.99                     solo flute < 2e-6
 
-  python -m magnet_jax.corpus --out DIR --num-clips 300 --stats   # per-category statistics of a new corpus
+  python -m magnet_jax.apps.corpus --out DIR --num-clips 300 --stats   # per-category statistics of a new corpus
 """
 
 import numpy as np

@@ -2,7 +2,7 @@
 
 audio [B, C, N] float <-> codes [B, K, T] int32, T = ceil(N / hop_length). Load released weights with
 `load_transformers` (facebook/encodec_32khz folders) or `load_audiocraft` (`compression_state_dict.bin`); the
-project's own codecs (`python -m magnet_jax.training.codec`, the embedded one in `EMBEDDED_CODEC_DIR`) with
+project's own codecs (`python -m magnet_jax.apps.codec_train`, the embedded one in `EMBEDDED_CODEC_DIR`) with
 `load_codec`.
 """
 from magnet_jax.codec.config import CodecConfig

@@ -3,12 +3,12 @@
 Rebuild the shipped files (magnet_jax/assets/default/codec/codec.{json,safetensors}, the codec of the embedded
 default pipeline), about an hour on 2 CPU cores:
 
-  python -m magnet_jax.training.codec --config=configs/codec_default.py --workdir=/tmp/codec-default \
+  python -m magnet_jax.apps.codec_train --config=configs/codec_default.py --workdir=/tmp/codec-default \
       --export_dir=magnet_jax/assets/default/codec
 
 Score them on the held-out test split:
 
-  python -m magnet_jax.evaluation.codec --codec=magnet_jax/assets/default/codec
+  python -m magnet_jax.apps.codec_evaluate --codec=magnet_jax/assets/default/codec
 """
 import dataclasses
 
@@ -68,7 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.seed = 0                    # init, k-means, crops and dead-code replacement randomness.
 
   config.data = ml_collections.ConfigDict()
-  config.data.corpus_dir = ''              # a corpus folder (python -m magnet_jax.corpus); '' = render in memory.
+  config.data.corpus_dir = ''              # a corpus folder (python -m magnet_jax.apps.corpus); '' = render in memory.
   config.data.seed = 0                     # corpus seed (rendered in memory).
   config.data.num_clips = 2000             # corpus size (rendered in memory); the train split is about 90%.
   config.data.duration = 5.0               # seconds per clip (rendered in memory).

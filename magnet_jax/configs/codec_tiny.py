@@ -1,6 +1,6 @@
 """A tiny codec that trains on one CPU in seconds (tests, smoke runs).
 
-  python -m magnet_jax.training.codec --config=configs/codec_tiny.py --workdir=/tmp/codec-tiny
+  python -m magnet_jax.apps.codec_train --config=configs/codec_tiny.py --workdir=/tmp/codec-tiny
 """
 from magnet_jax.configs import codec_default
 

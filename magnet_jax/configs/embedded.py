@@ -1,11 +1,11 @@
 """The embedded default: a tiny MAGNeT trained on the embedded codec's tokens of the procedural corpus.
 
-Rebuild magnet_jax/assets/default (corpus -> tokens -> train.py with this config -> export), about 75 minutes on
+Rebuild magnet_jax/assets/default (corpus -> tokens -> training with this config -> export), about 75 minutes on
 2 CPU cores:
 
-  python -m magnet_jax.apps.embedded build --workdir=/tmp/magnet-embedded
+  python -m magnet_jax.apps.embedded --workdir=/tmp/magnet-embedded
 
-which runs, among its stages (see magnet_jax/embedded.py):
+whose training step is (see magnet_jax/apps/embedded.py):
 
   python train.py --config=configs/embedded.py --workdir=/tmp/magnet-embedded/train \
       --config.data.dir=/tmp/magnet-embedded/tokens

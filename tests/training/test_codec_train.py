@@ -193,7 +193,7 @@ def test_corpus_folder_and_in_memory_clips_agree(tmp_path):
 def test_bad_config_values_give_one_clear_error(tmp_path):
   with pytest.raises(ValueError, match='config.codec'):
     train.validate(_tiny(**{'codec.nonexistent': 1}))
-  run = subprocess.run([sys.executable, '-m', 'magnet_jax.training.codec', '--config=configs/codec_tiny.py',
+  run = subprocess.run([sys.executable, '-m', 'magnet_jax.apps.codec_train', '--config=configs/codec_tiny.py',
                         f'--workdir={tmp_path}', '--config.train.batch_size=0'], capture_output=True, text=True,
                        timeout=300)
   assert run.returncode == 1
