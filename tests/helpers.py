@@ -4,6 +4,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from magnet_jax.models.params import init_params
 from magnet_jax.training import trainer
@@ -38,3 +39,18 @@ def restore_state(workdir, config, step: int | None = None):
   this process's devices in `config`'s mesh and preset."""
   state, data_state = trainer.restore_state(config, str(workdir), step)
   return jax.device_get(state), data_state
+
+
+def record_windows(pipeline, monkeypatch) -> list[tuple]:
+  """Records every window `pipeline` decodes: (codes in [B, K, W], known [B, W], codes out [B, K, W], conditions:
+  (cond, cond_mask, uncond, uncond_mask) as the program receives them)."""
+  calls = []
+  run_window = pipeline._run_window
+
+  def record(conditions, keys, codes, known, decoding_config, listener=None):
+    out, audio = run_window(conditions, keys, codes, known, decoding_config, listener)
+    calls.append((np.array(codes), np.array(known), out, tuple(np.asarray(c) for c in conditions)))
+    return out, audio
+
+  monkeypatch.setattr(pipeline, '_run_window', record)
+  return calls
