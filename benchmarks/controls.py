@@ -2,6 +2,7 @@
 does the progress variant cost?
 
   python benchmarks/controls.py [--seeds 4] [--duration 10] [--runs 3] [--json benchmarks/results/controls.json]
+                                [--checkpoint DIR (default: the embedded default)]
 
 Schedule: "ambient pad drone" for the first half, "fast drum groove" from the middle on (one piece, windows of the
 model's 5 s), against each text alone; the onset rate (`audio.stats.onset_rate`, the statistic that separates these
@@ -33,8 +34,9 @@ def main():
   parser.add_argument('--duration', type=float, default=10.0)
   parser.add_argument('--runs', type=int, default=3)
   parser.add_argument('--json', default=None)
+  parser.add_argument('--checkpoint', default=None)
   args = parser.parse_args()
-  pipeline = pretrained.load()
+  pipeline = pretrained.load(args.checkpoint)
   rate, seeds = pipeline.sample_rate, list(range(args.seeds))
   pieces = {'schedule': [[(0, CALM), (args.duration / 2, BUSY)]], CALM: [CALM], BUSY: [BUSY]}
   rows = {}
