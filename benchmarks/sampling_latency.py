@@ -71,6 +71,29 @@ def main():
     seconds = time.perf_counter() - start - compile_seconds
     print(f'| {name} | {windows[-1]} | {compile_seconds:.1f} | {seconds:.1f} | {seconds / args.long:.3f} |')
 
+  print('\n| program | same tokens | compile (s) | generate (s) | ratio to default |\n|---|---|---|---|---|')
+  print(_progress_row(pipeline, descriptions, window, args.runs))
+
+
+def _progress_row(pipeline, descriptions, duration: float, runs: int) -> str:
+  """The step-progress variant (an ordered host callback after every decoding step) against the default program
+  on one window: whether the tokens are the same, and the ratio of their median warm times."""
+  def timed(**kwargs):
+    compiled = pipeline.compile_seconds
+    codes = pipeline.generate_tokens(descriptions, duration, **kwargs)
+    compile_seconds, warm = pipeline.compile_seconds - compiled, []
+    for _ in range(runs):
+      start = time.perf_counter()
+      pipeline.generate_tokens(descriptions, duration, **kwargs)
+      warm.append(time.perf_counter() - start)
+    return codes, compile_seconds, statistics.median(warm)
+
+  plain, _, plain_seconds = timed()
+  steps = []
+  codes, compile_seconds, seconds = timed(on_step=lambda done, total: steps.append(done))
+  return (f'| step progress ({pipeline.decoding.num_steps} callbacks) | {bool((codes == plain).all())} | '
+          f'{compile_seconds:.1f} | {seconds:.3f} | {seconds / plain_seconds:.3f} (default {plain_seconds:.3f} s) |')
+
 
 if __name__ == '__main__':
   main()

@@ -38,3 +38,11 @@ def restore_state(workdir, config, step: int | None = None):
   this process's devices in `config`'s mesh and preset."""
   state, data_state = trainer.restore_state(config, str(workdir), step)
   return jax.device_get(state), data_state
+
+
+def record_windows(pipeline, monkeypatch) -> list[tuple]:
+  """Records every window `pipeline` decodes (its `on_window` seam): (codes in [B, K, W], known [B, W], codes out
+  [B, K, W], conditions (cond, cond_mask, uncond, uncond_mask) as the program receives them)."""
+  calls = []
+  monkeypatch.setattr(pipeline, 'on_window', lambda *window: calls.append(window))
+  return calls

@@ -9,11 +9,12 @@ from typing import NoReturn
 import jax
 from absl import app, flags, logging
 
-from magnet_jax.io.errors import CheckpointError
+from magnet_jax.io.errors import Cancelled, CheckpointError
 
-# Errors caused by the user's input (flags, files, configs); anything else is a bug and keeps its traceback.
+# Errors caused by the user's input (flags, files, configs) or their cancelling; anything else is a bug and keeps its
+# traceback.
 USER_ERRORS = (ValueError, KeyError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError,
-               FloatingPointError, CheckpointError)
+               FloatingPointError, CheckpointError, Cancelled)
 
 
 def _one_line(error: BaseException) -> str:

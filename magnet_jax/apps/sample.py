@@ -3,13 +3,17 @@
   magnet-jax --prompt "slow solo piano in A minor" --prompt "fast drum groove" --out outputs
   magnet-jax --prompts-file prompts.jsonl --num-samples 2 --preset balanced --duration 30 --format flac --normalize
   magnet-jax --prompt "jazz trio" --audio-prompt take.wav --infill 4.0:6.5
+  magnet-jax --schedule --prompt "0:ambient pads" --prompt "30:add a slow drum groove" --duration 60
+  magnet-jax --prompt "funk drum loop" --loop --bpm 120 --bars 4 --loop-count 4 --negative-prompt "noise"
 
 Every DecodingConfig field is a flag of the same name with dashes (--decoding-steps 20,10,10,10, --top-p 0.9, ...);
 set ones override --preset, which overrides the checkpoint's defaults. See docs/sampling.md.
 """
 import dataclasses
 import os
+import signal
 import sys
+import threading
 
 from absl import flags, logging
 
@@ -17,10 +21,14 @@ from magnet_jax.apps import runner as cli
 from magnet_jax.apps.sample_run import SampleOptions, sample
 from magnet_jax.audio import files as audio
 from magnet_jax.decoding import DecodingConfig, presets
-from magnet_jax.generation import compile_cache
+from magnet_jax.generation import compile_cache, schedules
 from magnet_jax.generation.requests import Prompt, read_prompts_file
 
-_PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatable).')
+_PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatable); with --schedule, one '
+                                     'SECONDS:TEXT entry of a prompt schedule.')
+_SCHEDULE = flags.DEFINE_bool('schedule', False, 'The --prompt flags are the entries SECONDS:TEXT of one prompt '
+                              'schedule (text changing over time; the first at 0).')
+_NEGATIVE = flags.DEFINE_string('negative-prompt', None, 'Guide away from this text instead of from no text.')
 _PROMPTS_FILE = flags.DEFINE_string('prompts-file', None, '.txt (one prompt per line) or .jsonl ({"description", '
                                     'optional "seed", "duration"} per line).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '
@@ -43,6 +51,15 @@ _AUDIO_PROMPT = flags.DEFINE_string('audio-prompt', None, 'Audio file to continu
 _INFILL = flags.DEFINE_string('infill', None, 'START:END seconds of --audio-prompt to regenerate.')
 _OUTPAINT = flags.DEFINE_enum('outpaint', None, ['left', 'right'], 'Extend --audio-prompt on this side.')
 _LOOP = flags.DEFINE_bool('loop', False, 'Make seamless loops (of --duration, or of --audio-prompt).')
+_BPM = flags.DEFINE_float('bpm', None, 'With --loop and --bars: a loop of exactly that many bars at this tempo.')
+_BARS = flags.DEFINE_integer('bars', None, 'Bars of a --bpm loop.')
+_BEATS_PER_BAR = flags.DEFINE_integer('beats-per-bar', 4, 'Beats per bar of a --bpm loop.')
+_LOOP_COUNT = flags.DEFINE_integer('loop-count', 1, 'Write each --loop this many times in a row (for listening).')
+_BEST_OF = flags.DEFINE_integer('best-of', 1, 'Generate N candidates per file together and keep the best scored.')
+_SCORER = flags.DEFINE_string('best-of-scorer', 'stats', 'Scorer of --best-of candidates '
+                              '(magnet_jax.evaluation.prompt_following).')
+_STEP_PROGRESS = flags.DEFINE_bool('step-progress', False, 'Report decoding steps; Ctrl-C then stops at the next '
+                                   'step, writing nothing of the batch.')
 _OVERLAP = flags.DEFINE_float('overlap', None, 'Long form: seconds each window keeps of the previous one '
                               '(default: half a window).')
 _BATCH_SIZE = flags.DEFINE_integer('batch-size', 4, 'Files generated together.')
@@ -92,7 +109,10 @@ def sampling_overrides() -> dict:
 
 
 def options_from_flags() -> SampleOptions:
-  prompts = [Prompt(text) for text in _PROMPT.value]
+  if _SCHEDULE.value:
+    prompts = [Prompt.scheduled(schedules.parse_entry(text) for text in _PROMPT.value)] if _PROMPT.value else []
+  else:
+    prompts = [Prompt(text) for text in _PROMPT.value]
   if _PROMPTS_FILE.value:
     prompts += read_prompts_file(_PROMPTS_FILE.value)
   return SampleOptions(
@@ -101,13 +121,19 @@ def options_from_flags() -> SampleOptions:
       normalize=_NORMALIZE.value, overwrite=_OVERWRITE.value, preset=_PRESET.value, sampling=sampling_overrides(),
       rescorer=_RESCORER.value, audio_prompt=_AUDIO_PROMPT.value,
       infill=None if _INFILL.value is None else parse_span(_INFILL.value), outpaint=_OUTPAINT.value,
-      loop=_LOOP.value, overlap=_OVERLAP.value, batch_size=_BATCH_SIZE.value, dtype=_DTYPE.value)
+      loop=_LOOP.value, overlap=_OVERLAP.value, batch_size=_BATCH_SIZE.value, dtype=_DTYPE.value,
+      negative=_NEGATIVE.value, bpm=_BPM.value, bars=_BARS.value, beats_per_bar=_BEATS_PER_BAR.value,
+      loop_count=_LOOP_COUNT.value, best_of=_BEST_OF.value, scorer=_SCORER.value,
+      step_progress=_STEP_PROGRESS.value)
 
 
 def _main() -> None:
   logging.set_verbosity(logging.WARNING)  # JAX's backend probing is not news to someone generating music
   compile_cache.enable()
-  sample(options_from_flags(), log=lambda line: print(line, flush=True))
+  options, cancel = options_from_flags(), threading.Event()
+  if options.step_progress:  # the first Ctrl-C stops at the next decoding step; a second one interrupts at once
+    signal.signal(signal.SIGINT, lambda *_: (cancel.set(), signal.signal(signal.SIGINT, signal.default_int_handler)))
+  sample(options, log=lambda line: print(line, flush=True), cancel=cancel)
 
 
 def main() -> None:

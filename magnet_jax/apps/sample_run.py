@@ -5,7 +5,13 @@ Modes (one per run; each output file is one prompt x seed):
   continue  --audio-prompt FILE [--outpaint right]: the audio, then its continuation (--duration in all).
   outpaint  --audio-prompt FILE --outpaint left: new music leading into the audio (--duration in all).
   infill    --audio-prompt FILE --infill START:END: the audio with seconds [START, END) regenerated.
-  loop      --loop [--audio-prompt FILE]: a seamless loop of --duration seconds (or of the audio's length).
+  loop      --loop [--audio-prompt FILE]: a seamless loop of --duration seconds (or of the audio's length), or of
+            exactly --bars bars at --bpm (`tempo_loop_samples`); --loop-count N writes it N times.
+
+Prompts may be schedules (text changing over time), carry a negative prompt (guidance steers away from it), and
+each file may be the best of --best-of N candidates generated together, ranked by an evaluation scorer
+(`evaluation.prompt_following`; every candidate's score goes in the sidecar). --step-progress reports every decoding
+step and lets `cancel` stop a run between steps, nothing of the batch written.
 
 Everything a run can fail on without the model (options, prompts, the audio prompt, the output folder and files)
 is checked before the model loads. Files are written atomically (temporary file + rename), each with a JSON
@@ -21,6 +27,7 @@ import importlib.metadata
 import os
 import platform
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -30,8 +37,9 @@ import numpy as np
 from magnet_jax.audio import files as audio_io
 from magnet_jax.audio import loudness
 from magnet_jax.decoding import DecodingConfig, presets
+from magnet_jax.evaluation import prompt_following
 from magnet_jax.generation import pretrained
-from magnet_jax.generation.pipeline import MagnetPipeline
+from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
 from magnet_jax.generation.requests import Prompt, Request, expand
 from magnet_jax.io import params as params_io
 
@@ -61,6 +69,14 @@ class SampleOptions:
   overlap: float | None = None     # long form: seconds of context each window keeps (None: half a window).
   batch_size: int = 4              # files generated together.
   dtype: str | None = None         # LM compute dtype; None: bfloat16 on accelerators, float32 on CPU.
+  negative: str | None = None      # negative prompt of every prompt without its own.
+  bpm: float | None = None         # --loop of exactly `bars` bars at this tempo.
+  bars: int | None = None
+  beats_per_bar: int = 4
+  loop_count: int = 1              # the loop written this many times in a row.
+  best_of: int = 1                 # candidates per file; the scorer's best is written.
+  scorer: str = 'stats'            # `prompt_following.SCORERS` name.
+  step_progress: bool = False      # report every decoding step (the progress variant of the program).
 
   @property
   def mode(self) -> str:
@@ -89,6 +105,17 @@ def check_options(options: SampleOptions) -> float | None:
     raise ValueError('--infill, --outpaint and --loop exclude each other')
   if options.outpaint not in (None, 'left', 'right'):
     raise ValueError(f"--outpaint must be 'left' or 'right', got {options.outpaint!r}")
+  if (options.bpm is None) != (options.bars is None):
+    raise ValueError('--bpm and --bars go together')
+  if options.bpm is not None:
+    if not options.loop or options.audio_prompt is not None or options.duration is not None:
+      raise ValueError('--bpm/--bars make a generated --loop (without --audio-prompt or --duration)')
+    tempo_loop_samples(options.bpm, options.bars, 1, options.beats_per_bar)  # checks the values
+  if options.loop_count < 1 or (options.loop_count > 1 and not options.loop):
+    raise ValueError(f'--loop-count must be >= 1 and needs --loop, got {options.loop_count}')
+  if options.best_of < 1:
+    raise ValueError(f'--best-of must be >= 1, got {options.best_of}')
+  prompt_following.get(options.scorer)
   if options.audio_prompt is None:
     if options.infill is not None or options.outpaint is not None:
       raise ValueError('--infill and --outpaint need --audio-prompt FILE')
@@ -170,21 +197,30 @@ def _batches(requests: list[Request], size: int) -> list[list[Request]]:
 
 
 def _audio(pipeline: MagnetPipeline, options: SampleOptions, batch: list[Request], prompt_audio,
-           decoding: DecodingConfig,
-           progress) -> Iterator[np.ndarray]:
-  """The batch's audio [B, C, n], in one chunk or (text, continue) streamed window by window."""
-  texts, seeds, duration = [r.text for r in batch], [r.seed for r in batch], batch[0].duration
+           decoding: DecodingConfig, progress, on_step) -> Iterator[np.ndarray]:
+  """The batch's audio [B * best_of, C, n] (each request's candidates together), in one chunk or (text, continue)
+  streamed window by window."""
+  candidates = range(options.best_of)
+  texts = [r.description for r in batch for _ in candidates]
+  seeds = [r.seed + c for r in batch for c in candidates]
+  negatives = [r.negative or options.negative for r in batch for _ in candidates]
+  controls = {'negative': None if not any(negatives) else negatives, 'on_step': on_step, 'decoding': decoding}
+  duration = batch[0].duration
   audio, rate = prompt_audio if prompt_audio is not None else (None, None)
   mode = options.mode
   if mode in ('text', 'continue'):
     prompt = None if audio is None else pipeline.encode(pipeline.prepare_audio(audio, rate, len(texts)))
-    yield from pipeline.stream(texts, duration, seeds, prompt, options.overlap, progress, decoding=decoding)
+    yield from pipeline.stream(texts, duration, seeds, prompt, options.overlap, progress, **controls)
   elif mode == 'outpaint':
-    yield pipeline.outpaint(audio, rate, texts, 'left', duration or pipeline.duration, seeds, decoding=decoding)
+    yield pipeline.outpaint(audio, rate, texts, 'left', duration or pipeline.duration, seeds, **controls)
   elif mode == 'infill':
-    yield pipeline.infill(audio, rate, texts, *options.infill, seeds, decoding=decoding)
+    yield pipeline.infill(audio, rate, texts, *options.infill, seeds, **controls)
   else:
-    yield pipeline.generate_loop(texts, duration, seeds, audio, rate, decoding=decoding)
+    samples = None
+    if options.bpm is not None:
+      samples = tempo_loop_samples(options.bpm, options.bars, pipeline.sample_rate, options.beats_per_bar)
+    loop = pipeline.generate_loop(texts, duration, seeds, audio, rate, samples=samples, **controls)
+    yield np.tile(loop, options.loop_count)
 
 
 def _window_done(log: Log, done: int, total: int) -> None:
@@ -192,8 +228,31 @@ def _window_done(log: Log, done: int, total: int) -> None:
     log(f'  window {done}/{total}')
 
 
-def sample(options: SampleOptions, log: Log = print) -> list[dict]:
+def _step_done(log: Log, cancel: threading.Event | None, done: int, total: int) -> bool:
+  """Logs every tenth of the steps (and the last); True (stop) once `cancel` is set."""
+  if done == total or done % max(total // 10, 1) == 0:
+    log(f'  step {done}/{total}')
+  return cancel is not None and cancel.is_set()
+
+
+def _choose(options: SampleOptions, batch: list[Request], audio: np.ndarray, sample_rate: int):
+  """Each request's best candidate: (audio [B, C, N], [{'seed', 'best_of'} per request]) (audio as is and the
+  requests' seeds for best_of 1)."""
+  if options.best_of == 1:
+    return audio, [{'seed': r.seed} for r in batch]
+  texts = [r.text for r in batch for _ in range(options.best_of)]  # a schedule is scored on its one-line form
+  scores = prompt_following.get(options.scorer)(texts, audio, sample_rate).reshape(len(batch), options.best_of)
+  chosen = [prompt_following.best(row) for row in scores]
+  picked = audio.reshape(len(batch), options.best_of, *audio.shape[1:])[np.arange(len(batch)), chosen]
+  return picked, [{'seed': r.seed + c, 'best_of': {'scorer': options.scorer, 'seeds': [r.seed + j for j in range(
+      options.best_of)], 'scores': row.tolist(), 'chosen': c}} for r, row, c in zip(batch, scores, chosen, strict=True)]
+
+
+def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | None = None) -> list[dict]:
   """Runs `options`: checks, loads the model, generates and writes every file, reporting progress to `log`.
+
+  With `options.step_progress`, setting `cancel` stops the generation at its next decoding step: `Cancelled` is
+  raised and the batch's files are not written (those of earlier batches are).
 
   Returns:
     One record per file (its sidecar's content plus 'path').
@@ -204,7 +263,7 @@ def sample(options: SampleOptions, log: Log = print) -> list[dict]:
       durations that need the model's default), or FloatingPointError: the LM produced NaN/inf.
   """
   audio_seconds = check_options(options)
-  requests = expand(list(options.prompts), options.seed, options.num_samples, options.duration)
+  requests = expand(list(options.prompts), options.seed, options.num_samples, options.duration, options.best_of)
   check_durations(requests, options.mode, audio_seconds)
   paths = dict(zip(requests, output_paths(options.out, requests, options.file_format, options.overwrite),
                    strict=True))
@@ -220,7 +279,15 @@ def sample(options: SampleOptions, log: Log = print) -> list[dict]:
             'preset': options.preset, 'decoding': dataclasses.asdict(decoding), 'overlap_s': options.overlap,
             'audio_prompt': options.audio_prompt, 'infill': options.infill, 'outpaint': options.outpaint,
             'sample_rate': pipeline.sample_rate, 'versions': _versions()}
-  records, batches = [], _batches(requests, options.batch_size)
+  if options.bpm is not None:
+    common['tempo_loop'] = {'bpm': options.bpm, 'bars': options.bars, 'beats_per_bar': options.beats_per_bar,
+                            'loop_samples': tempo_loop_samples(options.bpm, options.bars, pipeline.sample_rate,
+                                                               options.beats_per_bar)}
+  if options.loop:
+    common['loop_count'] = options.loop_count
+  on_step = functools.partial(_step_done, log, cancel) if options.step_progress else None
+  # Best-of: a request's candidates are one batch's rows, scored before anything is written.
+  records, batches = [], _batches(requests, max(options.batch_size // options.best_of, 1))
   totals = {'compile': 0.0, 'generate': 0.0, 'audio': 0.0}
   for number, batch in enumerate(batches, 1):
     log(f'batch {number}/{len(batches)}: {len(batch)} file(s), {options.mode}')
@@ -228,8 +295,11 @@ def sample(options: SampleOptions, log: Log = print) -> list[dict]:
     writers = [audio_io.AtomicAudioFile(paths[r], pipeline.sample_rate, pipeline.codec_config.channels)
                for r in batch]
     try:
-      for chunk in _audio(pipeline, options, batch, prompt_audio, decoding,
-                          functools.partial(_window_done, log)):
+      chunks = _audio(pipeline, options, batch, prompt_audio, decoding, functools.partial(_window_done, log), on_step)
+      if options.best_of > 1:
+        chunks = [np.concatenate(list(chunks), axis=-1)]
+      for chunk in chunks:
+        chunk, chosen = _choose(options, batch, chunk, pipeline.sample_rate)
         for writer, row in zip(writers, chunk, strict=True):
           writer.write(row)
     except BaseException:
@@ -241,7 +311,8 @@ def sample(options: SampleOptions, log: Log = print) -> list[dict]:
     for request, writer in zip(batch, writers, strict=True):
       written = writer.finish(options.file_format, loudness.normalize if options.normalize else None)
       seconds = writer.samples / pipeline.sample_rate
-      record = {**common, 'prompt': request.text, 'seed': request.seed, 'duration_requested_s': request.duration,
+      record = {**common, 'prompt': request.text, 'schedule': request.schedule, 'negative_prompt': request.negative
+                or options.negative, **chosen[batch.index(request)], 'duration_requested_s': request.duration,
                 'audio_s': seconds, **written, 'batch_prompts': [r.text for r in batch],
                 'timings': {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds}}
       params_io.save_json(_sidecar(paths[request]), record)

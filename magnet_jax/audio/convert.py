@@ -3,6 +3,7 @@
 Shapes: C channels, N samples.
 """
 import numpy as np
+import scipy.signal
 import soxr
 
 
@@ -33,3 +34,15 @@ def convert(audio: np.ndarray, sample_rate: int, target_rate: int, channels: int
   if sample_rate != target_rate:
     audio = soxr.resample(audio.T, sample_rate, target_rate, quality='HQ').T
   return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def resample_loop(audio: np.ndarray, samples: int) -> np.ndarray:
+  """A loop [..., N] -> [..., samples] float32, resampled as a periodic signal (band-limited, by FFT): the wrap from
+  its end to its start stays as continuous as it was, which an ordinary resampler (padding the edges) would not keep.
+  """
+  if samples < 1:
+    raise ValueError(f'a loop needs at least one sample, got {samples}')
+  audio = np.asarray(audio, np.float64)
+  if audio.shape[-1] == samples:
+    return audio.astype(np.float32)
+  return scipy.signal.resample(audio, samples, axis=-1).astype(np.float32)

@@ -5,7 +5,7 @@
   decoder.py    MaskedDecoder: DecodeState, the loop body and the fori_loop; the LM enters as a LogitsFn
   spans.py      which spans are re-masked (static shapes)
   sampling.py   top-p / top-k / multinomial / argmax
-  guidance.py   classifier-free guidance over [conditions; null conditions]
+  guidance.py   classifier-free guidance over [conditions; null conditions or a negative prompt's]
   pattern.py    MusicGen's delay codebook pattern
   rescoring.py  an autoregressive LM's probabilities mixed into the span scores (a RescoreFn)
   hybrid.py     Hybrid-MAGNeT: KV-cached autoregressive prefix, then masked decoding
@@ -19,6 +19,7 @@ from magnet_jax.decoding.decoder import (
     LogitsFn,
     MaskedDecoder,
     RescoreFn,
+    StepHook,
     check_finite,
     check_inputs,
     initial_context,
@@ -28,6 +29,6 @@ from magnet_jax.decoding.generate import generate, masked_decode
 from magnet_jax.decoding.schedule import cosine_schedule, mask_schedule, num_masked, step_tables, torch_linspace01
 
 __all__ = ['DONT_REMASK_SCORE', 'DecodeState', 'DecodingConfig', 'LogitsFn', 'MaskedDecoder', 'RescoreFn',
-           'check_config', 'check_finite', 'check_inputs', 'cosine_schedule', 'generate', 'initial_context',
+           'StepHook', 'check_config', 'check_finite', 'check_inputs', 'cosine_schedule', 'generate', 'initial_context',
            'magnet_logits_fn', 'mask_schedule', 'masked_decode', 'num_masked', 'output_length', 'step_tables',
            'torch_linspace01']

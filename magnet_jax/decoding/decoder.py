@@ -29,7 +29,7 @@ import numpy as np
 
 from magnet_jax.decoding import sampling, spans
 from magnet_jax.decoding.config import DecodingConfig, check_config
-from magnet_jax.decoding.guidance import guide, with_null_conditions
+from magnet_jax.decoding.guidance import Uncond, guide, with_null_conditions
 from magnet_jax.decoding.schedule import num_masked, step_tables
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
@@ -40,6 +40,8 @@ DONT_REMASK_SCORE = -1e4  # audiocraft's DONT_REMASK_ME_SCORE: frames/spans that
 LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
 # (codes [B, K, T] int32, level: int32 scalar) -> probability of codes[:, level] under an external model, [B, T].
 RescoreFn = Callable[[jax.Array, jax.Array], jax.Array]
+# (steps done: int32 scalar) -> bool scalar, True to skip the remaining steps: a host callback (`MaskedDecoder.run`).
+StepHook = Callable[[jax.Array], jax.Array]
 
 
 @flax.struct.dataclass
@@ -149,10 +151,23 @@ class MaskedDecoder:
       token_probs = weight * rescore_fn(codes, level) + (1 - weight) * token_probs
     return state.replace(codes=codes, scores=self._scores(token_probs, selected, masked), bad_step=bad_step)
 
-  def run(self, state: DecodeState, logits_fn: LogitsFn, rescore_fn: RescoreFn | None = None) -> DecodeState:
-    """All steps in one `fori_loop`."""
-    return jax.lax.fori_loop(0, self.decoding.num_steps,
-                             lambda i, s: self.step(i, s, logits_fn, rescore_fn), state)
+  def run(self, state: DecodeState, logits_fn: LogitsFn, rescore_fn: RescoreFn | None = None,
+          on_step: StepHook | None = None) -> DecodeState:
+    """All steps in one `fori_loop`.
+
+    `on_step` (None: a program without host callbacks) is called after each step with the number of steps done;
+    once it returns True the remaining iterations skip their step (`lax.cond`), so a cancelled run costs no more
+    forwards. Its callback must be ordered (`io_callback(..., ordered=True)`) for the host to see steps in order.
+    """
+    if on_step is None:
+      return jax.lax.fori_loop(0, self.decoding.num_steps, lambda i, s: self.step(i, s, logits_fn, rescore_fn), state)
+
+    def body(i, carry):
+      state, stopped = carry
+      advance = lambda s: (self.step(i, s, logits_fn, rescore_fn), on_step(i + 1).astype(bool))
+      return jax.lax.cond(stopped, lambda s: (s, stopped), advance, state)
+
+    return jax.lax.fori_loop(0, self.decoding.num_steps, body, (state, jnp.bool_(False)))[0]
 
 
 def check_finite(bad_step: int, decoding: DecodingConfig) -> None:
@@ -167,10 +182,12 @@ def check_finite(bad_step: int, decoding: DecodingConfig) -> None:
       'try float32 (dtype=float32 / --dtype float32), otherwise the weights hold NaN or overflow')
 
 
-def magnet_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: jax.Array) -> LogitsFn:
-  """The MAGNeT LM as a `LogitsFn`: one forward of [codes; codes] with [cond; null], level head only."""
+def magnet_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: jax.Array,
+                     uncond: Uncond = None) -> LogitsFn:
+  """The MAGNeT LM as a `LogitsFn`: one forward of [codes; codes] with [cond; uncond (default null)], level head
+  only."""
   lm = MagnetLM(config)
-  cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask)
+  cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask, uncond)
 
   def logits_fn(codes: jax.Array, level: jax.Array) -> jax.Array:
     return lm.apply({'params': params}, jnp.concatenate([codes, codes]), cfg_cond, cfg_mask, level,

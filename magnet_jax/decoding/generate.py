@@ -6,13 +6,22 @@ import jax
 
 from magnet_jax.decoding import rescoring
 from magnet_jax.decoding.config import DecodingConfig, output_length
-from magnet_jax.decoding.decoder import DecodeState, MaskedDecoder, check_inputs, initial_context, magnet_logits_fn
+from magnet_jax.decoding.decoder import (
+    DecodeState,
+    MaskedDecoder,
+    StepHook,
+    check_inputs,
+    initial_context,
+    magnet_logits_fn,
+)
+from magnet_jax.decoding.guidance import Uncond
 from magnet_jax.models.config import MagnetConfig
 
 
 def masked_decode(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array, *, lm_config: MagnetConfig,
                   decoding: DecodingConfig, codes: jax.Array, known: jax.Array, rescorer_params=None,
-                  rescorer_config: MagnetConfig | None = None) -> DecodeState:
+                  rescorer_config: MagnetConfig | None = None, uncond: Uncond = None,
+                  on_step: StepHook | None = None) -> DecodeState:
   """MAGNeT's masked decoding of every frame that is not `known`: the traceable core of `generate`, for programs
   that compose it (e.g. with the codec decode).
 
@@ -21,6 +30,9 @@ def masked_decode(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array,
       also be [B] keys, one per example.
     codes: [B, K, T] given codes (T a whole number of spans for 'nonoverlap'), read where `known`.
     known: [B, T] or [B, K, T] bool (e.g. from `initial_context`).
+    uncond: the unconditional half of classifier-free guidance as data, (states [B, S, Dt], mask [B, S]) shaped
+      like cond (e.g. a negative prompt's); None: the null condition.
+    on_step: a host callback after each step that can stop the run (`MaskedDecoder.run`); None: none.
 
   Returns:
     The final `DecodeState`: codes [B, K, T] int32, and `bad_step` for `check_finite`.
@@ -30,9 +42,9 @@ def masked_decode(params, cond: jax.Array, cond_mask: jax.Array, rng: jax.Array,
   rescore_fn = None
   if rescorer_params is not None:
     rescore_fn = rescoring.rescore_fn(rescorer_params, rescorer_config, lm_config, cond, cond_mask,
-                                      decoding.rescorer_cfg_coef)
-  return decoder.run(decoder.init(codes, known, rng), magnet_logits_fn(params, lm_config, cond, cond_mask),
-                     rescore_fn)
+                                      decoding.rescorer_cfg_coef, uncond)
+  return decoder.run(decoder.init(codes, known, rng), magnet_logits_fn(params, lm_config, cond, cond_mask, uncond),
+                     rescore_fn, on_step)
 
 
 @functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'length', 'rescorer_config'))

@@ -1,13 +1,27 @@
-"""Classifier-free guidance as audiocraft batches it: one forward over [conditions; null conditions]."""
+"""Classifier-free guidance as audiocraft batches it: one forward over [conditions; unconditional half].
+
+The unconditional half is the null condition (zeros, all-False mask) by default, or any other text states given
+as data, e.g. a negative prompt's: guidance then steers away from that text instead of from no text, in the same
+compiled program.
+"""
 import jax
 import jax.numpy as jnp
 
+# (uncond [B, S, Dt], uncond_mask [B, S]): the unconditional half of the CFG batch; None: the null condition.
+Uncond = tuple[jax.Array, jax.Array] | None
 
-def with_null_conditions(cond: jax.Array, cond_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """[B, S, Dt], [B, S] -> the CFG batch [2B, S, Dt], [2B, S]: the conditions, then null ones (zeros, all-False
-  mask, same padded length), as audiocraft tokenizes `conditions + null_conditions` together."""
-  return (jnp.concatenate([cond, jnp.zeros_like(cond)]),
-          jnp.concatenate([cond_mask, jnp.zeros_like(cond_mask)]))
+
+def with_null_conditions(cond: jax.Array, cond_mask: jax.Array,
+                         uncond: Uncond = None) -> tuple[jax.Array, jax.Array]:
+  """[B, S, Dt], [B, S] -> the CFG batch [2B, S, Dt], [2B, S]: the conditions, then `uncond` (default: null ones,
+  zeros with an all-False mask of the same padded length, as audiocraft tokenizes `conditions + null_conditions`
+  together)."""
+  if uncond is None:
+    uncond = jnp.zeros_like(cond), jnp.zeros_like(cond_mask)
+  elif uncond[0].shape != cond.shape or uncond[1].shape != cond_mask.shape:
+    raise ValueError(f'the unconditional half {uncond[0].shape}, {uncond[1].shape} must be shaped like the '
+                     f'conditions {cond.shape}, {cond_mask.shape}')
+  return jnp.concatenate([cond, uncond[0].astype(cond.dtype)]), jnp.concatenate([cond_mask, uncond[1].astype(bool)])
 
 
 def guide(logits: jax.Array, coef: jax.Array | float) -> jax.Array:

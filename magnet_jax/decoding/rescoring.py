@@ -12,7 +12,7 @@ w = 0 is plain MAGNeT, bit for bit). Choices the paper leaves open, made here:
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.decoding.guidance import guide, with_null_conditions
+from magnet_jax.decoding.guidance import Uncond, guide, with_null_conditions
 from magnet_jax.decoding.pattern import delay_codes, level_predictions
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
@@ -39,8 +39,9 @@ def rescorer_level_logits(params, config: MagnetConfig, codes: jax.Array, cond: 
 
 
 def rescore_fn(params, config: MagnetConfig, magnet_config: MagnetConfig, cond: jax.Array, cond_mask: jax.Array,
-               cfg_coef: float):
-  """A `decoding.RescoreFn`: (codes [B, K, T], level) -> rescorer probability of codes[:, level], [B, T].
+               cfg_coef: float, uncond: Uncond = None):
+  """A `decoding.RescoreFn`: (codes [B, K, T], level) -> rescorer probability of codes[:, level], [B, T], guided
+  against `uncond` (default: the null condition) as MAGNeT is.
 
   Raises:
     ValueError: the rescorer is not causal or does not share MAGNeT's codebooks or text-encoder width.
@@ -52,7 +53,7 @@ def rescore_fn(params, config: MagnetConfig, magnet_config: MagnetConfig, cond: 
     raise ValueError(f'rescorer and MAGNeT configs disagree on {mismatched}: they must share codec and text encoder')
   guided = cfg_coef != 1.0
   if guided:
-    cond, cond_mask = with_null_conditions(cond, cond_mask)
+    cond, cond_mask = with_null_conditions(cond, cond_mask, uncond)
 
   def token_probs(codes: jax.Array, level: jax.Array) -> jax.Array:
     batch_codes = jnp.concatenate([codes, codes]) if guided else codes

@@ -18,6 +18,12 @@ tokens, so nothing needs a crossfade: a stream takes each window's audio from th
 middle of its right one, where the codec decodes of both windows see half an overlap of identical tokens around
 the cut.
 
+Control: a description may be a prompt schedule (text over time: a new window at each change, `schedules`); the
+unconditional half of classifier-free guidance is data (the null condition, or a `negative` prompt's states), so
+negative prompts run the same program; `on_step` selects the program's progress variant, whose ordered host
+callback after every decoding step reports progress and can cancel (`Cancelled`) between steps; `generate_loop`
+takes an exact length in `samples` (tempo-locked loops, `tempo_loop_samples`).
+
 Seeds: example b samples with its own key, `jax.random.key(seed + b)` (or `seeds[b]`) folded with the pass and
 window index, so its random draws do not depend on the rest of the batch. Its conditioning does, slightly, as in
 audiocraft: text is padded to the batch's longest prompt, and padded positions take attention weight.
@@ -26,6 +32,7 @@ Shapes: B batch, K codebooks, T frames, W window frames, C channels, N samples.
 """
 import dataclasses
 import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,8 +41,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import io_callback
 
 from magnet_jax import codec
+from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.codec import CodecConfig
 from magnet_jax.decoding import (
@@ -47,14 +56,29 @@ from magnet_jax.decoding import (
     output_length,
 )
 from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
-from magnet_jax.generation import windows
+from magnet_jax.generation import schedules, windows
 from magnet_jax.generation.requests import check_seeds
+from magnet_jax.generation.schedules import Description
+from magnet_jax.io.errors import Cancelled
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.text import TextEncoder
 
 Seeds = int | Sequence[int]  # an int gives example b the seed `seed + b`
 Progress = Callable[[int, int], None]  # (windows done, windows in all)
+# (decoding steps done, steps in all) -> True to cancel: told after every step of every window (`on_step=`).
+StepProgress = Callable[[int, int], bool | None]
+Negative = str | Sequence[str | None] | None  # negative prompt(s): one for all examples, or one each
 LOOP_PASS = 1  # key salt of the second pass of `loop_tokens`
+TEXT_CACHE = 8  # text-state batches kept (a schedule alternates between a few)
+
+
+_STEP_LISTENERS: dict[int, Callable[[int], bool]] = {}  # listener id (data in the program) -> host callback
+_LISTENER_IDS = itertools.count()
+
+
+def _report_step(listener: np.ndarray, done: np.ndarray) -> np.ndarray:
+  """The host side of the progress variant's ordered callback: tells the call's listener, returns its stop flag."""
+  return np.bool_(_STEP_LISTENERS[int(listener)](int(done)))
 
 
 def batch_bucket(size: int) -> int:
@@ -62,20 +86,29 @@ def batch_bucket(size: int) -> int:
   return 1 << max(size - 1, 0).bit_length()
 
 
-@functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'codec_config', 'rescorer_config', 'hybrid'))
-def _window_program(lm_params, codec_params, rescorer_params, cond, cond_mask, keys, codes, known, *,
-                    lm_config: MagnetConfig, decoding: DecodingConfig, codec_config: CodecConfig,
-                    rescorer_config: MagnetConfig | None, hybrid: HybridConfig | None):
+@functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'codec_config', 'rescorer_config', 'hybrid',
+                                             'report_steps'))
+def _window_program(lm_params, codec_params, rescorer_params, cond, cond_mask, uncond, uncond_mask, keys, codes, known,
+                    listener, *, lm_config: MagnetConfig, decoding: DecodingConfig, codec_config: CodecConfig,
+                    rescorer_config: MagnetConfig | None, hybrid: HybridConfig | None, report_steps: bool = False):
   """One window: (codes [B, K, W], first non-finite step (-1: none), audio [B, C, W * hop]).
 
+  uncond, uncond_mask: the unconditional half of CFG as data ([B, S, Dt], [B, S]: zeros for the null condition, or a
+  negative prompt's states), so both run this one program. `report_steps` compiles the progress variant: an ordered
+  host callback after every step tells `_STEP_LISTENERS[listener]` and may stop the loop (`MaskedDecoder.run`).
   Hybrid-MAGNeT (`hybrid` set) generates the whole window (nothing known): autoregressive prefix, masked rest.
   """
   if hybrid is not None:
     state = hybrid_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, hybrid=hybrid,
                           length=codes.shape[-1])
   else:
+    on_step = None
+    if report_steps:
+      on_step = lambda done: io_callback(_report_step, jax.ShapeDtypeStruct((), jnp.bool_), listener, done,
+                                         ordered=True)
     state = masked_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, codes=codes,
-                          known=known, rescorer_params=rescorer_params, rescorer_config=rescorer_config)
+                          known=known, rescorer_params=rescorer_params, rescorer_config=rescorer_config,
+                          uncond=(uncond, uncond_mask), on_step=on_step)
   return state.codes, state.bad_step, codec.decode(codec_params, state.codes, codec_config)
 
 
@@ -102,8 +135,9 @@ class MagnetPipeline:
       generate from text within the model's window; prompts, infilling, loops and long form need a parallel-pattern
       LM.
     on_compile: told (with a one-line description) before a new program compiles, e.g. to print it.
-    on_window: told after each decoded window (codes given [B, K, W], known [B, W], codes decoded [B, K, W], on the
-      host), e.g. to inspect what a mode decodes.
+    on_window: told after each decoded window (codes given [B, K, W], known [B, W], codes decoded [B, K, W], the
+      conditions as the program received them: (cond, cond_mask, uncond, uncond_mask)), on the host, e.g. to
+      inspect what a mode decodes.
     compile_seconds: time spent compiling window programs so far (the rest of a call's time is generation).
   """
   lm_config: MagnetConfig
@@ -118,10 +152,10 @@ class MagnetPipeline:
   rescorer_params: Any = None
   hybrid: HybridConfig | None = None
   on_compile: Callable[[str], None] | None = None
-  on_window: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+  on_window: Callable[[np.ndarray, np.ndarray, np.ndarray, tuple], None] | None = None
   compile_seconds: float = dataclasses.field(default=0.0, init=False)
   _programs: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
-  _text_states: tuple = dataclasses.field(default=((), None), init=False, repr=False)
+  _text_states: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
   def __post_init__(self):
     check_codec_matches(self.lm_config, self.codec_config)
@@ -191,85 +225,160 @@ class MagnetPipeline:
     if isinstance(descriptions, str) or not len(descriptions):
       raise ValueError('descriptions must be a non-empty list of prompts')
     texts = tuple(descriptions) + (None,) * (batch_bucket(len(descriptions)) - len(descriptions))
-    if self._text_states[0] != texts:  # one call (a loop, an outpaint) conditions several passes on the same texts
-      self._text_states = (texts, self.text_encoder.encode(list(texts), pad_to=self.text_pad_to))
-    cond, cond_mask = self._text_states[1]
+    if texts not in self._text_states:  # a call (a loop, a schedule) conditions several windows on the same texts
+      if len(self._text_states) >= TEXT_CACHE:
+        del self._text_states[next(iter(self._text_states))]
+      self._text_states[texts] = self.text_encoder.encode(list(texts), pad_to=self.text_pad_to)
+    cond, cond_mask = self._text_states[texts]
     return cond, cond_mask, len(descriptions)
 
-  def _run_window(self, cond, cond_mask, keys, codes, known, decoding: DecodingConfig):
-    """The window program, compiled (and timed) on first use for these shapes: (codes, audio) on the host."""
+  def cfg_conditions(self, descriptions: Sequence[str | None], negative: Negative = None):
+    """The CFG batch's two halves as data: (cond, cond_mask, uncond, uncond_mask) [B', S, Dt] / [B', S].
+
+    uncond is the null condition (zeros, all-False mask) or, with `negative`, the negative prompts' states; both
+    halves are padded to one text length with masked positions (exact: `cross_attention_mask`).
+    """
+    cond, cond_mask, count = self.condition(descriptions)
+    if negative is None:
+      return cond, cond_mask, jnp.zeros_like(cond), jnp.zeros_like(cond_mask)
+    negative = [negative] * count if isinstance(negative, str) else list(negative)
+    if len(negative) != count:
+      raise ValueError(f'{len(negative)} negative prompts for {count} descriptions')
+    if self.hybrid is not None:
+      raise ValueError('negative prompts apply to MAGNeT checkpoints, not to Hybrid-MAGNeT ones')
+    uncond, uncond_mask, _ = self.condition(negative)
+    pad = lambda x, length: jnp.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+    length = max(cond.shape[1], uncond.shape[1])
+    return pad(cond, length), pad(cond_mask, length), pad(uncond, length), pad(uncond_mask, length)
+
+  def _run_window(self, conditions, keys, codes, known, decoding: DecodingConfig,
+                  listener: Callable[[int], bool] | None = None):
+    """The window program, compiled (and timed) on first use for these shapes: (codes, audio) on the host.
+
+    conditions: `cfg_conditions`. listener: told the steps done after each step, returns True to stop (the
+    progress variant of the program; None: the default program, free of host callbacks).
+    """
     use_rescorer = decoding.rescorer_weight > 0
-    args = (self.lm_params, self.codec_params, self.rescorer_params if use_rescorer else None, cond, cond_mask,
-            keys, codes, known)
-    key = (decoding, cond.shape, codes.shape)
+    listener_id = next(_LISTENER_IDS) if listener is not None else 0
+    args = (self.lm_params, self.codec_params, self.rescorer_params if use_rescorer else None, *conditions, keys,
+            codes, known, np.int32(listener_id % 2 ** 31))
+    report = listener is not None
+    key = (decoding, conditions[0].shape, codes.shape, report)
     if key not in self._programs:
       if self.on_compile is not None:
-        self.on_compile(f'batch {codes.shape[0]}, {codes.shape[-1]} frames, text {cond.shape[1]} tokens')
+        self.on_compile(f'batch {codes.shape[0]}, {codes.shape[-1]} frames, text {conditions[0].shape[1]} tokens'
+                        f'{", step progress" if report else ""}')
       start = time.perf_counter()
       self._programs[key] = _window_program.lower(
           *args, lm_config=self.lm_config, decoding=decoding, codec_config=self.codec_config,
-          rescorer_config=self.rescorer_config if use_rescorer else None, hybrid=self.hybrid).compile()
+          rescorer_config=self.rescorer_config if use_rescorer else None, hybrid=self.hybrid,
+          report_steps=report).compile()
       self.compile_seconds += time.perf_counter() - start
-    decoded, bad_step, audio = self._programs[key](*args)
-    check_finite(int(bad_step), decoding)
+    if report:
+      _STEP_LISTENERS[listener_id % 2 ** 31] = listener
+    try:
+      decoded, bad_step, audio = self._programs[key](*args)
+      bad_step = int(bad_step)  # waits for the program (and its callbacks)
+    finally:
+      _STEP_LISTENERS.pop(listener_id % 2 ** 31, None)
+    check_finite(bad_step, decoding)
     decoded = np.asarray(decoded)
     if self.on_window is not None:
-      self.on_window(np.asarray(codes), np.asarray(known), decoded)
+      self.on_window(np.asarray(codes), np.asarray(known), decoded, tuple(np.asarray(c) for c in conditions))
     return decoded, np.asarray(audio)
 
-  def _plan(self, known: np.ndarray, decoding: DecodingConfig, overlap: float | None,
-            reverse: bool = False) -> tuple[int, list[int]]:
-    """(W, window starts) for the unknown frames of `known` [T]; `overlap` seconds (None: half a window)."""
-    width = min(self.window_frames(decoding), self._trim(known.shape[-1], decoding))
+  def _geometry(self, frames: int, decoding: DecodingConfig, overlap: float | None) -> tuple[int, int]:
+    """(W, overlap frames) of a piece of `frames` frames; `overlap` seconds (None: half a window)."""
+    width = min(self.window_frames(decoding), self._trim(frames, decoding))
     overlap_frames = width // 2 if overlap is None else round(overlap * self.frame_rate)
     if not 0 <= overlap_frames < width:
       raise ValueError(f'the overlap ({overlap} s) must be >= 0 and shorter than the window '
                        f'({width / self.frame_rate:g} s)')
+    return width, overlap_frames
+
+  def _plan(self, known: np.ndarray, decoding: DecodingConfig, overlap: float | None,
+            reverse: bool = False) -> tuple[int, list[int]]:
+    """(W, window starts) for the unknown frames of `known` [T]; `overlap` seconds (None: half a window)."""
+    width, overlap_frames = self._geometry(known.shape[-1], decoding, overlap)
     return width, windows.plan(known, width, overlap_frames, reverse)
 
-  def _windows(self, descriptions: Sequence[str | None], codes: np.ndarray, known: np.ndarray, seed: Seeds,
+  def _text_plan(self, descriptions: Sequence[Description], known: np.ndarray, decoding: DecodingConfig,
+                 overlap: float | None) -> tuple[int, list[int], list[int]]:
+    """(W, starts, fresh) of left-to-right generation after the given prefix of `known` [T], with a new window at
+    every change of the descriptions' schedules (`windows.scheduled_plan`)."""
+    total = known.shape[-1]
+    width, overlap_frames = self._geometry(total, decoding, overlap)
+    changes = schedules.change_frames([schedules.entries(d) for d in descriptions], self.frame_rate, total)
+    return width, *windows.scheduled_plan(total, width, overlap_frames, int(known.sum()), changes)
+
+  def _windows(self, descriptions: Sequence[Description], codes: np.ndarray, known: np.ndarray, seed: Seeds,
                decoding: DecodingConfig, width: int, starts: list[int], pass_index: int = 0,
-               progress: Progress | None = None) -> Iterator[tuple[int, np.ndarray]]:
+               progress: Progress | None = None, fresh: list[int] | None = None, negative: Negative = None,
+               on_step: StepProgress | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Decodes the unknown frames of `codes` window by window (`_plan`), updating it in place.
 
     Args:
-      descriptions: B prompts.
+      descriptions: B prompts or prompt schedules; each window is conditioned on the text in force at the first
+        frame it decodes.
       codes: [B, K, T] int32 host array; read where `known`, written elsewhere.
       known: [T] bool, the given frames (shared by the batch).
       seed, decoding: see the class docstring; decoding settings.
       width, starts: the plan.
       pass_index: salt of the keys (passes over the same frames draw differently).
       progress: told after each window.
+      fresh: per window, the first frame it decodes even if decoded before (`windows.scheduled_plan`).
+      negative: negative prompt(s) to guide against instead of the null condition (`cfg_conditions`).
+      on_step: told (steps done, steps in all) after every decoding step (the progress variant of the program);
+        returning True stops the generation between steps and raises `Cancelled`.
 
     Yields:
       (window start frame, the window's audio [B, C, W * hop]) after each window.
     """
-    cond, cond_mask, count = self.condition(descriptions)
+    if isinstance(descriptions, str) or not len(descriptions):
+      raise ValueError('descriptions must be a non-empty list of prompts')
+    timelines = [schedules.entries(d) for d in descriptions]
+    count = len(timelines)
     if codes.shape[:2] != (count, self.lm_config.n_q):
       raise ValueError(f'codes must be [B={count}, K={self.lm_config.n_q}, T], got {codes.shape}')
     seeds = check_seeds(seed, count)
-    seeds = jnp.asarray(np.concatenate([seeds, np.zeros(cond.shape[0] - count, seeds.dtype)]), jnp.int32)
+    bucket = batch_bucket(count)
+    seeds = jnp.asarray(np.concatenate([seeds, np.zeros(bucket - count, seeds.dtype)]), jnp.int32)
     if self.hybrid is not None and (np.any(known) or len(starts) > 1 or width <= self.hybrid.prefix_length):
       raise ValueError(f'a Hybrid-MAGNeT checkpoint generates from text only, longer than its autoregressive prefix '
                        f'({self.hybrid.prefix_length / self.frame_rate:g} s) and within its window '
                        f'({self.window_frames(decoding) / self.frame_rate:g} s): no prompt, infill, loop or long form')
-    padded = np.concatenate([codes, np.repeat(codes[:1], cond.shape[0] - count, axis=0)])
+    if self.hybrid is not None and on_step is not None:
+      raise ValueError('step progress applies to MAGNeT checkpoints, not to Hybrid-MAGNeT ones')
+    padded = np.concatenate([codes, np.repeat(codes[:1], bucket - count, axis=0)])
     known = np.array(known, bool)
+    total_steps = decoding.num_steps * len(starts)
     for index, start in enumerate(starts):
       window = slice(start, start + width)
-      given = np.broadcast_to(known[window], (cond.shape[0], width))
-      padded[..., window], audio = self._run_window(cond, cond_mask, _keys(seeds, pass_index, index),
-                                                    padded[..., window], given, decoding)
+      if fresh is not None:
+        known[fresh[index]:start + width] = False
+      first = start + int(np.argmin(known[window]))
+      conditions = self.cfg_conditions([schedules.text_at(t, first / self.frame_rate) for t in timelines], negative)
+      stopped, listener = [], None
+      if on_step is not None:
+        def listener(done: int, base: int = index * decoding.num_steps, stopped: list = stopped) -> bool:
+          stop = bool(on_step(base + done, total_steps))
+          stopped.extend([base + done] if stop else [])
+          return stop
+      given = np.broadcast_to(known[window], (bucket, width))
+      padded[..., window], audio = self._run_window(conditions, _keys(seeds, pass_index, index), padded[..., window],
+                                                    given, decoding, listener)
+      if stopped:
+        raise Cancelled(f'cancelled after decoding step {stopped[0]} of {total_steps}')
       codes[..., window] = padded[:count, :, window]
       known[window] = True
       if progress is not None:
         progress(index + 1, len(starts))
       yield start, audio[:count]
 
-  def fill_tokens(self, descriptions: Sequence[str | None], codes: np.ndarray, known: np.ndarray, seed: Seeds = 0,
+  def fill_tokens(self, descriptions: Sequence[Description], codes: np.ndarray, known: np.ndarray, seed: Seeds = 0,
                   *, reverse: bool = False, overlap: float | None = None, pass_index: int = 0,
-                  progress: Progress | None = None, decoding: DecodingConfig | None = None,
-                  **sampling) -> np.ndarray:
+                  progress: Progress | None = None, negative: Negative = None, on_step: StepProgress | None = None,
+                  decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Generates the frames of `codes` [B, K, T] that are not `known` [T], keeping the known ones bit for bit (all
     levels): the general form of continuation, infilling and outpainting. Any T: windows of the model's length
     sweep longer pieces (right to left with `reverse`); see `_windows` for the other arguments.
@@ -278,13 +387,14 @@ class MagnetPipeline:
       codes [B, K, T] int32.
     """
     return self._fill(descriptions, codes, known, seed, self.decoding_with(decoding, **sampling), reverse=reverse,
-                      overlap=overlap, pass_index=pass_index, progress=progress)
+                      overlap=overlap, pass_index=pass_index, progress=progress, negative=negative, on_step=on_step)
 
   def _fill(self, descriptions, codes, known, seed: Seeds, decoding: DecodingConfig, *, reverse: bool = False,
-            overlap: float | None = None, pass_index: int = 0, progress: Progress | None = None) -> np.ndarray:
+            overlap: float | None = None, pass_index: int = 0, progress: Progress | None = None,
+            negative: Negative = None, on_step: StepProgress | None = None) -> np.ndarray:
     codes, known = np.array(codes, np.int32), np.asarray(known, bool)
     for _ in self._windows(descriptions, codes, known, seed, decoding, *self._plan(known, decoding, overlap, reverse),
-                           pass_index, progress):
+                           pass_index, progress, negative=negative, on_step=on_step):
       pass
     return codes
 
@@ -308,18 +418,24 @@ class MagnetPipeline:
                                known=np.broadcast_to(known, (batch, total)))
     return np.array(codes), known
 
-  def stream(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
+  def stream(self, descriptions: Sequence[Description], duration: float | None = None, seed: Seeds = 0,
              prompt: np.ndarray | None = None, overlap: float | None = None, progress: Progress | None = None,
+             *, negative: Negative = None, on_step: StepProgress | None = None,
              decoding: DecodingConfig | None = None, **sampling) -> Iterator[np.ndarray]:
     """Generates left to right, yielding audio as it becomes final (long form: one chunk per window).
 
     Args:
-      descriptions: B prompts (None: unconditional).
+      descriptions: B prompts (None: unconditional), or prompt schedules [(seconds, text), ...] (`schedules`): a
+        new window starts at each change and is conditioned on the new text, continuing what precedes it.
       duration: seconds in all, prompt included (default: `self.duration`); any length.
       seed: see the class docstring.
       prompt: optional [B, K, P] codes to continue (P frames shorter than the output).
       overlap: seconds of the previous window each long-form window keeps as context (default: half a window).
       progress: told after each window.
+      negative: negative prompt(s), one for all or one per description: guidance steers away from them instead of
+        from no text (None: the null condition, audiocraft's CFG).
+      on_step: told (steps done, steps in all) after every decoding step, by the progress variant of the program;
+        return True to stop between steps (`Cancelled` is raised; nothing more is yielded).
       decoding, **sampling: the decoding config (default: the pipeline's) and DecodingConfig overrides.
 
     Yields:
@@ -327,30 +443,36 @@ class MagnetPipeline:
     """
     decoding = self.decoding_with(decoding, **sampling)
     codes, known = self._canvas(descriptions, duration, prompt, decoding)
-    width, starts = self._plan(known, decoding, overlap)
+    width, starts, fresh = self._text_plan(descriptions, known, decoding, overlap)
     prefix, hop = int(known.sum()), self.codec_config.hop_length
-    first, cuts = windows.stream_cuts(starts, width, codes.shape[-1], prefix)
+    first, cuts = windows.stream_cuts(starts, width, codes.shape[-1], prefix, fresh)
     if first:
       yield self.decode(codes[..., :prefix])[..., :first * hop]
-    decoded = self._windows(descriptions, codes, known, seed, decoding, width, starts, progress=progress)
+    decoded = self._windows(descriptions, codes, known, seed, decoding, width, starts, progress=progress, fresh=fresh,
+                            negative=negative, on_step=on_step)
     for (a, b), (start, audio) in zip(cuts, decoded, strict=True):
       yield audio[..., (a - start) * hop:(b - start) * hop]
 
-  def generate_tokens(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
-                      prompt: np.ndarray | None = None, decoding: DecodingConfig | None = None,
+  def generate_tokens(self, descriptions: Sequence[Description], duration: float | None = None, seed: Seeds = 0,
+                      prompt: np.ndarray | None = None, *, negative: Negative = None,
+                      on_step: StepProgress | None = None, decoding: DecodingConfig | None = None,
                       **sampling) -> np.ndarray:
     """codes [B, K, T] int32 for B descriptions (T = duration * frame rate, trimmed to whole spans within the
-    model's window), continuing the optional [B, K, P] `prompt` codes."""
+    model's window), continuing the optional [B, K, P] `prompt` codes (see `stream` for the other arguments)."""
     decoding = self.decoding_with(decoding, **sampling)
     codes, known = self._canvas(descriptions, duration, prompt, decoding)
-    return self._fill(descriptions, codes, known, seed, decoding)
+    width, starts, fresh = self._text_plan(descriptions, known, decoding, None)
+    for _ in self._windows(descriptions, codes, known, seed, decoding, width, starts, fresh=fresh, negative=negative,
+                           on_step=on_step):
+      pass
+    return codes
 
-  def generate(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
-               prompt: np.ndarray | None = None, decoding: DecodingConfig | None = None,
-               **sampling) -> np.ndarray:
+  def generate(self, descriptions: Sequence[Description], duration: float | None = None, seed: Seeds = 0,
+               prompt: np.ndarray | None = None, *, negative: Negative = None, on_step: StepProgress | None = None,
+               decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """audio [B, C, N] float32 at `sample_rate` for B descriptions (any duration; see `stream`)."""
-    return np.concatenate(list(self.stream(descriptions, duration, seed, prompt, decoding=decoding, **sampling)),
-                          axis=-1)
+    return np.concatenate(list(self.stream(descriptions, duration, seed, prompt, negative=negative, on_step=on_step,
+                                           decoding=decoding, **sampling)), axis=-1)
 
   def prepare_audio(self, audio: np.ndarray, sample_rate: int, count: int) -> np.ndarray:
     """Any audio ([N], [C, N], or [B, C, N]) -> [count, C, N] at the codec's rate and channels."""
@@ -360,16 +482,19 @@ class MagnetPipeline:
     return np.broadcast_to(audio, (count,) + audio.shape[1:])
 
   def generate_continuation(self, prompt_audio: np.ndarray, prompt_sample_rate: int,
-                            descriptions: Sequence[str | None] | None = None, duration: float | None = None,
-                            seed: Seeds = 0, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+                            descriptions: Sequence[Description] | None = None, duration: float | None = None,
+                            seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
+                            decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """audiocraft's `generate_continuation`: audio [B, C, N] that starts with (the codec's rendering of) the prompt
     and continues it, `duration` seconds in all (any length; see `stream`)."""
     descriptions = [None] if descriptions is None else descriptions
     prompt = self.encode(self.prepare_audio(prompt_audio, prompt_sample_rate, len(descriptions)))
-    return self.generate(descriptions, duration, seed, prompt, decoding=decoding, **sampling)
+    return self.generate(descriptions, duration, seed, prompt, negative=negative, on_step=on_step, decoding=decoding,
+                         **sampling)
 
-  def infill(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[str | None], start: float,
-             end: float, seed: Seeds = 0, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+  def infill(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], start: float,
+             end: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
+             decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Regenerates seconds [start, end) of `audio` given what lies left and right of them.
 
     The frames outside the span keep their codes (every level) and serve as context; the span is decoded by the
@@ -386,23 +511,27 @@ class MagnetPipeline:
       raise ValueError(f'the infill span {start:g}-{end:g} s is not inside the audio (0-{seconds:.2f} s)')
     known = np.ones(codes.shape[-1], bool)
     known[int(start * self.frame_rate):math.ceil(end * self.frame_rate)] = False
-    codes = self._fill(descriptions, codes, known, seed, decoding)
+    codes = self._fill(descriptions, codes, known, seed, decoding, negative=negative, on_step=on_step)
     return self.decode(codes)[..., :audio.shape[-1]]
 
-  def outpaint(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[str | None], side: str,
-               duration: float, seed: Seeds = 0, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+  def outpaint(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], side: str,
+               duration: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
+               decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Extends `audio` to `duration` seconds in all, on its 'right' (a continuation) or its 'left' (what could
     have come before it): audio [B, C, T * hop]."""
     if side not in ('left', 'right'):
       raise ValueError(f"outpaint side must be 'left' or 'right', got {side!r}")
     decoding = self.decoding_with(decoding, **sampling)
     if side == 'right':
-      return self.generate_continuation(audio, sample_rate, descriptions, duration, seed, decoding=decoding)
+      return self.generate_continuation(audio, sample_rate, descriptions, duration, seed, negative=negative,
+                                        on_step=on_step, decoding=decoding)
     given = self.encode(self.prepare_audio(audio, sample_rate, len(descriptions)))
     codes, known = self._canvas(descriptions, duration, given, decoding, at_end=True)
-    return self.decode(self._fill(descriptions, codes, known, seed, decoding, reverse=True))
+    return self.decode(self._fill(descriptions, codes, known, seed, decoding, reverse=True, negative=negative,
+                                  on_step=on_step))
 
-  def loop_tokens(self, descriptions: Sequence[str | None], codes: np.ndarray, seed: Seeds = 0,
+  def loop_tokens(self, descriptions: Sequence[Description], codes: np.ndarray, seed: Seeds = 0, *,
+                  negative: Negative = None, on_step: StepProgress | None = None,
                   decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Makes codes [B, K, L] loop: regenerates their last quarter (of at most a window) so that it leads into
     their start.
@@ -424,11 +553,21 @@ class MagnetPipeline:
     shift = (reach - zone) // 2
     known = np.ones(length, bool)
     known[length - shift - zone:length - shift] = False
-    rotated = self._fill(descriptions, np.roll(codes, -shift, axis=-1), known, seed, decoding, pass_index=LOOP_PASS)
+    rotated = self._fill(descriptions, np.roll(codes, -shift, axis=-1), known, seed, decoding, pass_index=LOOP_PASS,
+                         negative=negative, on_step=on_step)
     return np.roll(rotated, shift, axis=-1)
 
-  def generate_loop(self, descriptions: Sequence[str | None], duration: float | None = None, seed: Seeds = 0,
-                    audio: np.ndarray | None = None, sample_rate: int | None = None,
+  def loop_frames(self, samples: int, decoding: DecodingConfig) -> int:
+    """The frame count nearest to `samples` / hop that the decoder generates as it is (within the model's window,
+    'nonoverlap' needs whole spans): the frame grid of an exact-length loop, rounded as little as possible."""
+    exact = samples / self.codec_config.hop_length
+    window, step = self.window_frames(decoding), self.lm_config.span_len
+    candidates = range(max(1, math.floor(exact) - step), math.ceil(exact) + step + 1)
+    return min((c for c in candidates if c > window or self._trim(c, decoding) == c), key=lambda c: abs(c - exact))
+
+  def generate_loop(self, descriptions: Sequence[Description], duration: float | None = None, seed: Seeds = 0,
+                    audio: np.ndarray | None = None, sample_rate: int | None = None, *, samples: int | None = None,
+                    negative: Negative = None, on_step: StepProgress | None = None,
                     decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """A seamless loop: audio [B, C, L * hop] whose end continues into its start (see `loop_tokens`).
 
@@ -437,14 +576,26 @@ class MagnetPipeline:
       duration: loop length in seconds for a generated loop (default `self.duration`).
       seed: see the class docstring.
       audio, sample_rate: loop this audio instead (its length, rounded to frames, is the loop's).
+      samples: an exact loop length in samples instead of `duration` (e.g. `tempo_loop_samples` of a tempo and a
+        bar count): generated on the nearest frame grid (`loop_frames`), then resampled periodically to exactly
+        this many samples (`audio.convert.resample_loop`: the residual spread over the loop, nothing cut), so the
+        result is [B, C, samples] and as seamless at the wrap.
+      negative, on_step: see `stream` (on_step is told the steps of each pass: the loop's, then its seam's).
       decoding, **sampling: the decoding config (default: the pipeline's) and DecodingConfig overrides.
     """
     decoding = self.decoding_with(decoding, **sampling)
+    if samples is not None:
+      if audio is not None or duration is not None:
+        raise ValueError('give a loop length in samples or a duration or audio to loop, not both')
+      duration = (self.loop_frames(samples, decoding) + 0.5) / self.frame_rate  # `frames` floors to that count
     if audio is None:
-      codes = self.generate_tokens(descriptions, duration, seed, decoding=decoding)
+      codes = self.generate_tokens(descriptions, duration, seed, negative=negative, on_step=on_step,
+                                   decoding=decoding)
     else:
       codes = self.encode(self.prepare_audio(audio, sample_rate, len(descriptions)))
-    return self.decode_loop(self.loop_tokens(descriptions, codes, seed, decoding=decoding))
+    loop = self.decode_loop(self.loop_tokens(descriptions, codes, seed, negative=negative, on_step=on_step,
+                                             decoding=decoding))
+    return loop if samples is None else convert.resample_loop(loop, samples)
 
   def decode(self, codes: np.ndarray) -> np.ndarray:
     """codes [B, K, T] -> audio [B, C, T * hop]."""
@@ -464,6 +615,14 @@ class MagnetPipeline:
     """audio [B, C, N] at `sample_rate` -> codes [B, K, ceil(N / hop)]."""
     codes = codec.encode(self.codec_params, jnp.asarray(audio, jnp.float32), self.codec_config)
     return np.asarray(codes[:, :self.lm_config.n_q])
+
+
+def tempo_loop_samples(bpm: float, bars: int, sample_rate: int, beats_per_bar: int = 4) -> int:
+  """Samples of `bars` bars of `beats_per_bar` beats at `bpm` beats per minute (nearest integer)."""
+  if not bpm > 0 or bars < 1 or beats_per_bar < 1:
+    raise ValueError(f'a tempo loop needs bpm > 0, bars >= 1 and beats per bar >= 1; got {bpm:g}, {bars}, '
+                     f'{beats_per_bar}')
+  return round(bars * beats_per_bar * 60 * sample_rate / bpm)
 
 
 def check_codec_matches(lm: MagnetConfig, codec_config: CodecConfig) -> None:

@@ -2,8 +2,9 @@
 
 Prompt files: `.txt`, one prompt per line (blank lines and lines starting with '#' are skipped); or `.jsonl`, one
 JSON object per line with "description" (or "prompt") and optionally "seed" (int >= 0) and "duration" (seconds > 0)
-overriding --seed / --duration for that line. Sample j of a prompt uses its seed + j. Output files are named
-`<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ... before the extension.
+overriding --seed / --duration for that line, "negative" (a negative prompt) and "schedule" ([[seconds, text], ...],
+a prompt schedule, `schedules`; it replaces "description"). Sample j of a prompt uses its seed + j. Output files
+are named `<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ... before the extension.
 """
 import dataclasses
 import json
@@ -13,16 +14,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from magnet_jax.generation import schedules
+
 MAX_SEED = 2 ** 31  # seeds are int32 on the device
 SLUG_CHARS = 60
 
 
 @dataclasses.dataclass(frozen=True)
 class Prompt:
-  """One prompt as given: its text and optional per-prompt seed and duration."""
+  """One prompt as given: its text (a schedule's one-line form), optional per-prompt seed and duration, a prompt
+  schedule (replacing the text when given) and a negative prompt."""
   text: str
   seed: int | None = None
   duration: float | None = None
+  schedule: schedules.Schedule | None = None
+  negative: str | None = None
+
+  @classmethod
+  def scheduled(cls, entries, **kwargs) -> 'Prompt':
+    """A prompt of a schedule [(seconds, text), ...] (checked)."""
+    schedule = schedules.entries(list(entries))
+    return cls(schedules.describe(schedule), schedule=schedule, **kwargs)
+
+  @property
+  def description(self) -> schedules.Description:
+    """What the pipeline conditions on: the schedule, or the text."""
+    return self.schedule if self.schedule is not None else self.text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +49,12 @@ class Request:
   seed: int
   duration: float | None
   stem: str
+  schedule: schedules.Schedule | None = None
+  negative: str | None = None
+
+  @property
+  def description(self) -> schedules.Description:
+    return self.schedule if self.schedule is not None else self.text
 
 
 def check_seeds(seed: int | Sequence[int], count: int) -> np.ndarray:
@@ -75,14 +98,23 @@ def _json_prompt(line: str, where: str) -> Prompt:
   if not isinstance(entry, dict):
     raise ValueError(f'{where}: expected a JSON object')
   text = entry.get('description', entry.get('prompt'))
-  seed, duration = entry.get('seed'), entry.get('duration')
-  if not isinstance(text, str):
-    raise ValueError(f'{where}: needs a "description" (or "prompt") string')
+  seed, duration, negative = entry.get('seed'), entry.get('duration'), entry.get('negative')
+  if negative is not None and not isinstance(negative, str):
+    raise ValueError(f'{where}: "negative" must be a string, got {negative!r}')
   if seed is not None and not (isinstance(seed, int) and 0 <= seed < MAX_SEED):
     raise ValueError(f'{where}: "seed" must be an integer in [0, 2**31), got {seed!r}')
   if duration is not None and not (isinstance(duration, int | float) and duration > 0):
     raise ValueError(f'{where}: "duration" must be a number of seconds > 0, got {duration!r}')
-  return Prompt(text, seed, None if duration is None else float(duration))
+  duration = None if duration is None else float(duration)
+  if 'schedule' in entry:
+    try:
+      schedule = schedules.entries(entry['schedule'] if isinstance(entry['schedule'], list) else ())
+    except ValueError as e:
+      raise ValueError(f'{where}: "schedule" must be [[seconds, text], ...]: {e}') from e
+    return Prompt(schedules.describe(schedule), seed, duration, schedule, negative)
+  if not isinstance(text, str):
+    raise ValueError(f'{where}: needs a "description" (or "prompt") string')
+  return Prompt(text, seed, duration, negative=negative)
 
 
 def slug(text: str) -> str:
@@ -91,8 +123,10 @@ def slug(text: str) -> str:
   return '-'.join(words)[:SLUG_CHARS].rstrip('-') or 'untitled'
 
 
-def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float | None) -> list[Request]:
-  """One request per prompt and sample, with collision-free stems.
+def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float | None,
+           best_of: int = 1) -> list[Request]:
+  """One request per prompt and sample, with collision-free stems. With `best_of` N, sample j of a prompt is chosen
+  among the candidates of seeds seed + j * N ... seed + j * N + N - 1 (its request's seed is the first).
 
   Raises:
     ValueError: no prompts, num_samples < 1, or a seed out of range.
@@ -105,12 +139,13 @@ def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float |
   for prompt in prompts:
     first = seed if prompt.seed is None else prompt.seed
     for j in range(num_samples):
-      check_seeds(first + j, 1)
-      base = stem = f'{slug(prompt.text)}_{first + j}'
+      check_seeds(first + j * best_of + best_of - 1, 1)
+      base = stem = f'{slug(prompt.text)}_{first + j * best_of}'
       copy = 1
       while stem in used:
         copy += 1
         stem = f'{base}-{copy}'
       used.add(stem)
-      requests.append(Request(prompt.text, first + j, prompt.duration or duration, stem))
+      requests.append(Request(prompt.text, first + j * best_of, prompt.duration or duration, stem, prompt.schedule,
+                              prompt.negative))
   return requests

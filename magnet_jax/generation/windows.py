@@ -8,6 +8,8 @@ right as on its left (infilling). Windows never leave [0, T).
 
 Shapes: T frames (the whole piece), W frames per window.
 """
+import itertools
+
 import numpy as np
 
 
@@ -41,7 +43,35 @@ def plan(known: np.ndarray, window: int, overlap: int, reverse: bool = False) ->
   return starts
 
 
-def stream_cuts(starts: list[int], window: int, total: int, prefix: int) -> tuple[int, list[tuple[int, int]]]:
+def scheduled_plan(total: int, window: int, overlap: int, prefix: int,
+                   changes: list[int]) -> tuple[list[int], list[int]]:
+  """`plan` of a piece whose frames [0, P) are given and the rest generated left to right, with a new window at
+  every frame in `changes` (where a prompt schedule changes its text).
+
+  Each segment between changes is swept as long form. A segment's first window starts `overlap` frames before it
+  (those frames given) and decodes from its first frame on, again where the previous segment's last window reached
+  past it: the new text takes over exactly at its frame, continuing what precedes it. Without changes this is
+  `plan` of the same piece.
+
+  Returns:
+    (starts, fresh): each window's start and the first frame it decodes (the frames of the window from there on
+    are decoded; those before it are given).
+  """
+  if not 0 < window <= total or not 0 <= overlap < window:
+    raise ValueError(f'need 0 < window ({window}) <= frames ({total}) and 0 <= overlap ({overlap}) < window')
+  bounds = [prefix] + [c for c in changes if prefix < c < total] + [total]
+  starts, fresh = [], []
+  for first, end in itertools.pairwise(bounds):
+    while first < end:
+      start = min(max(first - overlap, 0), total - window)
+      starts.append(start)
+      fresh.append(first)
+      first = start + window
+  return starts, fresh
+
+
+def stream_cuts(starts: list[int], window: int, total: int, prefix: int,
+                fresh: list[int] | None = None) -> tuple[int, list[tuple[int, int]]]:
   """Which frames' audio a left-to-right stream takes from each window.
 
   Window i's audio (decoded with its codes) is emitted from the middle of its overlap with window i - 1 to the
@@ -54,11 +84,15 @@ def stream_cuts(starts: list[int], window: int, total: int, prefix: int) -> tupl
     window: W.
     total: T.
     prefix: P, the known frames [0, P) (P >= starts[0]).
+    fresh: the first frame each window decodes (`scheduled_plan`; default: where the previous window ended): the
+      tokens two windows share end there, and the cut goes to the middle of what they share.
 
   Returns:
     (frames [0, first) to emit from the prefix's own decode, then [(a, b)] per window).
   """
   first = (starts[0] + prefix) // 2 if starts[0] > 0 else 0
-  ends = [(start + window + following) // 2 for start, following in zip(starts[:-1], starts[1:], strict=True)]
+  fresh = [start + window for start in starts[:-1]] if fresh is None else fresh[1:]
+  ends = [(following + min(start + window, new)) // 2
+          for start, following, new in zip(starts[:-1], starts[1:], fresh, strict=True)]
   ends.append(total)
   return first, list(zip([first] + ends[:-1], ends, strict=True))

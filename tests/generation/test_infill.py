@@ -17,19 +17,6 @@ from magnet_jax.models.params import init_params
 CARD = 32
 
 
-@pytest.fixture(scope='module')
-def pipeline(tiny_pipeline_folder):
-  return pretrained.load(tiny_pipeline_folder)
-
-
-@pytest.fixture
-def recorded(pipeline, monkeypatch):
-  """Every window the pipeline decodes: (codes in [B, K, W], known [B, W], codes out [B, K, W])."""
-  calls = []
-  monkeypatch.setattr(pipeline, 'on_window', lambda codes, known, out: calls.append((codes, known, out)))
-  return calls
-
-
 def _codes(frames: int, batch: int = 1, seed: int = 0) -> np.ndarray:
   return np.random.default_rng(seed).integers(0, CARD, (batch, 4, frames)).astype(np.int32)
 
@@ -62,7 +49,7 @@ def test_infill_keeps_every_known_frame_and_regenerates_the_span(pipeline, recor
   np.testing.assert_array_equal(out[..., known], codes[..., known])  # bit for bit, every level
   assert 0 <= out.min() and out.max() < CARD
   assert np.any(out[..., ~known] != codes[..., ~known])
-  [(window_in, window_known, _)] = recorded  # one window of 30 frames centred on the 9-frame span: [21, 51)
+  [(window_in, window_known, _, _)] = recorded  # one window of 30 frames centred on the 9-frame span: [21, 51)
   np.testing.assert_array_equal(window_known[0], ~((np.arange(30) >= 10) & (np.arange(30) < 19)))
   np.testing.assert_array_equal(window_in[:, :, :10], codes[:, :, 21:31])
 
@@ -105,13 +92,13 @@ def test_long_form_three_windows_share_their_overlaps(pipeline, recorded):
   hop = pipeline.codec_config.hop_length
   assert [c.shape[-1] // hop for c in chunks] == [22, 15, 23]  # cut in the middle of each 15-frame overlap
   assert len(recorded) == 3
-  for (_, _, previous), (window_in, known, out) in zip(recorded, recorded[1:], strict=False):
+  for (_, _, previous, _), (window_in, known, out, _) in zip(recorded, recorded[1:], strict=False):
     np.testing.assert_array_equal(known[0], np.arange(30) < 15)  # the previous window's tail, fixed
     np.testing.assert_array_equal(window_in[..., :15], previous[..., 15:])
     np.testing.assert_array_equal(out[..., :15], previous[..., 15:])  # shared tokens: nothing to crossfade
   codes = pipeline.generate_tokens(['calm piano'], duration=1.2, seed=2)
   assert codes.shape == (1, 4, 60)
-  for start, (_, _, out) in zip((0, 15, 30), recorded, strict=False):
+  for start, (_, _, out, _) in zip((0, 15, 30), recorded, strict=False):
     np.testing.assert_array_equal(codes[..., start:start + 30], out)
   audio = np.concatenate(chunks, axis=-1)
   assert audio.shape == (1, 1, 60 * hop)
@@ -125,7 +112,7 @@ def test_loop_end_is_decoded_with_the_loop_start_as_its_right_context(pipeline, 
   looped = pipeline.loop_tokens(['fast drums'], codes, seed=0)
   np.testing.assert_array_equal(looped[..., :24], codes[..., :24])  # the last quarter (6 frames) is regenerated
   assert np.any(looped[..., 24:] != codes[..., 24:])
-  [(window_in, known, out)] = recorded  # the loop rotated left by 12: its start right after its end zone
+  [(window_in, known, out, _)] = recorded  # the loop rotated left by 12: its start right after its end zone
   np.testing.assert_array_equal(known[0], (np.arange(30) < 12) | (np.arange(30) >= 18))
   np.testing.assert_array_equal(window_in[..., 18:], codes[..., :12])
   np.testing.assert_array_equal(np.roll(out, 12, axis=-1), looped)
