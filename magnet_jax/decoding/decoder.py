@@ -29,7 +29,7 @@ import numpy as np
 
 from magnet_jax.decoding import sampling, spans
 from magnet_jax.decoding.config import DecodingConfig, check_config
-from magnet_jax.decoding.guidance import Uncond, guide, with_null_conditions
+from magnet_jax.decoding.guidance import Uncond, cfg_forward, guide
 from magnet_jax.decoding.schedule import num_masked, step_tables
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
@@ -187,13 +187,8 @@ def magnet_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: j
   """The MAGNeT LM as a `LogitsFn`: one forward of [codes; codes] with [cond; uncond (default null)], level head
   only."""
   lm = MagnetLM(config)
-  cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask, uncond)
-
-  def logits_fn(codes: jax.Array, level: jax.Array) -> jax.Array:
-    return lm.apply({'params': params}, jnp.concatenate([codes, codes]), cfg_cond, cfg_mask, level,
-                    method=MagnetLM.level_logits)
-
-  return logits_fn
+  return cfg_forward(lambda codes, c, m, level: lm.apply({'params': params}, codes, c, m, level,
+                                                         method=MagnetLM.level_logits), cond, cond_mask, uncond)
 
 
 def initial_context(batch: int, config: MagnetConfig, length: int, prompt: jax.Array | None = None,

@@ -4,6 +4,8 @@ The unconditional half is the null condition (zeros, all-False mask) by default,
 as data, e.g. a negative prompt's: guidance then steers away from that text instead of from no text, in the same
 compiled program.
 """
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -22,6 +24,15 @@ def with_null_conditions(cond: jax.Array, cond_mask: jax.Array,
     raise ValueError(f'the unconditional half {uncond[0].shape}, {uncond[1].shape} must be shaped like the '
                      f'conditions {cond.shape}, {cond_mask.shape}')
   return jnp.concatenate([cond, uncond[0].astype(cond.dtype)]), jnp.concatenate([cond_mask, uncond[1].astype(bool)])
+
+
+def cfg_forward(forward: Callable[..., jax.Array], cond: jax.Array, cond_mask: jax.Array,
+                uncond: Uncond = None) -> Callable[..., jax.Array]:
+  """The prologue every guided forward shares: `forward(inputs [2B, ...], cond [2B, S, Dt], mask [2B, S], *args)`
+  as a function of inputs [B, ...] and *args, run once over [inputs; inputs] with [conditions; unconditional half]
+  (`with_null_conditions`). Its outputs are those of the CFG batch, [2B, ...], for `guide`."""
+  cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask, uncond)
+  return lambda inputs, *args: forward(jnp.concatenate([inputs, inputs]), cfg_cond, cfg_mask, *args)
 
 
 def guide(logits: jax.Array, coef: jax.Array | float) -> jax.Array:

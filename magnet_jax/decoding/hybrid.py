@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from magnet_jax.decoding import sampling
 from magnet_jax.decoding.config import DecodingConfig, output_length
 from magnet_jax.decoding.decoder import DecodeState, LogitsFn, MaskedDecoder, check_inputs
-from magnet_jax.decoding.guidance import guide, with_null_conditions
+from magnet_jax.decoding.guidance import cfg_forward, guide
 from magnet_jax.decoding.pattern import delay_codes, level_predictions, undelay_codes
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
@@ -85,7 +85,8 @@ def autoregressive_prefix(params, config: MagnetConfig, cond: jax.Array, cond_ma
   """
   batch, levels, steps = cond.shape[0], config.n_q, hybrid.prefix_length
   lm = MagnetLM(config)
-  cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask)
+  decode = cfg_forward(lambda column, c, m, cache, index: lm.apply(
+      {'params': params}, column[..., None], c, m, cache, index, method=MagnetLM.decode), cond, cond_mask)
   use_sampling = hybrid.use_sampling and hybrid.temp > 0
   frame_exists = lambda s: (s - jnp.arange(levels) >= 0) & (s - jnp.arange(levels) < length)  # level q at step s
   keys = rng if rng.ndim else jax.random.split(rng, batch)
@@ -94,8 +95,7 @@ def autoregressive_prefix(params, config: MagnetConfig, cond: jax.Array, cond_ma
 
   def forward(column: jax.Array, cache, index: jax.Array | int):
     """column [B, K] at step `index` -> guided logits [B, K, V] for step index + 1."""
-    column = jnp.concatenate([column, column])[..., None]
-    logits, cache = lm.apply({'params': params}, column, cfg_cond, cfg_mask, cache, index, method=MagnetLM.decode)
+    logits, cache = decode(column, cache, index)
     return guide(logits[:, :, 0], hybrid.cfg_coef), cache
 
   def next_column(logits: jax.Array, step: jax.Array) -> jax.Array:
@@ -122,13 +122,12 @@ def hybrid_logits_fn(params, config: MagnetConfig, cond: jax.Array, cond_mask: j
                      length: int) -> LogitsFn:
   """Hybrid-MAGNeT's masked-decoding forward as a `decoding.LogitsFn` (delayed codes, semi-AR mask)."""
   lm = MagnetLM(config)
-  cfg_cond, cfg_mask = with_null_conditions(cond, cond_mask)
+  forward = cfg_forward(lambda sequence, c, m, level: lm.apply(
+      {'params': params}, sequence, c, m, level, hybrid_attention_mask(config, prefix_length, length, level),
+      method=MagnetLM.level_logits), cond, cond_mask)
 
   def logits_fn(codes: jax.Array, level: jax.Array) -> jax.Array:
-    sequence = delay_codes(codes, config.card)
-    logits = lm.apply({'params': params}, jnp.concatenate([sequence, sequence]), cfg_cond, cfg_mask, level,
-                      hybrid_attention_mask(config, prefix_length, length, level), method=MagnetLM.level_logits)
-    return level_predictions(logits, level, length)
+    return level_predictions(forward(delay_codes(codes, config.card), level), level, length)
 
   return logits_fn
 

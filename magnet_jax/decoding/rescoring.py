@@ -12,7 +12,7 @@ w = 0 is plain MAGNeT, bit for bit). Choices the paper leaves open, made here:
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.decoding.guidance import Uncond, guide, with_null_conditions
+from magnet_jax.decoding.guidance import Uncond, cfg_forward, guide
 from magnet_jax.decoding.pattern import delay_codes, level_predictions
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
@@ -51,15 +51,15 @@ def rescore_fn(params, config: MagnetConfig, magnet_config: MagnetConfig, cond: 
   mismatched = [f for f in ('n_q', 'card', 'text_dim') if getattr(config, f) != getattr(magnet_config, f)]
   if mismatched:
     raise ValueError(f'rescorer and MAGNeT configs disagree on {mismatched}: they must share codec and text encoder')
-  guided = cfg_coef != 1.0
-  if guided:
-    cond, cond_mask = with_null_conditions(cond, cond_mask, uncond)
+  level_logits = lambda codes, c, m, level: rescorer_level_logits(params, config, codes, c, m, level)
+  if cfg_coef != 1.0:
+    forward = cfg_forward(level_logits, cond, cond_mask, uncond)
+    logits_of = lambda codes, level: guide(forward(codes, level), cfg_coef)
+  else:  # no guidance: no null batch
+    logits_of = lambda codes, level: level_logits(codes, cond, cond_mask, level)
 
   def token_probs(codes: jax.Array, level: jax.Array) -> jax.Array:
-    batch_codes = jnp.concatenate([codes, codes]) if guided else codes
-    logits = rescorer_level_logits(params, config, batch_codes, cond, cond_mask, level)
-    if guided:
-      logits = guide(logits, cfg_coef)
+    logits = logits_of(codes, level)
     tokens = jax.lax.dynamic_index_in_dim(codes, level, axis=1, keepdims=False)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     return jnp.exp(jnp.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0])
