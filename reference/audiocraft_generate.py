@@ -1,6 +1,6 @@
 """audiocraft's MAGNeT generation as the benchmark (`benchmarks.latency`) runs it: given weights, eager or with
-the LM forward under torch.compile, on CPU (float32) or as released on GPU (float16 weights under float16 autocast,
-audiocraft's loaders.py and genmodel.py)."""
+the LM forward under torch.compile, on CPU (float32) or on GPU as released (float16 weights under float16 autocast,
+audiocraft's loaders.py and genmodel.py) or in float32."""
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,23 +18,26 @@ class MagnetGenerator:
   """`generator() -> codes [B, K, T]` (numpy): one `MagnetLMModel.generate` call for fixed descriptions.
 
   Args:
-    config: the LM sizes (its dtype is ignored: float32 on CPU, float16 on GPU).
+    config: the LM sizes (its dtype is ignored: float32 on CPU, float16 on GPU unless not `half`).
     states: description -> text-encoder states [S, Dt]; one example per description, in order.
     state_dict: the reference LM's weights (`build_magnet_lm`'s keys), float32 arrays.
-    gpu: run on CUDA as released.
+    gpu: run on CUDA.
+    half: on CUDA, float16 weights under float16 autocast as released (else float32).
     compile_forward: put `MagnetLMModel.forward` under torch.compile (one graph per level).
     max_gen_len: frames requested.
     **generation: `MagnetLMModel.generate` keyword arguments (temp, top_p, decoding_steps, ...).
   """
 
   def __init__(self, config: MagnetConfig, states: Mapping[str, np.ndarray], state_dict: Mapping[str, np.ndarray],
-               *, gpu: bool, compile_forward: bool, max_gen_len: int, **generation):
+               *, gpu: bool, compile_forward: bool, max_gen_len: int, half: bool = True, **generation):
     model = build_magnet_lm(config, states)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
     self.device = 'cuda' if gpu else 'cpu'
+    self.half = gpu and half
     if gpu:  # the per-level masks are a plain list, not buffers: move them too
-      model = model.to('cuda', torch.float16)
-      model.attn_mask_per_stage = [m if m is None else m.to('cuda', torch.float16) for m in model.attn_mask_per_stage]
+      dtype = torch.float16 if half else torch.float32
+      model = model.to('cuda', dtype)
+      model.attn_mask_per_stage = [m if m is None else m.to('cuda', dtype) for m in model.attn_mask_per_stage]
     if compile_forward:
       model.forward = torch.compile(model.forward, dynamic=False)
     self.model = model
@@ -42,7 +45,7 @@ class MagnetGenerator:
     self.generation = dict(generation, max_gen_len=max_gen_len)
 
   def __call__(self) -> np.ndarray:
-    with torch.no_grad(), torch.autocast(self.device, dtype=torch.float16, enabled=self.device == 'cuda'):
+    with torch.no_grad(), torch.autocast(self.device, dtype=torch.float16, enabled=self.half):
       codes = self.model.generate(conditions=self.conditions, **self.generation)
     return codes.cpu().numpy()
 

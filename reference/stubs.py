@@ -1,10 +1,10 @@
 """Stand-ins for the modules audiocraft imports at load time but that cannot be installed here.
 
-audiocraft needs `xformers.ops` (memory-efficient attention), `torchaudio` and `spacy` at import time. Only
-xformers is used on MAGNeT's (and MusicGen's) compute path: its `memory_efficient_attention` is reimplemented
-with torch SDPA honouring the additive bias or the causal mask, which is exactly what the released models
-compute. Call `import_audiocraft()`
-instead of `import audiocraft`.
+audiocraft needs `xformers.ops` (memory-efficient attention), `torchaudio` and `spacy` at import time, and `av`,
+`librosa` and `soundfile` (audio files, chroma), which a working install provides and the GPU benchmark's machine
+(pure-Python wheels only, benchmarks/gpu.sh) may lack. Only xformers is used on MAGNeT's (and MusicGen's) compute
+path: its `memory_efficient_attention` is reimplemented with torch SDPA honouring the additive bias or the causal
+mask, which is exactly what the released models compute. Call `import_audiocraft()` instead of `import audiocraft`.
 """
 import importlib
 import importlib.machinery
@@ -75,6 +75,11 @@ def install() -> None:
     sys.modules['torchaudio.functional'] = functional
   if 'spacy' not in sys.modules:
     sys.modules['spacy'] = _lazy_module('spacy')
+  for name in ('av', 'librosa', 'soundfile'):  # audio files and chroma, never on the LM's path
+    try:
+      importlib.import_module(name)
+    except ImportError:
+      sys.modules[name] = _lazy_module(name)
 
 
 def import_audiocraft():

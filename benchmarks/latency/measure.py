@@ -77,6 +77,10 @@ class Target:
     """Anything else the parent asks about after the timed calls."""
     return {}
 
+  def profile(self, folder: str) -> None:
+    """One call traced into `folder` (the JAX systems)."""
+    raise NotImplementedError(f'{type(self).__name__} has no profile')
+
   def device_peak_bytes(self) -> int | None:
     """JAX's device allocator peak over this process's life (jax cannot reset it)."""
     import jax
@@ -85,7 +89,7 @@ class Target:
 
 def _serve(conn, factory: Callable) -> None:
   """A worker's loop: builds `factory()` then answers 'call' (seconds, result), 'reset_peak', 'peak', 'info',
-  'stop'."""
+  ('profile', folder), 'stop'."""
   try:
     target = factory()
     conn.send(('ok', None))
@@ -107,6 +111,9 @@ def _serve(conn, factory: Callable) -> None:
         conn.send(('ok', target.peak_bytes()))
       elif command == 'info':
         conn.send(('ok', target.info()))
+      elif command[0] == 'profile':
+        target.profile(command[1])
+        conn.send(('ok', None))
   except Exception as e:  # reported to the parent, which skips the system
     conn.send(('error', f'{type(e).__name__}: {" ".join(str(e).split())[:300]}'))
 

@@ -12,7 +12,7 @@ from benchmarks.latency.measure import Timing
 from magnet_jax.io.files import atomic_write
 
 ROW_KEYS = ('system', 'config', 'params_m', 'duration_s', 'batch', 'cfg', 'compile_s', 'latency_s_median',
-            'latency_s_min', 'latency_s_max', 'tokens_per_s', 'peak_mem_mb')
+            'latency_s_min', 'latency_s_max', 'warm_runs', 'tokens_per_s', 'samples_per_s', 'peak_mem_mb')
 TRAIN_KEYS = ('config', 'params_m', 'batch', 'length', 'devices', 'compile_s', 'step_s_median', 'step_s_min',
               'step_s_max', 'steps_per_s', 'tokens_per_s', 'flops_per_step', 'peak_flops', 'peak_source', 'mfu',
               'peak_mem_mb')
@@ -29,8 +29,9 @@ def row(system: str, group: spec.Group, timing: Timing, peak: int | None) -> dic
       'system': system, 'config': group.config_label, 'params_m': round(spec.params_millions(group.model), 3),
       'duration_s': group.duration_s, 'batch': group.batch, 'cfg': group.cfg, 'compile_s': round(timing.compile_s, 4),
       'latency_s_median': round(timing.median_s, 4), 'latency_s_min': round(min(timing.runs), 4),
-      'latency_s_max': round(max(timing.runs), 4),
-      'tokens_per_s': round(spec.tokens(group, system) / timing.median_s, 1), 'peak_mem_mb': _mb(peak)}
+      'latency_s_max': round(max(timing.runs), 4), 'warm_runs': len(timing.runs),
+      'tokens_per_s': round(spec.tokens(group, system) / timing.median_s, 1),
+      'samples_per_s': round(group.batch / timing.median_s, 3), 'peak_mem_mb': _mb(peak)}
 
 
 def train_row(name: str, gpu: bool, batch: int, length: int, devices: int, timing: Timing, peak: int | None,
@@ -76,8 +77,8 @@ def markdown(results: dict) -> str:
            f'load average (1/5/15 min) {conditions["load_avg_start"]} at start, {conditions["load_avg_end"]} at end.',
            '', f'`{results["command"]}`', '',
            '| system | config | params (M) | duration (s) | batch | CFG | compile (s) | median (s) | min (s) | max (s) '
-           '| tokens/s | peak mem (MB) | x audiocraft | x ar-jax |',
-           '|' + '---|' * 14]
+           '| warm runs | tokens/s | samples/s | peak mem (MB) | x audiocraft | x ar-jax |',
+           '|' + '---|' * 16]
   for r, ratio in zip(results['rows'], ratios(results['rows']), strict=True):
     cells = [r[k] for k in ROW_KEYS] + [ratio['audiocraft'], ratio['ar-jax']]
     lines.append('| ' + ' | '.join(_cell(c) for c in cells) + ' |')
@@ -92,10 +93,17 @@ def markdown(results: dict) -> str:
     lines.append(f'\nPeak FLOP/s: {results["train_rows"][0]["peak_source"]}.')
   for s in results['skipped']:
     lines.append(f'- skipped {s["system"]} on {s["case"]}: {s["reason"]}')
+  if results.get('profile'):
+    lines.append(f'\nProfile (jax.profiler trace of one decode, {results["profile"]["case"]}): '
+                 f'`{results["profile"]["folder"]}`')
   return '\n'.join(lines)
 
 
-def write_json(results: dict, path: str) -> None:
-  """Writes `results` to `path` atomically, keys in the documented order (the rows' `ROW_KEYS`)."""
+def write(results: dict, path: str) -> str:
+  """Writes `results` to `path` (JSON, keys in the documented order) and its Markdown beside it (.md), each
+  atomically; returns the Markdown."""
   text = json.dumps(results, indent=1) + '\n'
+  table = markdown(results) + '\n'
   atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(text, encoding='utf-8'))
+  atomic_write(str(pathlib.Path(path).with_suffix('.md')), lambda tmp: pathlib.Path(tmp).write_text(table, 'utf-8'))
+  return table

@@ -1,18 +1,22 @@
-"""Runs the grid: per case group one worker per system, the first (compiling) calls, then interleaved repeats.
+"""Runs the grid (or the `--gpu` plan): per case group one worker per system, the first (compiling) calls, then
+interleaved repeats; optionally a jax.profiler trace of one magnet-jax decode.
 
 A system is skipped with a message, never a crash, when it cannot run the case, when its estimated memory or
-time exceeds what is available, or when its worker fails, dies or times out.
+time exceeds what is available (per call: `budget_s`; for the whole run: `deadline_s`, with estimates calibrated
+on the cases already measured), or when its worker fails, dies or times out.
 """
 import dataclasses
 import functools
+import math
 import os
 import tempfile
+import time
 
 import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from benchmarks.latency import report, spec, systems, training
+from benchmarks.latency import report, spec, systems
 from benchmarks.latency.measure import Probe, Timing, Worker, WorkerError, available_memory_bytes, cpu_name, version
 
 # Worker environment: several processes share a GPU (no preallocation, so the JAX peak is what it uses); on a
@@ -34,7 +38,18 @@ class Settings:
   train_batch: int = 8
   train_frames: int = 500
   train_steps: int = 5
+  plan: tuple | None = None                            # (duration_s, batch, systems) per group, instead of the grid.
+  deadline_s: float = 0.0                              # the whole run's time budget (0: none).
+  profile_dir: str = ''                                # trace one magnet-jax decode of the first group here.
+  require_gpu: bool = False                            # refuse to run without a GPU (--gpu without --dry_run).
   command: str = ''
+
+  def groups(self, gpu: bool) -> list[tuple[spec.Group, tuple[str, ...]]]:
+    """The case groups in order, each with its systems."""
+    if self.plan is None:
+      return [(g, self.systems) for g in spec.grid(self.configs, self.durations, self.batches, self.cfgs, gpu)]
+    return [(spec.Group(config, float(duration), batch, cfg, gpu), systems)
+            for config in self.configs for cfg in self.cfgs for duration, batch, systems in self.plan]
 
 
 def _load_avg() -> list[float]:
@@ -51,22 +66,48 @@ def _check_tokens(tokens: np.ndarray, group: spec.Group, system: str) -> None:
 class Runner:
   """Collects rows, skips and checks while the grid runs."""
 
-  def __init__(self, settings: Settings, machine: dict, progress: tqdm):
+  def __init__(self, settings: Settings, machine: dict, progress: tqdm, started: float):
     self.settings, self.machine, self.progress = settings, machine, progress
     self.rows, self.train_rows, self.skipped, self.checks = [], [], [], []
+    self.profile = None
+    self.started = started  # perf_counter() at the start of the run (for deadline_s)
+    self.overhead_s: dict[str, float] = {}  # system -> largest observed first-call overhead (start, compile)
+    self.floor_s: dict[str, float] = {}     # system -> smallest observed warm latency
+
+  def seconds_left(self) -> float:
+    if not self.settings.deadline_s:
+      return math.inf
+    return self.settings.deadline_s - (time.perf_counter() - self.started)
+
+  def call_seconds(self, group: spec.Group, system: str) -> float:
+    """Estimated warm call (`spec.estimate_seconds` plus the smallest latency this system showed so far)."""
+    return spec.estimate_seconds(group, system, self.machine['matmul_flops'], self.floor_s.get(system, 0.0))
+
+  def _overhead_seconds(self, group: spec.Group, system: str) -> float:
+    """The first call's extra cost: as observed for this system, else for the JAX systems seen, else a default."""
+    seen = [s for s in self.overhead_s if s in spec.JAX_SYSTEMS] if system in spec.JAX_SYSTEMS else []
+    if system in self.overhead_s or seen:
+      return self.overhead_s.get(system) or max(self.overhead_s[s] for s in seen)
+    return spec.overhead_seconds(group, system)
 
   def skip(self, system: str, case: str, reason: str, calls: int) -> None:
     logging.warning('skipping %s on %s: %s', system, case, reason)
     self.skipped.append({'system': system, 'case': case, 'reason': reason})
     self.progress.update(calls)
 
-  def _fits(self, group: spec.Group, system: str, committed: float) -> str | None:
+  def _fits(self, group: spec.Group, system: str, committed: float, pending_s: float) -> str | None:
     """Why the estimated time or memory of `system` on `group` is too much, or None. `committed`: GPU bytes the
-    group's workers already started are estimated to hold (on CPU the available memory is read live)."""
+    group's workers already started are estimated to hold (on CPU the available memory is read live);
+    `pending_s`: the estimated repeats of the group's started workers, still to come."""
     calls = self.settings.repeats + 1
-    seconds = calls * spec.estimate_seconds(group, system, self.machine['matmul_flops'])
-    if seconds > self.settings.budget_s:
-      return f'estimated {seconds:.0f} s for {calls} calls exceeds --budget_s={self.settings.budget_s:g}'
+    call = self.call_seconds(group, system)
+    if calls * call > self.settings.budget_s:
+      return f'estimated {calls * call:.0f} s for {calls} calls exceeds --budget_s={self.settings.budget_s:g}'
+    total = self._overhead_seconds(group, system) + calls * call
+    left = self.seconds_left() - pending_s
+    if total > left:
+      return f'estimated {total:.0f} s (first call and {calls - 1} warm) exceeds the {max(left, 0):.0f} s left of ' \
+             f'--deadline_s={self.settings.deadline_s:g}'
     available = self.machine['memory_bytes'] - committed if group.gpu else available_memory_bytes()
     needed = spec.estimate_bytes(group, system)
     if available is not None and needed > 0.8 * available:
@@ -76,6 +117,7 @@ class Runner:
   def _start(self, system: str, group: spec.Group, weights: systems.Weights) -> tuple[Worker, Timing, np.ndarray]:
     """A worker holding `system`, after its first (compiling) call, whose tokens are checked."""
     self.progress.set_postfix_str(f'{group.name}: building {system}')
+    start = time.perf_counter()
     worker = Worker(functools.partial(systems.build, system, group, weights), self.settings.budget_s)
     try:
       self.progress.set_postfix_str(f'{group.name}: {system} first call')
@@ -85,15 +127,17 @@ class Runner:
     except WorkerError:
       worker.close()
       raise
+    self.overhead_s[system] = max(self.overhead_s.get(system, 0.0), time.perf_counter() - start)
     return worker, Timing(seconds), tokens
 
-  def measure_group(self, group: spec.Group, weights: systems.Weights, unavailable: str | None) -> None:
+  def measure_group(self, group: spec.Group, group_systems: tuple[str, ...], weights: systems.Weights,
+                    unavailable: str | None) -> None:
     """Every system on `group`: build, first call, interleaved repeats, peak memory; rows in system order."""
-    workers, timings, outputs, committed = {}, {}, {}, 0.0
+    workers, timings, outputs, committed, pending_s = {}, {}, {}, 0.0, 0.0
     try:
-      for system in self.settings.systems:
+      for system in group_systems:
         reason = (unavailable if system.startswith('audiocraft') else None) or systems.unsupported(group, system)
-        reason = reason or self._fits(group, system, committed)
+        reason = reason or self._fits(group, system, committed, pending_s)
         try:
           if reason:
             raise WorkerError(reason)
@@ -102,8 +146,14 @@ class Runner:
           self.skip(system, group.name, str(e), self.settings.repeats + 1)
           continue
         committed += spec.estimate_bytes(group, system)
+        pending_s += self.settings.repeats * min(timings[system].first_s, self.call_seconds(group, system))
         self.progress.update(1)
-      for _ in range(self.settings.repeats):
+      for repeat in range(self.settings.repeats):
+        round_s = sum(timings[s].runs[-1] if timings[s].runs else timings[s].first_s for s in workers)
+        if repeat and round_s > self.seconds_left():
+          logging.warning('%s: stopping after %d warm runs (--deadline_s)', group.name, repeat)
+          self.progress.update((self.settings.repeats - repeat) * len(workers))
+          break
         for system, worker in list(workers.items()):
           self.progress.set_postfix_str(f'{group.name}: {system}')
           try:
@@ -115,6 +165,11 @@ class Runner:
           self.progress.update(1)
       for system, worker in workers.items():
         self.rows.append(report.row(system, group, timings[system], worker.request('peak', 60)))
+        self.floor_s[system] = min(self.floor_s.get(system, math.inf), timings[system].median_s)
+      if self.settings.profile_dir and self.profile is None and 'magnet-jax' in workers:
+        self.progress.set_postfix_str(f'{group.name}: magnet-jax profile')
+        workers['magnet-jax'].request(('profile', self.settings.profile_dir), self.settings.budget_s)
+        self.profile = {'case': group.name, 'folder': self.settings.profile_dir}
     finally:
       for worker in workers.values():
         worker.close()
@@ -124,6 +179,7 @@ class Runner:
 
   def measure_training(self, name: str) -> None:
     """The sharded training step of model `name`: one compiling step, then `train_steps` timed ones."""
+    from benchmarks.latency import training  # the trainer imports grain and TFDS, which the GPU image lacks
     settings, gpu = self.settings, self.machine['gpu'] is not None
     case = f'{spec.config_label(name, gpu)} train b{settings.train_batch} T{settings.train_frames}'
     self.progress.set_postfix_str(case)
@@ -153,26 +209,29 @@ class Runner:
 
 def run(settings: Settings) -> dict:
   """Runs the grid and the training steps; returns the results (see report.py for the row keys)."""
+  started = time.perf_counter()
   for key, value in WORKER_ENV.items():
     os.environ.setdefault(key, value)
   load_start = _load_avg()
   probe = Worker(Probe, 600)
   machine = probe.request('call', 600)[1]
   probe.close()
-  groups = spec.grid(settings.configs, settings.durations, settings.batches, settings.cfgs, machine['gpu'] is not None)
-  total = (len(groups) * len(settings.systems) * (settings.repeats + 1)
+  if settings.require_gpu and machine['gpu'] is None:
+    raise ValueError('--gpu: JAX sees no GPU (use --dry_run for the CPU rehearsal)')
+  groups = settings.groups(machine['gpu'] is not None)
+  total = (sum(len(s) for _, s in groups) * (settings.repeats + 1)
            + len(settings.train_configs) * (settings.train_steps + 1))
   with tqdm(total=total, desc='benchmark', unit='call') as progress, tempfile.TemporaryDirectory() as folder:
-    runner = Runner(settings, machine, progress)
+    runner = Runner(settings, machine, progress, started)
     exported = {}
-    for group in groups:
+    for group, group_systems in groups:
       if group.config not in exported:
         os.makedirs(os.path.join(folder, group.config))
         progress.set_postfix_str(f'{group.config}: random weights')
-        max_batch = max(settings.batches)
+        max_batch = max(g.batch for g, _ in groups)
         model = spec.model_config(group.config, group.gpu)
         exported[group.config] = systems.export_weights(model, max_batch, os.path.join(folder, group.config))
-      runner.measure_group(group, *exported[group.config])
+      runner.measure_group(group, group_systems, *exported[group.config])
     for name in settings.train_configs:
       runner.measure_training(name)
   return {
@@ -182,8 +241,10 @@ def run(settings: Settings) -> dict:
       'train_rows': runner.train_rows,
       'skipped': runner.skipped,
       'checks': runner.checks,
+      'profile': runner.profile,
       'conditions': {'load_avg_start': load_start, 'load_avg_end': _load_avg(), 'repeats': settings.repeats,
                      'text_tokens': spec.TEXT_TOKENS, 'decoding': 'audiocraft defaults (steps 20/10/10/10, top-p 0.9)',
                      'worker_env': {k: os.environ[k] for k in WORKER_ENV},
-                     'matmul_flops': machine['matmul_flops'], 'matmul_dtype': machine['matmul_dtype']},
+                     'matmul_flops': machine['matmul_flops'], 'matmul_dtype': machine['matmul_dtype'],
+                     'deadline_s': settings.deadline_s, 'wall_s': round(time.perf_counter() - runner.started, 1)},
   }

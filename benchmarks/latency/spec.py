@@ -19,10 +19,32 @@ MODELS: dict[str, dict] = {
 RELEASED = ('small', 'medium')
 REDUCED_LAYERS = 4
 
-# 'magnet-jax-loop' (the decoder's step jitted once, driven by a Python loop) is opt-in: not in the default grid.
-SYSTEMS = ('audiocraft', 'audiocraft-compile', 'magnet-jax', 'ar-jax', 'magnet-jax-loop')
+# 'magnet-jax-loop' (the decoder's step jitted once, driven by a Python loop) and the '-fp32' variants (float32 on a
+# GPU, where the others run bfloat16 / float16; the same as the plain ones on a CPU) are opt-in.
+SYSTEMS = ('audiocraft', 'audiocraft-compile', 'magnet-jax', 'ar-jax', 'magnet-jax-loop', 'magnet-jax-fp32',
+           'audiocraft-fp32')
 DEFAULT_SYSTEMS = SYSTEMS[:4]
-JAX_SYSTEMS = ('magnet-jax', 'ar-jax', 'magnet-jax-loop')
+JAX_SYSTEMS = ('magnet-jax', 'ar-jax', 'magnet-jax-loop', 'magnet-jax-fp32')
+
+# `--gpu`: magnet-small's rows in priority order, (duration_s, batch, systems): a case that no longer fits the time
+# budget is skipped, so the targets' rows (10 s batch 1; samples/s at batch 64) come first.
+GPU_PLAN = (
+    (10, 1, ('magnet-jax', 'audiocraft', 'ar-jax', 'magnet-jax-fp32', 'audiocraft-fp32')),
+    (10, 64, ('magnet-jax', 'audiocraft', 'ar-jax')),
+    (30, 1, ('magnet-jax', 'audiocraft', 'ar-jax')),
+    (10, 1, ('audiocraft-compile',)),
+    (10, 16, ('magnet-jax', 'audiocraft', 'ar-jax')),
+    (10, 256, ('magnet-jax', 'ar-jax')),
+    (10, 64, ('magnet-jax-fp32', 'audiocraft-fp32')),
+    (30, 16, ('magnet-jax', 'audiocraft')),
+    (30, 64, ('magnet-jax', 'ar-jax')),
+    (30, 256, ('magnet-jax',)),
+)
+GPU_EFFICIENCY = 0.3  # fraction of the bfloat16 matmul peak masked decoding is assumed to reach on a GPU (budget).
+FP32_SLOWDOWN = 8.0   # float32 against the bfloat16 peak on a GPU (TF32 or not), for the budget.
+# First-call overhead before any is observed (worker start, weights, compilation), seconds: (CPU, GPU).
+OVERHEAD_S = {'audiocraft-compile': (30.0, 180.0), 'audiocraft': (15.0, 40.0), 'audiocraft-fp32': (15.0, 40.0)}
+JAX_OVERHEAD_S = (10.0, 60.0)
 TEXT_TOKENS = 16    # S: text-encoder states per description.
 AR_TOP_K = 250      # MusicGen's sampling for the autoregressive baseline.
 AR_CFG_COEF = 3.0
@@ -61,6 +83,13 @@ class Group:
     if system == 'ar-jax':
       return self.frames
     return output_length(self.frames, self.model.span_len, DecodingConfig().span_arrangement)
+
+
+def system_model(group: Group, system: str) -> MagnetConfig:
+  """The LM config `system` runs for `group`: the group's, in float32 for the '-fp32' systems."""
+  if system.endswith('-fp32'):
+    return dataclasses.replace(group.model, dtype='float32', param_dtype='float32')
+  return group.model
 
 
 def model_config(name: str, gpu: bool, **overrides) -> MagnetConfig:
@@ -118,21 +147,29 @@ def generate_flops(group: Group, system: str) -> float:
   return total
 
 
-def estimate_seconds(group: Group, system: str, matmul_flops: float) -> float:
-  """A pessimistic latency guess (about 2x what 2 shared CPU cores measured), only to skip runs that cannot fit
-  the time budget: masked decoding at 12.5% of the device's matmul peak; the autoregressive baseline, whose steps
-  are one frame each, at 2% plus 2 ms per step.
+def estimate_seconds(group: Group, system: str, matmul_flops: float, floor_s: float = 0.0) -> float:
+  """A pessimistic latency guess of one call, only to skip runs that cannot fit the time budget: masked decoding at
+  12.5% of the device's matmul peak on a CPU (about 2x what 2 shared cores measured), GPU_EFFICIENCY on a GPU
+  (float32 FP32_SLOWDOWN x slower); the autoregressive baseline, whose steps are one frame each, at 2% plus 2 ms
+  per step. `floor_s`: a latency this system showed on a smaller case, added (per-call overheads).
   """
   flops = generate_flops(group, system)
+  if group.gpu and system.endswith('-fp32'):
+    matmul_flops /= FP32_SLOWDOWN
   if system == 'ar-jax':
-    return flops / (0.02 * matmul_flops) + 2e-3 * (group.frames + group.model.n_q)
-  return flops / (0.125 * matmul_flops)
+    return floor_s + flops / (0.02 * matmul_flops) + 2e-3 * (group.frames + group.model.n_q)
+  return floor_s + flops / ((GPU_EFFICIENCY if group.gpu else 0.125) * matmul_flops)
+
+
+def overhead_seconds(group: Group, system: str) -> float:
+  """The first call's extra cost before one is observed: worker start, weights, compilation."""
+  return OVERHEAD_S.get(system, JAX_OVERHEAD_S)[group.gpu]
 
 
 def estimate_bytes(group: Group, system: str) -> float:
   """Peak memory guess of one system's process: weights, the largest activations, the runtime itself."""
-  model = group.model
-  width = 2 if group.gpu else 4
+  model = system_model(group, system)
+  width = 2 if group.gpu and not system.endswith('-fp32') else 4  # bfloat16 / float16 on a GPU
   params = params_millions(model) * 1e6
   rows = group.batch * (2 if group.cfg else 1)
   length = group.output_frames(system)

@@ -4,7 +4,9 @@
   audiocraft          MagnetLMModel.generate, eager PyTorch (float32 on CPU; float16 + autocast on GPU, as released;
                       `reference.audiocraft_generate`, the only torch code).
   audiocraft-compile  the same with the LM forward under torch.compile (one graph per level).
-  magnet-jax          decoding.generate: all decoding steps in one XLA program.
+  audiocraft-fp32     audiocraft eager in float32 (on a GPU; the same as audiocraft on a CPU).
+  magnet-jax          decoding.generate: all decoding steps in one XLA program (bfloat16 on a GPU).
+  magnet-jax-fp32     the same in float32 (on a GPU; the same as magnet-jax on a CPU).
   magnet-jax-loop     the same decoder step jitted once and driven by a Python loop (host round trip per step).
   ar-jax              MusicGen-style autoregressive decoding (delay pattern, KV cache, top-k 250, CFG 3) of the same
                       LM, one frame per step: the baseline MAGNeT's non-autoregressive decoding is compared with.
@@ -71,14 +73,14 @@ def _conditions(weights: Weights, batch: int) -> dict[str, np.ndarray]:
 class Audiocraft(Target):
   """audiocraft's MagnetLMModel.generate with MAGNeT's default decoding (CFG always on: audiocraft has no switch)."""
 
-  def __init__(self, group: spec.Group, weights: Weights, compile_forward: bool):
+  def __init__(self, group: spec.Group, weights: Weights, compile_forward: bool, half: bool):
     from reference.audiocraft_generate import MagnetGenerator
     self.gpu = group.gpu
     decoding_config = DecodingConfig()
     with np.load(weights.state_dict) as state_dict:
       self.generator = MagnetGenerator(
           group.model, _conditions(weights, group.batch), {k: state_dict[k] for k in state_dict.files},
-          gpu=group.gpu, compile_forward=compile_forward, max_gen_len=group.frames,
+          gpu=group.gpu, half=half, compile_forward=compile_forward, max_gen_len=group.frames,
           use_sampling=decoding_config.use_sampling, temp=decoding_config.temp, top_k=decoding_config.top_k,
           top_p=decoding_config.top_p, max_cfg_coef=decoding_config.max_cfg_coef,
           min_cfg_coef=decoding_config.min_cfg_coef, decoding_steps=list(decoding_config.decoding_steps),
@@ -100,7 +102,7 @@ class Jax(Target):
 
   def __init__(self, name: str, group: spec.Group, weights: Weights):
     self.gpu = group.gpu
-    config = group.model
+    config = spec.system_model(group, name)
     if weights.state_dict is None:
       params = init_params(config, jax.random.key(0))
     else:
@@ -110,31 +112,37 @@ class Jax(Target):
     states = _conditions(weights, group.batch)
     cond = jnp.asarray(np.stack([states[d] for d in descriptions(group.batch)]))
     cond_mask = jnp.ones(cond.shape[:2], bool)
-    program = _program(name, group)
+    program = _program(name, group, config)
     self._call = lambda: program(params, cond, cond_mask, jax.random.key(0))
 
   def __call__(self) -> np.ndarray:
     return np.asarray(self._call())
 
+  def profile(self, folder: str) -> None:
+    """One call under the JAX profiler: a trace (TensorBoard / Perfetto) under `folder`."""
+    with jax.profiler.trace(folder):
+      self()
 
-def _program(name: str, group: spec.Group):
-  """(params, cond, cond_mask, rng) -> codes [B, K, T]: one jitted program, or the Python-loop driver."""
-  config, config_decoding = group.model, DecodingConfig()
+
+def _program(name: str, group: spec.Group, config: MagnetConfig):
+  """(params, cond, cond_mask, rng) -> codes [B, K, T]: one jitted program, or the Python-loop driver (its decode
+  state donated to each step)."""
+  config_decoding = DecodingConfig()
   if name == 'ar-jax':
     # Every sequence step autoregressive: level q's T frames end at step T + q, the last at T + K - 1.
     ar = HybridConfig(prefix_length=group.frames + config.n_q - 1, top_k=min(spec.AR_TOP_K, config.card),
                       cfg_coef=spec.AR_CFG_COEF)
     return jax.jit(lambda p, c, m, rng: autoregressive_prefix(p, config, c, m, rng, hybrid=ar, length=group.frames))
-  if name == 'magnet-jax' and group.cfg:
+  if name in ('magnet-jax', 'magnet-jax-fp32') and group.cfg:
     return functools.partial(decoding.generate, lm_config=config, decoding=config_decoding, length=group.frames)
   length = group.output_frames(name)
   decoder = decoding.MaskedDecoder(config_decoding, config.mask_id, config.span_len, length)
   logits_fn = decoding.magnet_logits_fn if group.cfg else _unguided_logits_fn
   init = lambda p, c, m, rng: decoder.init(*decoding.initial_context(c.shape[0], config, length), rng)
-  if name == 'magnet-jax':
+  if name != 'magnet-jax-loop':
     return jax.jit(lambda p, c, m, rng: decoder.run(init(p, c, m, rng), logits_fn(p, config, c, m)).codes)
   init = jax.jit(init)
-  step = jax.jit(lambda p, c, m, i, state: decoder.step(i, state, logits_fn(p, config, c, m)))
+  step = jax.jit(lambda p, c, m, i, state: decoder.step(i, state, logits_fn(p, config, c, m)), donate_argnums=4)
 
   def python_loop(params, cond, cond_mask, rng):
     state = init(params, cond, cond_mask, rng)
@@ -170,4 +178,4 @@ def build(name: str, group: spec.Group, weights: Weights):
   """The callable system `name` for `group` (in the calling process)."""
   if name in spec.JAX_SYSTEMS:
     return Jax(name, group, weights)
-  return Audiocraft(group, weights, compile_forward=name == 'audiocraft-compile')
+  return Audiocraft(group, weights, compile_forward=name == 'audiocraft-compile', half=name != 'audiocraft-fp32')

@@ -3,13 +3,19 @@
 Levels k > 0 attend to |i - j| <= subcodes_context only (11 of T frames): `LevelAttention` describes a level's
 self-attention without a [T, T] mask, and `local_attention` computes the restricted context blockwise in
 O(T * block) instead of the reference's full T x T scores.
+
+On an NVIDIA GPU with bfloat16/float16 compute, level 0's full attention and the text cross-attention run
+`jax.nn.dot_product_attention`'s fused cuDNN kernel (`attention_implementation`); everything else, and every
+case cuDNN rejects, runs the XLA path (`dot_product_attention`), which has the same semantics.
 """
 import math
+from typing import Literal
 
 import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from absl import logging
 
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.layers import param
@@ -55,7 +61,20 @@ class LevelAttention:
   context: int = flax.struct.field(pytree_node=False)  # subcodes_context (>= 0).
 
 
+@flax.struct.dataclass
+class KeyPrefix:
+  """Attend to keys 0 .. length - 1 only, the same for every query and example: the text cross-attention's mask
+  (`cross_attention_mask`), described rather than materialised so that cuDNN's fused kernel takes it as key
+  lengths."""
+  length: jax.Array  # int32 scalar >= 1: keys attended.
+
+  def mask(self, keys: int) -> jax.Array:
+    """The same as a bool mask [1, 1, 1, S]."""
+    return (jnp.arange(keys) < self.length)[None, None, None, :]
+
+
 SelfMask = jax.Array | LevelAttention | None  # what self-attention layers take (see MultiHeadAttention).
+Mask = jax.Array | LevelAttention | KeyPrefix | None  # what `MultiHeadAttention` takes.
 
 
 def level_self_attention(config: MagnetConfig, length: int, level: jax.Array | int) -> SelfMask:
@@ -120,21 +139,60 @@ def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, context: int) -> j
   return out.reshape(batch, padded, heads, head_dim)[:, :length]
 
 
-def cross_attention_mask(cond_mask: jax.Array) -> jax.Array:
-  """Key mask for cross-attention to the text: [B, S] -> [1, 1, 1, S].
+def cross_attention_mask(cond_mask: jax.Array) -> KeyPrefix:
+  """Key mask for cross-attention to the text: [B, S] -> the first `longest` keys (`KeyPrefix`).
 
   audiocraft passes no key padding mask: padded text positions are zero vectors that still take softmax weight.
   Those positions are kept (reference semantics). Positions past the batch's longest text (padding added to
   bucket shapes and avoid recompiles) are masked out, so bucketing never changes the result.
   """
-  longest = jnp.maximum(jnp.max(jnp.sum(cond_mask.astype(jnp.int32), axis=-1)), 1)
-  return (jnp.arange(cond_mask.shape[-1]) < longest)[None, None, None, :]
+  return KeyPrefix(jnp.maximum(jnp.max(jnp.sum(cond_mask.astype(jnp.int32), axis=-1)), 1))
+
+
+def attention_implementation(q: jax.Array, mask: Mask, device=None) -> Literal['cudnn', 'xla']:
+  """Which kernel attends q [B, T, N, H] under `mask`: 'cudnn' (`jax.nn.dot_product_attention`'s fused cuDNN flash
+  attention) where it applies, else 'xla' (`dot_product_attention`).
+
+  cuDNN takes an NVIDIA GPU of compute capability >= 8.0, float16/bfloat16 q, k, v, a head dim that is a multiple
+  of 8 up to 128, and no mask (level 0's full attention) or a `KeyPrefix` (the text, as key lengths). Arbitrary
+  masks would go to cuDNN as a [B, N, T, S] bias, which defeats the fused kernel, and its sliding window is
+  one-sided, so the banded levels > 0 (`local_attention`), causal and cached masks and float32 stay on XLA.
+
+  Args:
+    q: the queries (only the dtype and head dim are read).
+    mask: what `MultiHeadAttention` got (after a `LevelAttention` picked its branch).
+    device: the device it runs on (anything with platform, device_kind, compute_capability); default: the first.
+  """
+  device = device or jax.devices()[0]
+  nvidia = device.platform == 'gpu' and 'nvidia' in device.device_kind.lower()
+  capability = tuple(int(x) for x in str(getattr(device, 'compute_capability', '0.0')).split('.'))
+  if (nvidia and capability >= (8, 0) and q.dtype in (jnp.bfloat16, jnp.float16)
+      and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128 and (mask is None or isinstance(mask, KeyPrefix))):
+    return 'cudnn'
+  return 'xla'
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: Mask) -> jax.Array:
+  """Multi-head attention of q [B, T, N, H] to k, v [B, S, N, H] under any `Mask` -> [B, T, N, H], on the kernel
+  `attention_implementation` picks: a `LevelAttention` runs only its level's branch (`lax.cond`; level 0 full
+  attention, levels > 0 `local_attention`)."""
+  if isinstance(mask, LevelAttention):
+    return jax.lax.cond(mask.level == 0, lambda: attend(q, k, v, None),
+                        lambda: local_attention(q, k, v, mask.context))
+  if attention_implementation(q, mask) == 'cudnn':
+    lengths = None if mask is None else jnp.full((q.shape[0],), mask.length, jnp.int32)
+    try:
+      return jax.nn.dot_product_attention(q, k, v, key_value_seq_lengths=lengths, implementation='cudnn')
+    except (NotImplementedError, RuntimeError, ValueError) as e:  # JAX's checks at trace time: cuDNN rejects it
+      logging.warning('cuDNN attention unavailable for q %s, k %s (%s); using XLA', q.shape, k.shape, e)
+  return dot_product_attention(q, k, v, mask.mask(k.shape[1]) if isinstance(mask, KeyPrefix) else mask)
 
 
 class MultiHeadAttention(nn.Module):
   """Bias-free multi-head attention: queries from x [B, T, D], keys/values from source [B, S, D] -> [B, T, D].
 
-  `mask`: bool, broadcastable to [B, N, T, S] (True = attend), None (everywhere) or a `LevelAttention`.
+  `mask`: bool, broadcastable to [B, N, T, S] (True = attend), None (everywhere), a `LevelAttention` or a
+  `KeyPrefix` (see `attend`).
 
   `kv` replaces the source's keys/values ([B, S, N, H] each), e.g. a decoding cache (`keys_values` computes them).
   """
@@ -152,17 +210,12 @@ class MultiHeadAttention(nn.Module):
     """source [B, S, D] -> keys, values [B, S, N, H]."""
     return (jnp.einsum('bsd,dnh->bsnh', source, self.key), jnp.einsum('bsd,dnh->bsnh', source, self.value))
 
-  def __call__(self, x: jax.Array, source: jax.Array | None, mask: SelfMask,
+  def __call__(self, x: jax.Array, source: jax.Array | None, mask: Mask,
                kv: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
     q = jnp.einsum('btd,dnh->btnh', x, self.query)
     q = nn.with_logical_constraint(q, ('act_batch', 'act_length', 'act_heads', 'act_kv'))
     k, v = self.keys_values(source) if kv is None else kv
-    if isinstance(mask, LevelAttention):
-      out = jax.lax.cond(mask.level == 0, lambda: dot_product_attention(q, k, v),
-                         lambda: local_attention(q, k, v, mask.context))
-    else:
-      out = dot_product_attention(q, k, v, mask)
-    return jnp.einsum('btnh,nhd->btd', out, self.out)
+    return jnp.einsum('btnh,nhd->btd', attend(q, k, v, mask), self.out)
 
 
 def cached_causal_mask(index: jax.Array | int, length: int, max_length: int) -> jax.Array:

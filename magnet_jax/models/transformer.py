@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.models.attention import MultiHeadAttention, SelfMask
+from magnet_jax.models.attention import KeyPrefix, MultiHeadAttention, SelfMask
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.layers import Mlp, layer_norm, sin_embedding
 
@@ -25,7 +25,7 @@ class TransformerLayer(nn.Module):
   config: MagnetConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, text: jax.Array, self_mask: SelfMask, cross_mask: jax.Array,
+  def __call__(self, x: jax.Array, text: jax.Array, self_mask: SelfMask, cross_mask: KeyPrefix,
                cache: Cache | None = None, index: jax.Array | None = None) -> tuple[jax.Array, Cache | None]:
     cfg = self.config
     h = layer_norm(cfg, 'norm1')(x)
@@ -61,7 +61,7 @@ class Transformer(nn.Module):
   config: MagnetConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, text: jax.Array, self_mask: SelfMask, cross_mask: jax.Array,
+  def __call__(self, x: jax.Array, text: jax.Array, self_mask: SelfMask, cross_mask: KeyPrefix,
                cache: Cache | None = None, index: jax.Array | None = None) -> tuple[jax.Array, Cache | None]:
     cfg = self.config
     x = x + sin_embedding(x.shape[1], cfg.dim, cfg.max_period, 0 if index is None else index).astype(x.dtype)
