@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
   if args.cache_text and not args.text:
     parser.error('--cache-text needs --text')
   try:
-    splits = find_splits(args.audio, args.manifest)
+    links: list[str] = []
+    splits = find_splits(args.audio, args.manifest, links)
     codec, params = _load_codec(args)
     text = TextEncoder.from_spec(args.text) if args.text else None  # loaded now: a bad spec fails before tokenizing
     segments = SegmentOptions(args.segment_duration, args.segment_offsets, args.min_segment_ratio, args.seed)
@@ -68,9 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     folder = build(args.out, splits, tokenizer, args.text)
   except (ValueError, OSError) as e:  # CheckpointError is a ValueError
     sys.exit(f'{parser.prog}: error: {e}')
+  if links:
+    print(f'{len(links)} symbolic links skipped (they lead to folders or files already visited), e.g. {links[0]}')
   for split, stats in tokenizer.stats.items():
     print(f'{split}: {stats["segments"]} segments of {tokenizer.frames} frames from {stats["files"]} files, '
-          f'{len(stats["skipped"])} skipped')
+          f'{len(stats["skipped"])} skipped, {stats["uncaptioned"]} without a caption (unconditional examples)')
     for name, reason in stats['skipped']:
       print(f'  skipped {name}: {reason}')
   print(f'wrote {folder}')
