@@ -26,9 +26,9 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-import soundfile
 from absl import logging
 
+from magnet_jax.audio import files
 from magnet_jax.audio.convert import convert
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
@@ -214,8 +214,8 @@ def load_audio(path: str, sample_rate: int, channels: int) -> np.ndarray:
   Raises:
     One of AUDIO_ERRORS: the file is missing, unreadable, corrupt, empty or holds non-finite samples.
   """
-  audio, rate = soundfile.read(path, dtype='float32', always_2d=True)  # [N, C]
-  return convert(audio.T, rate, sample_rate, channels)
+  audio, rate = files.read(path)
+  return convert(audio, rate, sample_rate, channels)
 
 
 def segment_starts(num_samples: int, segment: int, min_segment_ratio: float, offsets: str = 'sequential',
