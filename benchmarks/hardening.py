@@ -10,6 +10,7 @@ process's peak before the call (the pipeline loaded and compiled on a short prom
 """
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -53,7 +54,9 @@ def main():
   parser.add_argument('--json', help='also write the results here')
   args = parser.parse_args()
   count, planning = plan_seconds(args.plan_seconds)
-  child = subprocess.run([sys.executable, '-c', _INFILL, str(args.infill_seconds)], capture_output=True, text=True)
+  package_root = os.path.dirname(os.path.dirname(os.path.abspath(windows.__file__ + '/..')))
+  child = subprocess.run([sys.executable, '-c', _INFILL, str(args.infill_seconds)], capture_output=True, text=True,
+                         env={**os.environ, 'PYTHONPATH': package_root})  # the child runs the same magnet_jax
   if child.returncode:
     sys.exit(f'the infill run failed:\n{child.stderr[-3000:]}')
   infill = json.loads(child.stdout.strip().splitlines()[-1])
