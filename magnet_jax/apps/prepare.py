@@ -40,11 +40,13 @@ flags.mark_flags_as_required(['audio', 'out'])
 def main() -> None:
   codec = CodecSource(_CODEC.value, _CODEC_HF.value, _COMPRESSION_CKPT.value, _PRETRAINED_DIR.value)
   segments = SegmentOptions(_SEGMENT_DURATION.value, _SEGMENT_OFFSETS.value, _MIN_SEGMENT_RATIO.value, _SEED.value)
-  folder, tokenizer = prepare(_AUDIO.value, _OUT.value, codec, segments, _TEXT.value, _CACHE_TEXT.value,
-                              _MANIFEST.value, _BATCH_SIZE.value, _READ_THREADS.value)
+  folder, tokenizer, links = prepare(_AUDIO.value, _OUT.value, codec, segments, _TEXT.value, _CACHE_TEXT.value,
+                                     _MANIFEST.value, _BATCH_SIZE.value, _READ_THREADS.value)
+  if links:
+    print(f'{len(links)} symbolic links skipped (they lead to folders or files already visited), e.g. {links[0]}')
   for split, stats in tokenizer.stats.items():
     print(f'{split}: {stats["segments"]} segments of {tokenizer.frames} frames from {stats["files"]} files, '
-          f'{len(stats["skipped"])} skipped')
+          f'{len(stats["skipped"])} skipped, {stats["uncaptioned"]} without a caption (unconditional examples)')
     for name, reason in stats['skipped']:
       print(f'  skipped {name}: {reason}')
   print(f'wrote {folder}')

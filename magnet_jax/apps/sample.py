@@ -18,7 +18,7 @@ import threading
 from absl import flags, logging
 
 from magnet_jax.apps import runner as cli
-from magnet_jax.apps.sample_run import SampleOptions, sample
+from magnet_jax.apps.sample_run import MAX_DURATION, SampleOptions, sample
 from magnet_jax.audio import files as audio
 from magnet_jax.decoding import DecodingConfig, presets
 from magnet_jax.generation import compile_cache, schedules
@@ -29,6 +29,8 @@ _PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatabl
 _SCHEDULE = flags.DEFINE_bool('schedule', False, 'The --prompt flags are the entries SECONDS:TEXT of one prompt '
                               'schedule (text changing over time; the first at 0).')
 _NEGATIVE = flags.DEFINE_string('negative-prompt', None, 'Guide away from this text instead of from no text.')
+_UNCONDITIONAL = flags.DEFINE_bool('unconditional', False, 'Also generate without a text prompt (unconditional '
+                                   'generation; an empty --prompt "" is refused).')
 _PROMPTS_FILE = flags.DEFINE_string('prompts-file', None, '.txt (one prompt per line) or .jsonl ({"description", '
                                     'optional "seed", "duration"} per line).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '
@@ -39,6 +41,8 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the first sample of each prompt
 _NUM_SAMPLES = flags.DEFINE_integer('num-samples', 1, 'Files per prompt.')
 _DURATION = flags.DEFINE_float('duration', None, 'Seconds (default: the model\'s window). Longer than the window: '
                                'windowed long form. With --audio-prompt: the whole output, audio included.')
+_MAX_DURATION = flags.DEFINE_float('max-duration', MAX_DURATION, 'Longest --duration (or prompts-file "duration") '
+                                   'accepted, in seconds.')
 _FORMAT = flags.DEFINE_enum('format', 'wav', sorted(audio.FORMATS), 'Output format (24-bit PCM).')
 _NORMALIZE = flags.DEFINE_bool('normalize', False, 'Normalise each file to -14 LUFS (BS.1770), peaks <= -1 dBFS.')
 _OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace existing output files.')
@@ -115,9 +119,12 @@ def options_from_flags() -> SampleOptions:
     prompts = [Prompt(text) for text in _PROMPT.value]
   if _PROMPTS_FILE.value:
     prompts += read_prompts_file(_PROMPTS_FILE.value)
+  if _UNCONDITIONAL.value:
+    prompts.append(Prompt(None))
   return SampleOptions(
       prompts=tuple(prompts), out=_OUT.value, checkpoint=_CHECKPOINT.value, t5=_T5.value, seed=_SEED.value,
-      num_samples=_NUM_SAMPLES.value, duration=_DURATION.value, file_format=_FORMAT.value,
+      num_samples=_NUM_SAMPLES.value, duration=_DURATION.value, max_duration=_MAX_DURATION.value,
+      file_format=_FORMAT.value,
       normalize=_NORMALIZE.value, overwrite=_OVERWRITE.value, preset=_PRESET.value, sampling=sampling_overrides(),
       rescorer=_RESCORER.value, audio_prompt=_AUDIO_PROMPT.value,
       infill=None if _INFILL.value is None else parse_span(_INFILL.value), outpaint=_OUTPAINT.value,

@@ -24,6 +24,7 @@ audiocraft, text is padded to the batch's longest prompt and padded positions ta
 import dataclasses
 import functools
 import importlib.metadata
+import math
 import os
 import platform
 import tempfile
@@ -44,6 +45,7 @@ from magnet_jax.generation.requests import Prompt, Request, expand
 from magnet_jax.io import params as params_io
 
 Log = Callable[[str], None]
+MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,7 @@ class SampleOptions:
   seed: int = 0                    # sample j of a prompt uses seed + j (unless the prompt has its own seed).
   num_samples: int = 1             # files per prompt.
   duration: float | None = None    # seconds (None: the model's segment); see the modes for what it covers.
+  max_duration: float = MAX_DURATION  # longest duration accepted (--duration and per-prompt durations), seconds.
   file_format: str = 'wav'         # 'wav' | 'flac' (both 24-bit).
   normalize: bool = False          # loudness-normalise each file (`loudness.py`).
   overwrite: bool = False          # replace existing output files.
@@ -97,10 +100,13 @@ def check_options(options: SampleOptions) -> float | None:
   """
   if options.file_format not in audio_io.FORMATS:
     raise ValueError(f'--format must be one of {sorted(audio_io.FORMATS)}, got {options.file_format!r}')
-  if options.duration is not None and not options.duration > 0:
-    raise ValueError(f'--duration must be > 0 seconds, got {options.duration:g}')
-  if options.batch_size < 1 or (options.overlap is not None and options.overlap < 0):
-    raise ValueError('--batch-size must be >= 1 and --overlap >= 0')
+  if not options.max_duration > 0:
+    raise ValueError(f'--max-duration must be > 0 seconds, got {options.max_duration:g}')
+  if options.duration is not None and not 0 < options.duration <= options.max_duration:
+    raise ValueError(f'--duration must be > 0 seconds and at most --max-duration ({options.max_duration:g} s), '
+                     f'got {options.duration:g}')
+  if options.batch_size < 1 or (options.overlap is not None and not 0 <= options.overlap < math.inf):
+    raise ValueError('--batch-size must be >= 1 and --overlap a finite number >= 0')
   if sum([options.infill is not None, options.outpaint is not None, options.loop]) > 1:
     raise ValueError('--infill, --outpaint and --loop exclude each other')
   if options.outpaint not in (None, 'left', 'right'):
@@ -121,6 +127,7 @@ def check_options(options: SampleOptions) -> float | None:
       raise ValueError('--infill and --outpaint need --audio-prompt FILE')
     return None
   seconds = audio_io.duration(options.audio_prompt)
+  audio_io.check_finite(options.audio_prompt)
   if options.infill is not None:
     start, end = options.infill
     if not 0 <= start < end <= seconds:
@@ -129,10 +136,14 @@ def check_options(options: SampleOptions) -> float | None:
 
 
 def check_durations(requests: list[Request], mode: str, audio_seconds: float | None,
-                    default: float | None = None) -> None:
+                    default: float | None = None, max_duration: float = MAX_DURATION) -> None:
   """Per-file durations against the mode: none for infill or looping given audio, longer than the audio to
-  continue or outpaint (files without a duration of their own are checked once the model's `default` is known)."""
+  continue or outpaint (files without a duration of their own are checked once the model's `default` is known),
+  at most `max_duration`."""
   for request in requests:
+    if request.duration is not None and not request.duration <= max_duration:
+      raise ValueError(f'the duration of {request.text!r} ({request.duration:g} s) exceeds --max-duration '
+                       f'({max_duration:g} s)')
     if request.duration is not None and (mode == 'infill' or (mode == 'loop' and audio_seconds is not None)):
       raise ValueError(f'--duration does not apply to {mode} with --audio-prompt: the output keeps the audio\'s length')
     total = request.duration or default
@@ -264,11 +275,11 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
   """
   audio_seconds = check_options(options)
   requests = expand(list(options.prompts), options.seed, options.num_samples, options.duration, options.best_of)
-  check_durations(requests, options.mode, audio_seconds)
+  check_durations(requests, options.mode, audio_seconds, max_duration=options.max_duration)
   paths = dict(zip(requests, output_paths(options.out, requests, options.file_format, options.overwrite),
                    strict=True))
   pipeline, load_seconds = _load(options, log)
-  check_durations(requests, options.mode, audio_seconds, pipeline.duration)
+  check_durations(requests, options.mode, audio_seconds, pipeline.duration, options.max_duration)
   decoding = pipeline.decoding_with(**{**presets.overrides(options.preset, pipeline.lm_config.n_q,
                                                            pipeline.rescorer_params is not None),
                                        **options.sampling})

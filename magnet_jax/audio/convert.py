@@ -11,11 +11,18 @@ def convert(audio: np.ndarray, sample_rate: int, target_rate: int, channels: int
   """audio [C, N] at `sample_rate` -> float32 [channels, N'] at `target_rate`.
 
   Channels as audiocraft's `convert_audio_channels`: averaged to mono, mono repeated, or the first `channels`
-  kept; resampled with soxr (high quality) when the rates differ.
+  kept; resampled with soxr (high quality) when the rates differ. Float samples are taken as they are (full scale
+  1.0); signed integer PCM (int16, int32, ...) is scaled to it (int16 / 32768, as soundfile reads it).
 
   Raises:
-    ValueError: no samples, non-finite samples (NaN or inf), or fewer channels than needed and not mono.
+    ValueError: no samples, non-finite samples (NaN or inf), a dtype that is neither float nor signed integer, or
+      fewer channels than needed and not mono.
   """
+  audio = np.asarray(audio)
+  if np.issubdtype(audio.dtype, np.signedinteger):
+    audio = audio / np.float32(2 ** (8 * audio.dtype.itemsize - 1))
+  elif not np.issubdtype(audio.dtype, np.floating):
+    raise ValueError(f'audio samples must be float (full scale 1.0) or signed integer PCM, got {audio.dtype}')
   audio = np.asarray(audio, np.float32)
   if audio.ndim != 2 or not audio.size:
     raise ValueError(f'audio must be [C, N] with N > 0 samples, got shape {audio.shape}')

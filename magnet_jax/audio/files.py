@@ -3,9 +3,11 @@
 Shapes: B batch, C channels, N samples.
 """
 import os
+import re
 
 import numpy as np
 import soundfile
+from absl import logging
 
 from magnet_jax.audio.convert import convert
 from magnet_jax.io import files
@@ -13,6 +15,10 @@ from magnet_jax.io import files
 # --format -> (soundfile format, subtype): 24-bit PCM both (float WAV would carry a PEAK chunk with a timestamp,
 # so the same samples would not give the same bytes).
 FORMATS = {'wav': ('WAV', 'PCM_24'), 'flac': ('FLAC', 'PCM_24')}
+# Channel counts above this are not audio channels: a 2-D array with a longer first axis is soundfile's [N, C].
+MAX_CHANNELS = 8
+# libsndfile's note on a WAV/AIFF whose data chunk is shorter than its header says (it then reads what is there).
+_SHORT_DATA = re.compile(r'^data\s*:\s*(\d+) \(should be (\d+)\)', re.MULTILINE)
 
 
 def duration(path: str | os.PathLike) -> float:
@@ -26,9 +32,36 @@ def duration(path: str | os.PathLike) -> float:
 
 
 def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-  """(audio [C, N] float32, sample rate) of an audio file; errors as `duration`."""
-  audio, sample_rate = _open(path, lambda p: soundfile.read(p, dtype='float32', always_2d=True))
-  return audio.T, sample_rate
+  """(audio [C, N] float32, sample rate) of an audio file; errors as `duration`. A file shorter than its header
+  says (a truncated WAV) is read as far as it goes, with a warning."""
+  def reader(path):
+    with soundfile.SoundFile(path) as f:
+      audio = f.read(dtype='float32', always_2d=True)
+      match = _SHORT_DATA.search(f.extra_info)
+      if match or len(audio) < f.frames:
+        claimed = f'{int(match[1])} bytes of samples' if match else f'{f.frames} frames'
+        logging.warning('%s is truncated: its header promises %s; read the %.3f s that are there', path, claimed,
+                        len(audio) / f.samplerate)
+      return audio.T, f.samplerate
+  return _open(path, reader)
+
+
+def check_finite(path: str | os.PathLike, block_frames: int = 1 << 16) -> None:
+  """Reads an audio file block by block (bounded memory) to check that every sample is finite.
+
+  Raises:
+    FileNotFoundError / ValueError: as `duration`, or a NaN or infinite sample (named with its time).
+  """
+  def reader(path):
+    with soundfile.SoundFile(path) as f:
+      done = 0
+      for block in f.blocks(block_frames, dtype='float32', always_2d=True):
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+          raise ValueError(f'{path} holds non-finite samples (NaN or inf), the first at '
+                           f'{(done + int(np.argmax(bad))) / f.samplerate:.3f} s: audio must be finite')
+        done += len(block)
+  _open(path, reader)
 
 
 def _open(path, reader):
@@ -37,7 +70,7 @@ def _open(path, reader):
     raise FileNotFoundError(f'audio file not found: {path}')
   try:
     return reader(path)
-  except soundfile.SoundFileError as e:
+  except (soundfile.SoundFileError, RuntimeError) as e:  # libsndfile errors; RuntimeError: a decoder that gave up
     raise ValueError(f'cannot read audio file {path}: {e}') from e
 
 
@@ -45,12 +78,24 @@ def to_batch(audio: np.ndarray, sample_rate: int, target_rate: int, channels: in
   """Any audio -> [B, C, N] float32 at `target_rate` with `channels` channels (`convert.convert` per example).
 
   Args:
-    audio: [N] (mono), [C, N] or [B, C, N].
+    audio: [N] (mono), [C, N] or [B, C, N]: channels first. soundfile's [N, C] (or [B, N, C]) is recognised and
+      transposed when its last axis is shorter than its other one and at most `MAX_CHANNELS` long; any other shape
+      whose channel axis is longer than its sample axis is ambiguous and refused. Float or signed integer PCM
+      samples (see `convert.convert`).
+
+  Raises:
+    ValueError: another rank, an ambiguous shape, or what `convert.convert` refuses.
   """
   audio = np.asarray(audio)
   audio = audio.reshape((1,) * (3 - audio.ndim) + audio.shape) if audio.ndim < 3 else audio
   if audio.ndim != 3:
     raise ValueError(f'audio must be [N], [C, N] or [B, C, N], got shape {audio.shape}')
+  first, last = audio.shape[1:]
+  if first > last:
+    if last > MAX_CHANNELS:
+      raise ValueError(f'audio of shape {audio.shape} is ambiguous: pass channels first, [C, N] or [B, C, N] '
+                       f'(an [N, C] array is recognised when C <= {MAX_CHANNELS})')
+    audio = audio.swapaxes(1, 2)  # soundfile's [N, C]
   return np.stack([convert(example, sample_rate, target_rate, channels) for example in audio])
 
 

@@ -10,7 +10,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
 from magnet_jax.codec.config import CodecConfig
 from magnet_jax.codec.model import Params, init
@@ -68,13 +67,6 @@ def load_codec(folder: str | os.PathLike) -> tuple[CodecConfig, Params]:
     raise CheckpointError(f'codec folder not found: {folder}')
   config = _config_from_json(os.path.join(folder, CONFIG_FILE))
   path = os.path.join(folder, PARAMS_FILE)
-  loaded = traverse_util.flatten_dict(params_io.load_params(path), sep='/')
-  expected = traverse_util.flatten_dict(jax.eval_shape(init, jax.random.key(0), config), sep='/')
-  if loaded.keys() != expected.keys():
-    missing, extra = sorted(expected.keys() - loaded.keys()), sorted(loaded.keys() - expected.keys())
-    raise CheckpointError(f'{path}: parameters do not match {CONFIG_FILE} (missing {missing[:3]}, unexpected '
-                          f'{extra[:3]})')
-  for name, value in loaded.items():
-    if value.shape != expected[name].shape:
-      raise CheckpointError(f'{path}: {name} has shape {value.shape}, the config needs {expected[name].shape}')
-  return config, traverse_util.unflatten_dict({k: jnp.asarray(v, np.float32) for k, v in loaded.items()}, sep='/')
+  loaded = params_io.load_params(path)
+  params_io.check_shapes(path, loaded, jax.eval_shape(init, jax.random.key(0), config), CONFIG_FILE)
+  return config, jax.tree.map(lambda v: jnp.asarray(v, np.float32), loaded)

@@ -5,11 +5,15 @@ Where the files and captions come from (`find_splits`), in this order:
   {train,valid,test}.jsonl[.gz]          one split each (audiocraft's egs/ layout, `magnet_jax.corpus` output);
                                          an empty one is left out
   manifest.jsonl[.gz]                    one 'train' split
-  no manifest                            every audio file under the folder, one 'train' split
+  no manifest                            every audio file under the folder, one 'train' split: symbolic links
+                                         are followed, but each real file and folder is visited once (a link
+                                         loop or a second link to the same file is skipped and counted)
 A manifest line is audiocraft's AudioMeta (`path`, `duration`, `sample_rate`, ...) plus caption fields
 (`description`, `genre`, `moods`, `key`, `bpm`, `instrument`, `keywords`, ...); a relative `path` is relative to
 the manifest's folder. As audiocraft's MusicDataset, a `<audio stem>.json` beside the file adds (or overrides)
 caption fields; without a description from either, a `<audio stem>.txt` beside the file is the description.
+A caption file that is not UTF-8 text (or not a JSON object) does not stop the run: its audio file is skipped and
+listed with the reason, like an unreadable audio file (`AudioEntry.error`).
 
 Audio is decoded with soundfile, resampled with soxr and mixed to the codec's channels with audiocraft's
 `convert_audio_channels` rules; `segment_starts` cuts it as audiocraft's AudioDataset seeks
@@ -22,9 +26,9 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-import soundfile
 from absl import logging
 
+from magnet_jax.audio import files
 from magnet_jax.audio.convert import convert
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aiff', '.aif')
@@ -43,6 +47,7 @@ class AudioEntry:
   name: str                 # path relative to the input folder (record keys, logs)
   description: str          # the caption; '' when there is none (the null condition)
   attributes: Mapping       # the other caption fields (genre, moods, key, bpm, ...), as found
+  error: str = ''           # why the caption files cannot be read ('' when they can): the file is skipped
 
 
 def _open_text(path: str):
@@ -62,18 +67,26 @@ def _sidecar_fields(audio_path: str) -> dict:
     if not isinstance(fields, dict):
       raise ValueError(f'{stem}.json: expected a JSON object, got {type(fields).__name__}')
   if not fields.get('description') and os.path.isfile(stem + '.txt'):
-    with open(stem + '.txt', encoding='utf-8') as f:
-      fields['description'] = f.read()
+    try:
+      with open(stem + '.txt', encoding='utf-8') as f:
+        fields['description'] = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+      raise ValueError(f'{stem}.txt: not a readable UTF-8 caption ({e})') from e
   return fields
 
 
 def make_entry(path: str, root: str, fields: Mapping) -> AudioEntry:
-  """An AudioEntry from the audio path, the input folder and caption fields (sidecar files take precedence)."""
-  fields = {**fields, **_sidecar_fields(path)}
+  """An AudioEntry from the audio path, the input folder and caption fields (sidecar files take precedence); an
+  unreadable sidecar sets `error` instead of raising, so one bad caption does not stop a whole dataset."""
+  name = os.path.relpath(path, root)
+  try:
+    fields = {**fields, **_sidecar_fields(path)}
+  except ValueError as e:
+    return AudioEntry(path, name, '', {}, error=str(e))
   description = fields.get('description')
   description = description.strip() if isinstance(description, str) else ''
   attributes = {k: v for k, v in fields.items() if k not in _META_KEYS}
-  return AudioEntry(path, os.path.relpath(path, root), description, attributes)
+  return AudioEntry(path, name, description, attributes)
 
 
 def read_manifest(manifest: str, root: str | None = None, allow_empty: bool = False) -> list[AudioEntry]:
@@ -92,7 +105,7 @@ def read_manifest(manifest: str, root: str | None = None, allow_empty: bool = Fa
   folder = os.path.dirname(os.path.abspath(manifest))
   entries = []
   with _open_text(manifest) as f:
-    for number, line in enumerate(f, 1):
+    for number, line in _numbered_lines(f, manifest):
       if not line.strip():
         continue
       try:
@@ -107,17 +120,60 @@ def read_manifest(manifest: str, root: str | None = None, allow_empty: bool = Fa
   return entries
 
 
-def scan_folder(folder: str) -> list[AudioEntry]:
+def _numbered_lines(f, manifest: str):
+  try:
+    yield from enumerate(f, 1)
+  except UnicodeDecodeError as e:
+    raise ValueError(f'{manifest}: not UTF-8 text ({e})') from e
+
+
+def _identity(path: str):
+  """What makes two paths the same file or folder (device, inode); the path itself when it cannot be stat'ed
+  (a dangling link, listed later as unreadable)."""
+  try:
+    info = os.stat(path)
+  except OSError:
+    return path
+  return info.st_dev, info.st_ino
+
+
+def scan_folder(folder: str, skipped_links: list[str] | None = None) -> list[AudioEntry]:
   """Every audio file under `folder` (sorted), captioned by the `.json` / `.txt` files beside it.
+
+  Symbolic links are followed, but every real folder and file is visited once: a link back into a visited folder
+  (a loop) is not entered, and a file reached twice is kept under the path without links (else the first in
+  sorted order).
+
+  Args:
+    folder: the input folder.
+    skipped_links: when given, receives the path of every link skipped that way.
 
   Raises:
     ValueError: no audio file was found.
   """
-  paths = sorted(os.path.join(parent, name) for parent, _, names in os.walk(folder, followlinks=True)
-                 for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
-  if not paths:
+  skipped = [] if skipped_links is None else skipped_links
+  seen_folders, paths = {_identity(folder)}, []
+  for parent, subfolders, names in os.walk(folder, followlinks=True):
+    for sub in sorted(subfolders, key=lambda sub: (os.path.islink(os.path.join(parent, sub)), sub)):
+      identity = _identity(os.path.join(parent, sub))
+      if identity in seen_folders:
+        subfolders.remove(sub)
+        skipped.append(os.path.join(parent, sub))
+      seen_folders.add(identity)
+    paths += [os.path.join(parent, name) for name in names if name.lower().endswith(AUDIO_EXTENSIONS)]
+  # A path through no link wins over one through a link; then sorted order.
+  paths.sort(key=lambda path: (os.path.realpath(path) != os.path.abspath(path), path))
+  seen_files, unique = set(), []
+  for path in paths:
+    identity = _identity(path)
+    (skipped if identity in seen_files else unique).append(path)
+    seen_files.add(identity)
+  if skipped:
+    logging.warning('%s: %d symbolic links skipped (they lead to folders or files already visited)', folder,
+                    len(skipped))
+  if not unique:
     raise ValueError(f'{folder}: no audio files ({", ".join(AUDIO_EXTENSIONS)}) and no manifest')
-  return [make_entry(path, folder, {}) for path in paths]
+  return [make_entry(path, folder, {}) for path in sorted(unique)]
 
 
 def _first_existing(folder: str, stem: str) -> str | None:
@@ -127,8 +183,10 @@ def _first_existing(folder: str, stem: str) -> str | None:
   return None
 
 
-def find_splits(folder: str, manifest: str | None = None) -> dict[str, list[AudioEntry]]:
-  """Split name -> entries for an input folder (see the module docstring for the lookup order).
+def find_splits(folder: str, manifest: str | None = None,
+                skipped_links: list[str] | None = None) -> dict[str, list[AudioEntry]]:
+  """Split name -> entries for an input folder (see the module docstring for the lookup order); `skipped_links`
+  as `scan_folder`'s.
 
   Raises:
     ValueError: the folder is missing, a manifest is empty or malformed, or there is no audio at all.
@@ -147,7 +205,7 @@ def find_splits(folder: str, manifest: str | None = None) -> dict[str, list[Audi
       raise ValueError(f'{folder}: every split manifest ({", ".join(filter(None, split_files.values()))}) is empty')
     return splits
   path = _first_existing(folder, 'manifest')
-  return {'train': read_manifest(path, folder) if path else scan_folder(folder)}
+  return {'train': read_manifest(path, folder) if path else scan_folder(folder, skipped_links)}
 
 
 def load_audio(path: str, sample_rate: int, channels: int) -> np.ndarray:
@@ -156,8 +214,8 @@ def load_audio(path: str, sample_rate: int, channels: int) -> np.ndarray:
   Raises:
     One of AUDIO_ERRORS: the file is missing, unreadable, corrupt, empty or holds non-finite samples.
   """
-  audio, rate = soundfile.read(path, dtype='float32', always_2d=True)  # [N, C]
-  return convert(audio.T, rate, sample_rate, channels)
+  audio, rate = files.read(path)
+  return convert(audio, rate, sample_rate, channels)
 
 
 def segment_starts(num_samples: int, segment: int, min_segment_ratio: float, offsets: str = 'sequential',

@@ -98,7 +98,8 @@ class SegmentTokenizer:
   Attributes:
     segment_samples: N, samples per segment at the codec's rate.
     frames: T, codec frames per segment.
-    stats: per split, files and segments written and files skipped (name, reason), filled while tokenizing.
+    stats: per split, files and segments written, files skipped (name, reason) and files written without a
+      caption (`uncaptioned`: unconditional examples), filled while tokenizing.
 
   Raises:
     ValueError: the segment is not a positive whole number of codec frames, or a bad option.
@@ -122,7 +123,9 @@ class SegmentTokenizer:
     self.stats: dict[str, dict] = {}
 
   def _load(self, entry: AudioEntry) -> np.ndarray | str:
-    """The file's audio [C, N], or the reason it cannot be read."""
+    """The file's audio [C, N], or the reason it cannot be read (its audio or its caption files)."""
+    if entry.error:
+      return entry.error
     try:
       return load_audio(entry.path, self.codec.sample_rate, self.codec.channels)
     except AUDIO_ERRORS as e:
@@ -136,6 +139,7 @@ class SegmentTokenizer:
         progress.total -= _duration(entry)
         continue
       stats['files'] += 1
+      stats['uncaptioned'] += not entry.description
       rng = np.random.default_rng([self.segments.seed, zlib.crc32(entry.name.encode())])
       starts = segment_starts(audio.shape[1], self.segment_samples, self.segments.min_segment_ratio,
                               self.segments.offsets, rng)
@@ -169,7 +173,7 @@ class SegmentTokenizer:
     Raises:
       ValueError: not a single file of the split could be read.
     """
-    stats = self.stats[split] = {'files': 0, 'segments': 0, 'skipped': []}
+    stats = self.stats[split] = {'files': 0, 'segments': 0, 'skipped': [], 'uncaptioned': 0}
     with ThreadPoolExecutor(max(self.read_threads, 1)) as pool:
       total = sum(pool.map(_duration, entries))
     c = self.codec

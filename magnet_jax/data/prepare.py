@@ -33,7 +33,7 @@ class CodecSource:
 
 def prepare(audio_dir: str, out: str, codec: CodecSource, segments: SegmentOptions, text: str = '',
             cache_text: bool = False, manifest: str | None = None, batch_size: int = 8,
-            read_threads: int = 2) -> tuple[str, SegmentTokenizer]:
+            read_threads: int = 2) -> tuple[str, SegmentTokenizer, list[str]]:
   """Tokenizes every split found under `audio_dir` into TFDS ArrayRecord shards under `out`.
 
   Args:
@@ -47,17 +47,19 @@ def prepare(audio_dir: str, out: str, codec: CodecSource, segments: SegmentOptio
     batch_size, read_threads: segments per codec call, files decoded ahead of the codec.
 
   Returns:
-    (the dataset folder, the tokenizer, whose `stats` count segments, files and skipped files per split).
+    (the dataset folder, the tokenizer, whose `stats` count segments, files, skipped and uncaptioned files per
+    split, the symbolic links skipped because they lead to folders or files already visited).
 
   Raises:
     ValueError / OSError / CheckpointError: bad options, a missing folder or codec, no audio.
   """
   if cache_text and not text:
     raise ValueError('--cache-text needs --text')
-  splits = find_splits(audio_dir, manifest)
+  links: list[str] = []
+  splits = find_splits(audio_dir, manifest, links)
   codec_config, params = codec.load()
   encoder = TextEncoder.from_spec(text) if text else None  # loaded now: a bad spec fails before tokenizing
   tokenizer = SegmentTokenizer(codec_config, params, segments, batch_size, encoder if cache_text else None,
                                read_threads)
   tfds.disable_progress_bar()  # the tokenizer's bar reports the progress
-  return build(out, splits, tokenizer, text), tokenizer
+  return build(out, splits, tokenizer, text), tokenizer, links

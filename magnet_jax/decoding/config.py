@@ -1,6 +1,8 @@
 """MAGNeT's decoding hyperparameters (`DecodingConfig`), checked once where they enter (a pipeline, a command, a
 server request) and passed through as one frozen object."""
 import dataclasses
+import math
+import numbers
 
 from magnet_jax.models.config import MagnetConfig
 
@@ -23,6 +25,10 @@ class DecodingConfig:
 
   def __post_init__(self):
     object.__setattr__(self, 'decoding_steps', tuple(int(s) for s in self.decoding_steps))
+    for field in dataclasses.fields(self):  # a NaN or inf would decode garbage and be written as JSON `Infinity`
+      value = getattr(self, field.name)
+      if field.type in (float, 'float') and not (isinstance(value, numbers.Real) and math.isfinite(value)):
+        raise ValueError(f'decoding.{field.name} must be a finite number, got {value!r}')
     if not self.decoding_steps or min(self.decoding_steps) < 1:
       raise ValueError(f'decoding.decoding_steps must be positive ints, got {self.decoding_steps}')
     if self.span_scoring not in ('max', 'prod'):

@@ -211,8 +211,8 @@ class MagnetPipeline:
   def frames(self, duration: float, decoding: DecodingConfig) -> int:
     """Frames generated for `duration` seconds: as audiocraft (trimmed to whole spans) within the model's window,
     exactly int(duration * frame rate) past it (long form)."""
-    if not duration > 0:
-      raise ValueError(f'duration must be > 0 seconds, got {duration}')
+    if not 0 < duration < math.inf:
+      raise ValueError(f'duration must be a finite number of seconds > 0, got {duration}')
     length = int(duration * self.frame_rate)
     trimmed = self._trim(length, decoding)
     if trimmed < 1:
@@ -498,21 +498,35 @@ class MagnetPipeline:
     """Regenerates seconds [start, end) of `audio` given what lies left and right of them.
 
     The frames outside the span keep their codes (every level) and serve as context; the span is decoded by the
-    same masked decoding. Long audio is handled by windows centred on the span.
+    same masked decoding, in windows centred on it. Only the audio the edit can reach is encoded and decoded: the
+    span, a model window on either side (all its windows can see) and one second of codec context beyond. Where
+    that region is the whole audio (short audio), the output is the codec's rendering of all of it; otherwise the
+    audio outside the region is the input itself (at the codec's rate and channels), joined to the decoded region
+    by crossfades over its context seconds, which hold the input's own codes (so work and memory do not grow with
+    the audio's length).
 
     Returns:
-      audio [B, C, N] (N: the prompt's samples at `sample_rate`), the codec's rendering of the codes.
+      audio [B, C, N] (N: the prompt's samples at `sample_rate`).
     """
     decoding = self.decoding_with(decoding, **sampling)
     audio = self.prepare_audio(audio, sample_rate, len(descriptions))
-    codes = self.encode(audio)
     seconds = audio.shape[-1] / self.sample_rate
     if not 0 <= start < end <= seconds:
       raise ValueError(f'the infill span {start:g}-{end:g} s is not inside the audio (0-{seconds:.2f} s)')
+    hop, total = self.codec_config.hop_length, math.ceil(audio.shape[-1] / self.codec_config.hop_length)
+    first, last = int(start * self.frame_rate), math.ceil(end * self.frame_rate)
+    context = math.ceil(self.frame_rate)
+    reach = self.window_frames(decoding) + context
+    lo, hi = max(first - reach, 0), min(last + reach, total)
+    piece = audio[..., lo * hop:hi * hop]
+    codes = self.encode(piece)
     known = np.ones(codes.shape[-1], bool)
-    known[int(start * self.frame_rate):math.ceil(end * self.frame_rate)] = False
-    codes = self._fill(descriptions, codes, known, seed, decoding, negative=negative, on_step=on_step)
-    return self.decode(codes)[..., :audio.shape[-1]]
+    known[first - lo:last - lo] = False
+    decoded = self.decode(self._fill(descriptions, codes, known, seed, decoding, negative=negative,
+                                    on_step=on_step))[..., :piece.shape[-1]]
+    if (lo, hi) == (0, total):
+      return decoded
+    return _splice(audio, decoded, lo * hop, context * hop if lo else 0, context * hop if hi < total else 0)
 
   def outpaint(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], side: str,
                duration: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
@@ -623,6 +637,19 @@ def tempo_loop_samples(bpm: float, bars: int, sample_rate: int, beats_per_bar: i
     raise ValueError(f'a tempo loop needs bpm > 0, bars >= 1 and beats per bar >= 1; got {bpm:g}, {bars}, '
                      f'{beats_per_bar}')
   return round(bars * beats_per_bar * 60 * sample_rate / bpm)
+
+
+def _splice(audio: np.ndarray, piece: np.ndarray, at: int, fade_in: int, fade_out: int) -> np.ndarray:
+  """audio [B, C, N] with `piece` [B, C, n] put at sample `at`, crossfaded linearly over its first `fade_in` and
+  last `fade_out` samples (0: a hard edge, where the piece meets the audio's own start or end)."""
+  out = np.array(audio, np.float32)
+  weight = np.ones(piece.shape[-1], np.float32)
+  weight[:fade_in] = np.linspace(0, 1, fade_in + 2, dtype=np.float32)[1:-1]
+  if fade_out:
+    weight[-fade_out:] = np.linspace(1, 0, fade_out + 2, dtype=np.float32)[1:-1]
+  region = out[..., at:at + piece.shape[-1]]
+  region[...] = (1 - weight) * region + weight * piece  # exactly the piece where the weight is 1
+  return out
 
 
 def check_codec_matches(lm: MagnetConfig, codec_config: CodecConfig) -> None:

@@ -21,6 +21,7 @@ Variants and what their configs resolve to (configs/<name>.py):
   hybrid-magnet-medium   magnet-medium, hybrid, 30 s
 """
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 
@@ -36,6 +37,7 @@ from magnet_jax.io.audiocraft import lm_from_package, load_audiocraft_lm
 from magnet_jax.io.errors import CheckpointError
 from magnet_jax.io.folders import find_model_folder
 from magnet_jax.models.config import MagnetConfig
+from magnet_jax.models.params import init_params
 from magnet_jax.text import TextEncoder
 
 LM_FILE = 'state_dict.bin'
@@ -126,7 +128,10 @@ def load_exported(folder: str | os.PathLike, **config_overrides) -> MagnetPipeli
   kind, _, text_folder = str(spec['text_encoder']).partition(':')
   text_spec = f'{kind}:{os.path.join(folder, text_folder)}' if text_folder else kind
   codec_config, codec_params = codec.load_codec(os.path.join(folder, 'codec'))
-  lm_params = params_io.load_params(os.path.join(folder, 'lm.safetensors'))
+  lm_path = os.path.join(folder, 'lm.safetensors')
+  lm_params = params_io.load_params(lm_path)
+  params_io.check_shapes(lm_path, lm_params, jax.eval_shape(functools.partial(init_params, lm_config),
+                                                            jax.random.key(0)), PIPELINE_FILE)
   return MagnetPipeline(lm_config, lm_params, codec_config, codec_params, TextEncoder.from_spec(text_spec),
                         decoding=decoding, duration=spec.get('duration'))
 

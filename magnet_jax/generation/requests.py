@@ -1,13 +1,15 @@
 """What to generate and where it goes: prompts (flags or a prompts file) -> one request per output file.
 
 Prompt files: `.txt`, one prompt per line (blank lines and lines starting with '#' are skipped); or `.jsonl`, one
-JSON object per line with "description" (or "prompt") and optionally "seed" (int >= 0) and "duration" (seconds > 0)
-overriding --seed / --duration for that line, "negative" (a negative prompt) and "schedule" ([[seconds, text], ...],
-a prompt schedule, `schedules`; it replaces "description"). Sample j of a prompt uses its seed + j. Output files
-are named `<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ... before the extension.
+JSON object per line with "description" (or "prompt") and optionally "seed" (int >= 0) and "duration" (seconds > 0,
+finite) overriding --seed / --duration for that line, "negative" (a negative prompt) and "schedule" ([[seconds,
+text], ...], a prompt schedule, `schedules`; it replaces "description"). Sample j of a prompt uses its seed + j.
+Output files are named `<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ...
+before the extension.
 """
 import dataclasses
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -22,9 +24,9 @@ SLUG_CHARS = 60
 
 @dataclasses.dataclass(frozen=True)
 class Prompt:
-  """One prompt as given: its text (a schedule's one-line form), optional per-prompt seed and duration, a prompt
-  schedule (replacing the text when given) and a negative prompt."""
-  text: str
+  """One prompt as given: its text (a schedule's one-line form; None: unconditional generation), optional
+  per-prompt seed and duration, a prompt schedule (replacing the text when given) and a negative prompt."""
+  text: str | None
   seed: int | None = None
   duration: float | None = None
   schedule: schedules.Schedule | None = None
@@ -44,8 +46,8 @@ class Prompt:
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-  """One output file: a prompt, a seed, a duration (None: the mode's default) and a file stem."""
-  text: str
+  """One output file: a prompt (None: unconditional), a seed, a duration (None: the mode's default), a file stem."""
+  text: str | None
   seed: int
   duration: float | None
   stem: str
@@ -103,8 +105,9 @@ def _json_prompt(line: str, where: str) -> Prompt:
     raise ValueError(f'{where}: "negative" must be a string, got {negative!r}')
   if seed is not None and not (isinstance(seed, int) and 0 <= seed < MAX_SEED):
     raise ValueError(f'{where}: "seed" must be an integer in [0, 2**31), got {seed!r}')
-  if duration is not None and not (isinstance(duration, int | float) and duration > 0):
-    raise ValueError(f'{where}: "duration" must be a number of seconds > 0, got {duration!r}')
+  if duration is not None and not (isinstance(duration, int | float) and not isinstance(duration, bool)
+                                   and 0 < duration < math.inf):
+    raise ValueError(f'{where}: "duration" must be a finite number of seconds > 0, got {duration!r}')
   duration = None if duration is None else float(duration)
   if 'schedule' in entry:
     try:
@@ -117,8 +120,10 @@ def _json_prompt(line: str, where: str) -> Prompt:
   return Prompt(text, seed, duration, negative=negative)
 
 
-def slug(text: str) -> str:
+def slug(text: str | None) -> str:
   """A file-name-safe short form of a prompt: lowercase ASCII letters and digits joined by '-'."""
+  if text is None:
+    return 'unconditional'
   words = re.findall(r'[a-z0-9]+', text.lower())
   return '-'.join(words)[:SLUG_CHARS].rstrip('-') or 'untitled'
 
@@ -129,10 +134,15 @@ def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float |
   among the candidates of seeds seed + j * N ... seed + j * N + N - 1 (its request's seed is the first).
 
   Raises:
-    ValueError: no prompts, num_samples < 1, or a seed out of range.
+    ValueError: no prompts, an empty prompt (unconditional generation is asked for with a None prompt,
+      `--unconditional`), num_samples < 1, or a seed out of range.
   """
   if not prompts:
-    raise ValueError('no prompts: give --prompt TEXT (repeatable) or --prompts-file FILE')
+    raise ValueError('no prompts: give --prompt TEXT (repeatable), --prompts-file FILE or --unconditional')
+  for prompt in prompts:
+    if prompt.text is not None and not prompt.text.strip():
+      raise ValueError(f'empty prompt {prompt.text!r}: it would generate unconditionally without saying so; pass '
+                       '--unconditional for that')
   if num_samples < 1:
     raise ValueError(f'--num-samples must be >= 1, got {num_samples}')
   requests, used = [], set()

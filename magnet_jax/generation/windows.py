@@ -30,17 +30,22 @@ def plan(known: np.ndarray, window: int, overlap: int, reverse: bool = False) ->
     raise ValueError(f'need 0 < window ({window}) <= frames ({total}) and 0 <= overlap ({overlap}) < window')
   if reverse:
     return [total - window - start for start in plan(known[::-1], window, overlap)]
-  known = np.array(known, bool)
-  starts = []
-  while not known.all():
-    first = int(np.argmin(known))
-    rest = known[first:]
-    run = int(np.argmax(rest)) if rest.any() else total - first
+  # The unknown runs [run_starts[i], run_ends[i]), found in one pass. Window starts only grow, and everything
+  # before a window's end is then known, so each window needs one binary search: linear time in all.
+  padded = np.concatenate([[True], np.asarray(known, bool), [True]])
+  edges = np.flatnonzero(padded[1:] != padded[:-1])
+  run_starts, run_ends = edges[0::2], edges[1::2]
+  starts, covered = [], 0  # every frame before `covered` is known or decoded
+  while True:
+    index = int(np.searchsorted(run_ends, covered, side='right'))
+    if index == len(run_ends):
+      return starts
+    first = max(int(run_starts[index]), covered)
+    run = int(run_ends[index]) - first
     before = (window - run) // 2 if run <= window - overlap else overlap
     start = min(max(first - before, 0), total - window)
     starts.append(start)
-    known[start:start + window] = True
-  return starts
+    covered = start + window
 
 
 def scheduled_plan(total: int, window: int, overlap: int, prefix: int,

@@ -46,6 +46,21 @@ def load_params(path: str | os.PathLike) -> dict:
     raise CheckpointError(f'{path}: unreadable safetensors file ({e})') from e
 
 
+def check_shapes(path: str, params: Mapping, expected: Mapping, config_file: str) -> None:
+  """Raises CheckpointError naming the first parameter of `params` whose name or shape differs from `expected`
+  (nested dicts of arrays / `jax.eval_shape` results), i.e. weights that do not fit the config beside them."""
+  loaded = traverse_util.flatten_dict(dict(params), sep='/')
+  wanted = traverse_util.flatten_dict(dict(expected), sep='/')
+  if loaded.keys() != wanted.keys():
+    missing, extra = sorted(wanted.keys() - loaded.keys()), sorted(loaded.keys() - wanted.keys())
+    raise CheckpointError(f'{path}: parameters do not match {config_file} (missing {missing[:3]}, unexpected '
+                          f'{extra[:3]})')
+  for name, value in loaded.items():
+    if tuple(value.shape) != tuple(wanted[name].shape):
+      raise CheckpointError(f'{path}: {name} has shape {tuple(value.shape)}, {config_file} needs '
+                            f'{tuple(wanted[name].shape)}')
+
+
 def save_json(path: str | os.PathLike, value: Any) -> None:
   text = json.dumps(value, indent=2, sort_keys=True)
   def write(tmp):

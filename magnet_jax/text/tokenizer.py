@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import tokenizers
+from absl import logging
 from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
 from tokenizers.models import Unigram, WordPiece
 
@@ -167,6 +168,11 @@ class Tokenizer:
       (input_ids [B, S] int32, mask [B, S] bool).
     """
     encodings = self._backend.encode_batch(list(texts))
+    for text, encoding in zip(texts, encodings, strict=True):
+      if encoding.overflowing:
+        logging.warning('prompt %r is longer than the text encoder\'s limit of %d tokens: only its first %d tokens '
+                        'condition the music', text if len(text) <= 80 else text[:77] + '...', self.max_length,
+                        self.max_length)
     longest = max(len(e.ids) for e in encodings)
     length = -(-longest // pad_to) * pad_to
     ids = np.full((len(encodings), length), self.pad_id, np.int32)
