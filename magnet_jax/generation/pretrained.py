@@ -43,7 +43,7 @@ CODEC_FILE = 'compression_state_dict.bin'
 PIPELINE_FILE = 'pipeline.json'
 PIPELINE_FORMAT = 'magnet-jax-pipeline'
 # The tiny MAGNeT the project trains on its own corpus, shipped with the package (see configs/embedded.py).
-EMBEDDED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'default')
+EMBEDDED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'default')
 EMBEDDED_BUILD = '`python -m magnet_jax.apps.embedded build --workdir=/tmp/magnet-embedded` (configs/embedded.py)'
 
 
