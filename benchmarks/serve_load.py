@@ -125,9 +125,12 @@ def main():
         time.sleep(0.5)
     startup = time.perf_counter() - start
     info = httpx.get(f'{url}/v1/info').json()
+    print(f'server up in {startup:.0f} s: {info["devices"]}', flush=True)
     concurrent = asyncio.run(_phase(url, args.clients, args.requests, args.duration, args.budget))
     concurrent['server_batch_histogram'] = _batch_histogram(url)
+    print(f'concurrent: {concurrent}', flush=True)
     serial = asyncio.run(_phase(url, 1, args.requests, args.duration, args.budget))
+    print(f'serial: {serial}', flush=True)
   finally:
     server.terminate()
     log, _ = server.communicate(timeout=600)
@@ -135,7 +138,7 @@ def main():
                                             'devices': info['devices']},
             'model': info['model'], 'sample_rate': info['sample_rate'], 'startup_s': startup,
             'concurrent': concurrent, 'serial': serial,
-            'throughput_ratio': concurrent['audio_s_per_wall_s'] / serial['audio_s_per_wall_s'],
+            'throughput_ratio': concurrent['audio_s_per_wall_s'] / max(serial['audio_s_per_wall_s'], 1e-9),
             'server_log_tail': log.splitlines()[-12:]}
   rows = [('phase', 'clients', 'answered', 'audio s / wall s', 'p50 s', 'p99 s', 'batch sizes')]
   for name, phase in (('concurrent', concurrent), ('serial', serial)):

@@ -68,7 +68,8 @@ class Service:
     self.pipeline, self.options, self.log = pipeline, options, log
     pipeline.text_pad_to = options.max_prompt_tokens
     self.devices = engine.place(pipeline, options.sharding, options.model_parallel)
-    self.max_duration = options.max_duration or self.window_seconds
+    # The default duration is the model's segment, which the window holds once trimmed to whole spans.
+    self.max_duration = options.max_duration or max(self.window_seconds, pipeline.duration)
     self.out = options.out or tempfile.mkdtemp(prefix='magnet-jax-serve-')
     os.makedirs(self.out, exist_ok=True)
     self.scheduler = Scheduler(self._run, options.max_batch, options.max_wait, options.max_queue,

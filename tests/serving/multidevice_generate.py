@@ -19,7 +19,7 @@ def run(preset: str | None, model: int = 1):
   works = [engine.Work(text, 7 + i, 'text', decoding, pipeline.frames(0.36, decoding), 4)
            for i, text in enumerate(PROMPTS)]
   audio = np.stack(engine.generate(pipeline, works, devices))
-  specs = {str(leaf.sharding.spec) for leaf in jax.tree.leaves(pipeline.lm_params)}
+  specs = {str(getattr(leaf.sharding, 'spec', '')) for leaf in jax.tree.leaves(pipeline.lm_params)}
   return audio, sorted(specs)
 
 

@@ -12,7 +12,8 @@ from tests.helpers import REPO_ROOT
 
 @pytest.fixture(scope='module')
 def multidevice():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu',
+             PYTHONPATH=REPO_ROOT)  # this checkout's package, whatever is installed
   out = subprocess.run([sys.executable, 'tests/serving/multidevice_generate.py'], env=env, capture_output=True,
                        text=True, timeout=900, cwd=REPO_ROOT)
   assert out.returncode == 0, out.stderr[-3000:]

@@ -27,9 +27,9 @@ def free_port() -> int:
 
 
 def test_console_script_dispatch_and_flag_errors():
-  serve, sample = _command('serve', '--helpfull'), _command('--helpfull')
-  assert serve.returncode == 0 and '--max-batch' in serve.stdout and '--prompt' not in serve.stdout
-  assert sample.returncode == 0 and '--prompt' in sample.stdout and '--max-batch' not in sample.stdout
+  serve, sample = _command('serve', '--helpfull'), _command('--helpfull')  # absl's help exits 1
+  assert '--max-batch:' in serve.stdout and '--prompt:' not in serve.stdout
+  assert '--prompt:' in sample.stdout and '--max-batch:' not in sample.stdout
   bad = _command('serve', '--warmup', 'soon')
   assert bad.returncode == 1
   assert bad.stderr.strip().splitlines()[-1] == ("magnet-jax serve: error: --warmup expects seconds separated by "
@@ -58,7 +58,8 @@ def test_sigterm_drains_queued_jobs(tiny_pipeline_folder, tmp_path):
     log, _ = server.communicate(timeout=600)
   finally:
     server.kill()
-  assert server.returncode == 0, log[-3000:]
+  # uvicorn re-raises the signal once it has shut down gracefully (after the drain), hence -SIGTERM.
+  assert server.returncode in (0, -signal.SIGTERM), log[-3000:]
   assert 'draining' in log and 'stopped (0 output(s) rejected)' in log
   for job_id in ids:
     assert sorted(os.listdir(out / job_id)) == ['0.json', '0.wav']
