@@ -7,7 +7,7 @@ The public API, importable from here (each name lives in one module of the packa
   DecodingConfig, MagnetConfig                     decoding and LM hyperparameters
 
 Rooms (each imports only from the ones listed before it): models, io, audio, text, codec, decoding, configs, corpus,
-data, generation, evaluation, training, apps. See docs/architecture.md.
+data, generation, evaluation, training, serving, apps. See docs/architecture.md.
 """
 import importlib
 

@@ -9,7 +9,7 @@ from tests.helpers import REPO_ROOT
 
 # Lowest first: a module may import its own room and the rooms before it.
 ROOMS = ('models', 'io', 'audio', 'text', 'codec', 'decoding', 'configs', 'corpus', 'data', 'generation',
-         'evaluation', 'training', 'apps')
+         'evaluation', 'training', 'serving', 'apps')
 PACKAGE = pathlib.Path(REPO_ROOT) / 'magnet_jax'
 
 

@@ -23,10 +23,8 @@ audiocraft, text is padded to the batch's longest prompt and padded positions ta
 """
 import dataclasses
 import functools
-import importlib.metadata
 import math
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -36,13 +34,11 @@ import jax
 import numpy as np
 
 from magnet_jax.audio import files as audio_io
-from magnet_jax.audio import loudness
 from magnet_jax.decoding import DecodingConfig, presets
 from magnet_jax.evaluation import prompt_following
-from magnet_jax.generation import pretrained
+from magnet_jax.generation import pretrained, records
 from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
 from magnet_jax.generation.requests import Prompt, Request, expand
-from magnet_jax.io import params as params_io
 
 Log = Callable[[str], None]
 MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days
@@ -166,21 +162,11 @@ def output_paths(out: str, requests: list[Request], file_format: str, overwrite:
   except OSError as e:
     raise PermissionError(f'--out {out} is not a writable folder ({e.strerror or e})') from e
   paths = [os.path.join(out, f'{r.stem}.{file_format}') for r in requests]
-  existing = [p for path in paths for p in (path, _sidecar(path)) if os.path.exists(p)]
+  existing = [p for path in paths for p in (path, records.sidecar_path(path)) if os.path.exists(p)]
   if existing and not overwrite:
     raise FileExistsError(f'{existing[0]} already exists ({len(existing)} output files do): pass --overwrite to '
                           'replace them, or another --out or --seed')
   return paths
-
-
-def _sidecar(path: str) -> str:
-  return os.path.splitext(path)[0] + '.json'
-
-
-def _versions() -> dict:
-  versions = {name: importlib.metadata.version(name) for name in ('magnet-jax', 'jax', 'jaxlib', 'flax', 'numpy')}
-  return {**versions, 'python': platform.python_version(), 'backend': jax.default_backend(),
-          'device': jax.devices()[0].device_kind}
 
 
 def _load(options: SampleOptions, log: Log) -> tuple[MagnetPipeline, float]:
@@ -289,7 +275,7 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
   common = {'mode': options.mode, 'checkpoint': os.path.abspath(options.checkpoint or pretrained.EMBEDDED_DIR),
             'preset': options.preset, 'decoding': dataclasses.asdict(decoding), 'overlap_s': options.overlap,
             'audio_prompt': options.audio_prompt, 'infill': options.infill, 'outpaint': options.outpaint,
-            'sample_rate': pipeline.sample_rate, 'versions': _versions()}
+            'sample_rate': pipeline.sample_rate, 'versions': records.versions()}
   if options.bpm is not None:
     common['tempo_loop'] = {'bpm': options.bpm, 'bars': options.bars, 'beats_per_bar': options.beats_per_bar,
                             'loop_samples': tempo_loop_samples(options.bpm, options.bars, pipeline.sample_rate,
@@ -298,7 +284,7 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
     common['loop_count'] = options.loop_count
   on_step = functools.partial(_step_done, log, cancel) if options.step_progress else None
   # Best-of: a request's candidates are one batch's rows, scored before anything is written.
-  records, batches = [], _batches(requests, max(options.batch_size // options.best_of, 1))
+  outputs, batches = [], _batches(requests, max(options.batch_size // options.best_of, 1))
   totals = {'compile': 0.0, 'generate': 0.0, 'audio': 0.0}
   for number, batch in enumerate(batches, 1):
     log(f'batch {number}/{len(batches)}: {len(batch)} file(s), {options.mode}')
@@ -320,18 +306,17 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
     compile_seconds = pipeline.compile_seconds - compiled
     generate_seconds = time.perf_counter() - start - compile_seconds
     for request, writer in zip(batch, writers, strict=True):
-      written = writer.finish(options.file_format, loudness.normalize if options.normalize else None)
-      seconds = writer.samples / pipeline.sample_rate
-      record = {**common, 'prompt': request.text, 'schedule': request.schedule, 'negative_prompt': request.negative
-                or options.negative, **chosen[batch.index(request)], 'duration_requested_s': request.duration,
-                'audio_s': seconds, **written, 'batch_prompts': [r.text for r in batch],
-                'timings': {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds}}
-      params_io.save_json(_sidecar(paths[request]), record)
-      records.append({**record, 'path': paths[request]})
-      totals['audio'] += seconds
-      log(f'  wrote {paths[request]} ({seconds:.2f} s{", clipped" if written["clipped"] else ""})')
+      record = records.finish(
+          writer, options.file_format, options.normalize,
+          {**common, 'prompt': request.text, 'schedule': request.schedule,
+           'negative_prompt': request.negative or options.negative, **chosen[batch.index(request)],
+           'duration_requested_s': request.duration, 'batch_prompts': [r.text for r in batch]},
+          {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds})
+      outputs.append({**record, 'path': paths[request]})
+      totals['audio'] += record['audio_s']
+      log(f'  wrote {paths[request]} ({record["audio_s"]:.2f} s{", clipped" if record["clipped"] else ""})')
     totals['compile'] += compile_seconds
     totals['generate'] += generate_seconds
-  log(f'done: {len(records)} file(s) in {options.out}; load {load_seconds:.1f} s, compile {totals["compile"]:.1f} s, '
+  log(f'done: {len(outputs)} file(s) in {options.out}; load {load_seconds:.1f} s, compile {totals["compile"]:.1f} s, '
       f'generate {totals["generate"]:.1f} s ({totals["generate"] / totals["audio"]:.3f} s per second of audio)')
-  return records
+  return outputs

@@ -1,0 +1,37 @@
+"""What is written beside every generated file: its JSON sidecar (prompt, seed, every sampling parameter,
+checkpoint, durations, timings, versions). Shared by the command line (`apps.sample_run`) and the server
+(`serving`), so a file from either carries the same record."""
+import importlib.metadata
+import os
+import platform
+from collections.abc import Mapping
+
+import jax
+
+from magnet_jax.audio import loudness
+from magnet_jax.audio.files import AtomicAudioFile
+from magnet_jax.io import params as params_io
+
+
+def sidecar_path(path: str) -> str:
+  """The sidecar of an audio file: same stem, .json."""
+  return os.path.splitext(path)[0] + '.json'
+
+
+def versions() -> dict:
+  """Package versions, Python, backend and device kind."""
+  found = {name: importlib.metadata.version(name) for name in ('magnet-jax', 'jax', 'jaxlib', 'flax', 'numpy')}
+  return {**found, 'python': platform.python_version(), 'backend': jax.default_backend(),
+          'device': jax.devices()[0].device_kind}
+
+
+def finish(writer: AtomicAudioFile, file_format: str, normalize: bool, fields: Mapping, timings: Mapping) -> dict:
+  """Publishes `writer`'s file in `file_format` (optionally loudness-normalised) and its sidecar.
+
+  Returns:
+    The record written to the sidecar: `fields`, audio_s, peak / clipped (and loudness info), timings.
+  """
+  written = writer.finish(file_format, loudness.normalize if normalize else None)
+  record = {**fields, 'audio_s': writer.samples / writer.sample_rate, **written, 'timings': dict(timings)}
+  params_io.save_json(sidecar_path(writer.path), record)
+  return record

@@ -1,0 +1,159 @@
+"""The HTTP API and the web page (FastAPI; OpenAPI schema at /openapi.json, docs at /docs), and `serve`.
+
+Errors are one-line JSON objects, {"error": "..."}, with a 4xx status for anything the client can fix.
+"""
+import asyncio
+import contextlib
+import json
+from importlib import resources
+from typing import Annotated
+
+import pydantic
+import uvicorn
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from magnet_jax.serving.schema import Created, Error, GenerationRequest
+from magnet_jax.serving.service import Log, ServeOptions, Service, ServiceError
+
+STATIC = resources.files('magnet_jax.serving') / 'static'
+EVENT_POLL_S = 0.1  # how often a progress stream looks for news
+ERRORS = {code: {'model': Error} for code in (400, 404, 409, 413, 422, 429, 503)}
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+  return JSONResponse({'error': ' '.join(message.split())}, status, headers=headers)
+
+
+def _validation_message(error: pydantic.ValidationError | RequestValidationError) -> str:
+  first = error.errors()[0]
+  where = '.'.join(str(part) for part in first['loc'] if part != 'body')
+  more = len(error.errors()) - 1
+  return f'{where}: {first["msg"]}' + (f' (and {more} more)' if more else '')
+
+
+def create_app(service: Service) -> FastAPI:
+  """The API over `service` (started and drained by the app's lifespan)."""
+  @contextlib.asynccontextmanager
+  async def lifespan(_):
+    service.start()
+    yield
+    await asyncio.to_thread(service.close)
+
+  app = FastAPI(title='magnet-jax', summary='Text-to-music generation with MAGNeT in JAX: a batching server.',
+                version='1', lifespan=lifespan)
+
+  @app.exception_handler(ServiceError)
+  async def service_error(_, e: ServiceError):
+    return _error(e.status, str(e), e.headers)
+
+  @app.exception_handler(RequestValidationError)
+  async def validation_error(_, e: RequestValidationError):
+    service.metrics.rejected.labels('422').inc()
+    return _error(422, _validation_message(e))
+
+  @app.exception_handler(HTTPException)
+  async def http_error(_, e: HTTPException):
+    return _error(e.status_code, str(e.detail), getattr(e, 'headers', None))
+
+  def created(job) -> Created:
+    return Created(id=job.id, status=f'/v1/generations/{job.id}', events=f'/v1/generations/{job.id}/events')
+
+  @app.post('/v1/generations', status_code=202, response_model=Created, responses=ERRORS)
+  async def create(request: GenerationRequest) -> Created:
+    """Queues a generation from text (mode text, or loop without audio)."""
+    return created(await asyncio.to_thread(service.create, request))
+
+  @app.post('/v1/generations/upload', status_code=202, response_model=Created, responses=ERRORS)
+  async def create_with_audio(
+      request: Annotated[str, Form(description='The GenerationRequest as JSON.')],
+      audio: Annotated[UploadFile, File(description='Audio to continue, infill, outpaint or loop.')]):
+    """Queues a generation with an uploaded audio file (WAV, FLAC, OGG, ...)."""
+    try:
+      parsed = GenerationRequest.model_validate_json(request)
+    except pydantic.ValidationError as e:
+      service.metrics.rejected.labels('422').inc()
+      return _error(422, _validation_message(e))
+    limit = int(service.options.max_upload_mb * 2 ** 20)
+    data = await audio.read(limit + 1)
+    return created(await asyncio.to_thread(service.create, parsed, data))
+
+  @app.get('/v1/generations/{job_id}', responses=ERRORS)
+  async def status(job_id: str) -> dict:
+    """State, progress (steps done / total), timings, batch sizes and each output's sidecar and audio URL."""
+    return service.job(job_id).status()
+
+  @app.get('/v1/generations/{job_id}/events', responses=ERRORS,
+           response_class=StreamingResponse)
+  async def events(job_id: str, request: Request):
+    """Server-sent events: the job's status (as GET /v1/generations/{id}) whenever it changes, until it ends."""
+    job = service.job(job_id)
+
+    async def stream():
+      seen = -1
+      while not await request.is_disconnected():
+        if job.version != seen:
+          seen = job.version
+          yield f'event: status\ndata: {json.dumps(job.status())}\n\n'
+          if job.final:
+            return
+        await asyncio.sleep(EVENT_POLL_S)
+    return StreamingResponse(stream(), media_type='text/event-stream', headers={'Cache-Control': 'no-cache'})
+
+  @app.get('/v1/generations/{job_id}/audio/{index}', responses=ERRORS, response_class=FileResponse)
+  async def output(job_id: str, index: int):
+    """Output `index` of a job (WAV or FLAC, as requested)."""
+    job = service.job(job_id)
+    if not 0 <= index < len(job.paths) or job.paths[index] is None:
+      raise ServiceError(404, f'job {job_id} has no finished output {index} (state {job.state})')
+    name = f'magnet-{job_id[:8]}-{index}.{job.file_format}'
+    return FileResponse(job.paths[index], media_type=f'audio/{job.file_format}', filename=name)
+
+  @app.delete('/v1/generations/{job_id}', responses=ERRORS)
+  async def cancel(job_id: str) -> dict:
+    """Cancels a job: its queued outputs are dropped; a batch already running finishes unpublished."""
+    job = service.job(job_id)
+    if not service.scheduler.cancel(job):
+      raise ServiceError(409, f'job {job_id} already ended ({job.state})')
+    return {'id': job.id, 'state': job.state}
+
+  @app.get('/v1/health')
+  async def health() -> dict:
+    """Liveness and queue depth."""
+    return {'status': 'ok', 'queued': service.scheduler.depth}
+
+  @app.get('/v1/info')
+  async def info() -> dict:
+    """Limits, presets, modes, formats, the model and the devices."""
+    return service.info()
+
+  @app.get('/metrics', response_class=Response)
+  async def metrics():
+    """Prometheus metrics."""
+    return Response(service.metrics.render(), media_type='text/plain; version=0.0.4')
+
+  @app.get('/', response_class=HTMLResponse, include_in_schema=False)
+  async def page():
+    return HTMLResponse((STATIC / 'index.html').read_text())
+
+  app.mount('/static', StaticFiles(directory=str(STATIC)), name='static')
+  return app
+
+
+def serve(options: ServeOptions, log: Log = print) -> None:
+  """Loads the model, compiles the common programs, serves until SIGINT / SIGTERM, then drains."""
+  from magnet_jax.generation import pretrained  # the model loads only when serving, not on import
+  log(f'loading {options.checkpoint or "the embedded default"}')
+  kwargs = {} if options.dtype is None else {'dtype': options.dtype}
+  service = Service(pretrained.load(options.checkpoint, **kwargs), options, log)
+  info = service.info()
+  log(f'{info["devices"]["count"]} device(s) ({info["devices"]["kind"]}, mesh {info["devices"]["mesh"]}); outputs '
+      f'in {service.out}')
+  service.warm_up()
+  log(f'serving on http://{options.host}:{options.port} (API docs: /docs)')
+  config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_level='warning',
+                          timeout_graceful_shutdown=max(1, int(options.drain)))
+  uvicorn.Server(config).run()

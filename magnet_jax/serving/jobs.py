@@ -1,0 +1,103 @@
+"""A generation request's state as the API reports it: one job, one output per prompt."""
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from magnet_jax.serving.engine import Work
+
+STATES = ('queued', 'running', 'done', 'failed', 'cancelled', 'expired')
+FINAL = ('done', 'failed', 'cancelled', 'expired')
+
+
+@dataclasses.dataclass(eq=False)
+class Item:
+  """One output of a job, the unit the scheduler batches."""
+  job: 'Job'
+  index: int
+  work: Work
+  queued_at: float = dataclasses.field(default_factory=time.monotonic)
+
+
+@dataclasses.dataclass(eq=False)
+class Job:
+  """A generation: its request (as given), outputs, state, progress and results.
+
+  `version` grows with every change, so a progress stream can tell when there is news.
+  """
+  request: dict
+  works: list[Work]
+  file_format: str = 'wav'
+  deadline: float | None = None  # time.monotonic() by which the job must have started
+  id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+  state: str = 'queued'
+  error: str | None = None
+  created: float = dataclasses.field(default_factory=time.time)
+  timings: dict = dataclasses.field(default_factory=dict)
+  records: list = dataclasses.field(default_factory=list)  # per output: its sidecar (None until written)
+  paths: list = dataclasses.field(default_factory=list)    # per output: its audio file (None until written)
+  batch_sizes: list = dataclasses.field(default_factory=list)
+  steps_done: int = 0
+  version: int = 0
+  on_final: Callable[['Job'], None] | None = None  # told once, when the job reaches a final state
+  _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+  def __post_init__(self):
+    self.items = [Item(self, index, work) for index, work in enumerate(self.works)]
+    self.records = [None] * len(self.items)
+    self.paths = [None] * len(self.items)
+
+  @property
+  def steps_total(self) -> int:
+    """Per output: its tokens (the compiled program), then its audio file."""
+    return 2 * len(self.items)
+
+  @property
+  def final(self) -> bool:
+    return self.state in FINAL
+
+  def update(self, **changes: Any) -> None:
+    """Sets fields (a final state is never left) and bumps `version`."""
+    with self._lock:
+      if self.final and 'state' in changes:
+        return
+      for name, value in changes.items():
+        setattr(self, name, value)
+      self.version += 1
+      ended = self.final and 'state' in changes
+    if ended:
+      self._ended()
+
+  def _ended(self) -> None:
+    self.timings['total_s'] = time.time() - self.created
+    if self.on_final is not None:
+      self.on_final(self)
+
+  def step(self) -> None:
+    with self._lock:
+      self.steps_done += 1
+      self.version += 1
+
+  def output_done(self, index: int, path: str, record: dict) -> None:
+    """Records a written output; the job is done once every output is."""
+    with self._lock:
+      self.paths[index], self.records[index] = path, record
+      self.steps_done += 1
+      ended = all(p is not None for p in self.paths) and not self.final
+      if ended:
+        self.state = 'done'
+      self.version += 1
+    if ended:
+      self._ended()
+
+  def status(self) -> dict:
+    """The API's view (GET /v1/generations/{id})."""
+    with self._lock:
+      return {'id': self.id, 'state': self.state, 'error': self.error,
+              'progress': {'done': self.steps_done, 'total': self.steps_total},
+              'created': self.created, 'timings': dict(self.timings), 'batch_sizes': list(self.batch_sizes),
+              'request': self.request,
+              'outputs': [{'index': i, 'audio': None if p is None else f'/v1/generations/{self.id}/audio/{i}',
+                           'sidecar': r} for i, (p, r) in enumerate(zip(self.paths, self.records, strict=True))]}

@@ -1,0 +1,60 @@
+"""The API's request body, validated by pydantic: unknown fields and wrong types are errors (no coercion)."""
+import dataclasses
+import typing
+from typing import Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from magnet_jax.audio.files import FORMATS
+from magnet_jax.decoding import DecodingConfig, presets
+from magnet_jax.generation.requests import MAX_SEED
+from magnet_jax.serving.engine import MODES
+
+_STRICT = ConfigDict(extra='forbid', strict=True)
+
+
+
+def _json_type(annotation):
+  """Tuples as lists: strict validation takes JSON arrays as lists only."""
+  return list[annotation.__args__[0]] if typing.get_origin(annotation) is tuple else annotation
+
+
+DecodingOverrides = pydantic.create_model(
+    'DecodingOverrides', __config__=_STRICT, __doc__='DecodingConfig fields to override (after the preset).',
+    **{f.name: (_json_type(f.type) | None, None) for f in dataclasses.fields(DecodingConfig)})
+
+
+class GenerationRequest(BaseModel):
+  """One generation: an output per prompt, prompt i with seed `seed + i`."""
+  model_config = _STRICT
+
+  prompts: list[str] = Field(min_length=1, description='Text prompts; one output each.')
+  duration: float | None = Field(None, gt=0, description='Seconds of output (default: the model\'s). For '
+                                 'continuation and outpaint: in all, the uploaded audio included. Not for infill.')
+  seed: int = Field(0, ge=0, lt=MAX_SEED, description='Seed of the first prompt; prompt i uses seed + i.')
+  preset: Literal[tuple(sorted(presets.PRESETS))] | None = Field(None, description='Sampling preset.')
+  decoding: DecodingOverrides = Field(default_factory=DecodingOverrides)
+  mode: Literal[MODES] = Field('text', description='text | continuation (upload, then new music) | infill '
+                               '(regenerate a span of the upload) | outpaint (new music leading into the upload) | '
+                               'loop (a seamless loop, of the upload if one is given).')
+  infill: list[float] | None = Field(None, min_length=2, max_length=2,
+                                     description='Seconds [start, end) of the upload to regenerate.')
+  format: Literal[tuple(FORMATS)] = Field('wav', description='Output file format (24-bit).')
+  deadline_s: float | None = Field(None, gt=0, description='Seconds within which the job must start (default: '
+                                   'the server\'s); a job still queued then expires.')
+
+  def overrides(self) -> dict:
+    """The decoding overrides that were set (lists as the config's tuples)."""
+    return {name: tuple(value) if isinstance(value, list) else value
+            for name, value in self.decoding.model_dump(exclude_none=True).items()}
+
+
+class Created(BaseModel):
+  id: str
+  status: str = Field(description='URL of the job\'s status.')
+  events: str = Field(description='URL of its progress stream (server-sent events).')
+
+
+class Error(BaseModel):
+  error: str = Field(description='What was wrong, in one line.')

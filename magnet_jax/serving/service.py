@@ -1,0 +1,266 @@
+"""The server's state: the pipeline on its devices, the scheduler, the jobs and their output files.
+
+`Service.create` turns an API request into a job (or a `ServiceError` with an HTTP status); the scheduler's worker
+runs batches through `engine.generate` and publishes each output atomically with its sidecar
+(`generation.records`, the same record the command line writes).
+"""
+import collections
+import dataclasses
+import io
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import soundfile
+
+from magnet_jax.audio import files as audio_io
+from magnet_jax.decoding import presets
+from magnet_jax.generation import records
+from magnet_jax.generation.pipeline import MagnetPipeline, batch_bucket
+from magnet_jax.serving import engine
+from magnet_jax.serving.jobs import Item, Job
+from magnet_jax.serving.metrics import Metrics
+from magnet_jax.serving.scheduler import Draining, QueueFull, Scheduler
+from magnet_jax.serving.schema import GenerationRequest
+
+Log = Callable[[str], None]
+KEEP_JOBS = 1000  # finished jobs kept for status queries (their files stay in the output folder)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+  """`magnet-jax serve` as data (its flags)."""
+  checkpoint: str | None = None   # exported or released folder; None: the embedded default.
+  host: str = '127.0.0.1'
+  port: int = 8000
+  out: str | None = None          # where outputs are written (None: a new temporary folder).
+  max_batch: int = 8              # outputs per call of the compiled program.
+  max_wait: float = 0.05          # seconds an output waits for batch mates.
+  max_queue: int = 64             # queued outputs; more get 429.
+  max_prompts: int = 8            # prompts per request.
+  max_duration: float | None = None  # seconds per output (None: the model's window).
+  max_prompt_tokens: int = 64     # text is padded to this many tokens (see `engine`); longer prompts get 422.
+  max_upload_mb: float = 20.0     # uploaded audio; larger gets 413.
+  deadline: float = 600.0         # default seconds within which a job must start.
+  warmup: tuple[float, ...] | None = None  # durations compiled for every batch bucket at start (None: default).
+  sharding: str = 'data_parallel'  # training.sharding preset for the LM's parameters.
+  model_parallel: int = 1         # size of the mesh's `model` axis (tensor parallel).
+  drain: float = 60.0             # seconds SIGTERM waits for queued jobs.
+  dtype: str | None = None        # LM compute dtype (None: bfloat16 on accelerators, float32 on CPU).
+
+
+class ServiceError(Exception):
+  """A request the server refuses: HTTP `status`, a one-line message, optional headers."""
+
+  def __init__(self, status: int, message: str, headers: dict | None = None):
+    super().__init__(message)
+    self.status, self.headers = status, headers or {}
+
+
+class Service:
+  """The pipeline behind the API (see the module docstring)."""
+
+  def __init__(self, pipeline: MagnetPipeline, options: ServeOptions, log: Log = print):
+    self.pipeline, self.options, self.log = pipeline, options, log
+    pipeline.text_pad_to = options.max_prompt_tokens
+    self.devices = engine.place(pipeline, options.sharding, options.model_parallel)
+    # The default duration is the model's segment, which the window holds once trimmed to whole spans.
+    self.max_duration = options.max_duration or max(self.window_seconds, pipeline.duration)
+    self.out = options.out or tempfile.mkdtemp(prefix='magnet-jax-serve-')
+    os.makedirs(self.out, exist_ok=True)
+    self.scheduler = Scheduler(self._run, options.max_batch, options.max_wait, options.max_queue,
+                               on_batch=lambda size: self.metrics.batch_size.observe(size))
+    self.metrics = Metrics(lambda: self.scheduler.depth)
+    pipeline.on_compile = self._compiling
+    self.jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+    self._jobs_lock = threading.Lock()
+    self.checkpoint = os.path.abspath(options.checkpoint) if options.checkpoint else 'embedded default'
+    self.versions = records.versions()
+
+  @property
+  def window_seconds(self) -> float:
+    return self.pipeline.window_frames(self.pipeline.decoding) / self.pipeline.frame_rate
+
+  def _compiling(self, what: str) -> None:
+    self.metrics.compiles.inc()
+    self.log(f'compiling: {what}')
+
+  def info(self) -> dict:
+    """What a client needs to build requests (GET /v1/info)."""
+    lm = self.pipeline.lm_config
+    return {'checkpoint': self.checkpoint, 'sample_rate': self.pipeline.sample_rate,
+            'channels': self.pipeline.codec_config.channels, 'default_duration': self.pipeline.duration,
+            'max_duration': self.max_duration, 'max_prompts': self.options.max_prompts,
+            'max_prompt_tokens': self.options.max_prompt_tokens, 'max_upload_mb': self.options.max_upload_mb,
+            'max_batch': self.options.max_batch, 'presets': sorted(presets.PRESETS), 'modes': list(engine.MODES),
+            'formats': sorted(audio_io.FORMATS), 'model': {'dim': lm.dim, 'layers': lm.num_layers, 'levels': lm.n_q},
+            'devices': {'count': self.devices.mesh.size, 'mesh': dict(self.devices.mesh.shape),
+                        'kind': self.versions['device'], 'sharding': self.options.sharding}}
+
+  def start(self) -> None:
+    self.scheduler.start()
+
+  def close(self) -> int:
+    """Drains (see `Scheduler.close`); returns the outputs rejected."""
+    self.log(f'draining: {self.scheduler.depth} queued output(s), up to {self.options.drain:g} s')
+    rejected = self.scheduler.close(self.options.drain)
+    self.log(f'stopped ({rejected} output(s) rejected)')
+    return rejected
+
+  def warm_up(self, durations: tuple[float, ...] | None = None) -> None:
+    """Compiles (and runs once) the text programs of every batch bucket up to max_batch for `durations` (default
+    `options.warmup`, else the model's default duration) with the default decoding."""
+    durations = self.options.warmup if durations is None else durations
+    durations = (self.pipeline.duration,) if durations is None else durations
+    decoding = self.pipeline.decoding_with()
+    sizes = sorted({batch_bucket(n) for n in range(1, self.options.max_batch + 1)})
+    for seconds in durations:
+      for size in sizes:
+        start = time.perf_counter()
+        work = engine.Work('warm-up', 0, 'text', decoding, self.pipeline.frames(seconds, decoding), 3)
+        engine.generate(self.pipeline, [work] * size, self.devices)
+        self.log(f'warm: {seconds:g} s x batch {size} ({time.perf_counter() - start:.1f} s)')
+
+  # ---- requests -> jobs
+
+  def create(self, request: GenerationRequest, upload: bytes | None = None) -> Job:
+    """Checks `request` against the model and the limits, queues it and returns its job.
+
+    Raises:
+      ServiceError: 422 (bad values), 413 (upload too large), 400 (undecodable upload), 429 (queue full, with
+        Retry-After), 503 (shutting down).
+    """
+    works = self._works(request, upload)
+    deadline = request.deadline_s or self.options.deadline
+    job = Job(request.model_dump(mode='json'), works, request.format, time.monotonic() + deadline,
+              on_final=self._ended)
+    try:
+      self.scheduler.submit(job)
+    except QueueFull as e:
+      self.metrics.rejected.labels('429').inc()
+      raise ServiceError(429, str(e), {'Retry-After': str(e.retry_after)}) from e
+    except Draining as e:
+      self.metrics.rejected.labels('503').inc()
+      raise ServiceError(503, str(e)) from e
+    with self._jobs_lock:
+      self.jobs[job.id] = job
+      while len(self.jobs) > KEEP_JOBS:
+        self.jobs.popitem(last=False)
+    return job
+
+  def _ended(self, job: Job) -> None:
+    self.metrics.latency.labels(job.state).observe(time.time() - job.created)
+
+  def job(self, job_id: str) -> Job:
+    with self._jobs_lock:
+      if job_id not in self.jobs:
+        raise ServiceError(404, f'no job {job_id}')
+      return self.jobs[job_id]
+
+  def _works(self, request: GenerationRequest, upload: bytes | None) -> list[engine.Work]:
+    """The request's outputs, checked (see `create`)."""
+    def bad(message: str, status: int = 422):
+      self.metrics.rejected.labels(str(status)).inc()
+      return ServiceError(status, message)
+    pipeline, options = self.pipeline, self.options
+    if len(request.prompts) > options.max_prompts:
+      raise bad(f'prompts: {len(request.prompts)} given, at most {options.max_prompts} per request')
+    tokens = []
+    for i, text in enumerate(request.prompts):
+      if not text.strip():
+        raise bad(f'prompts.{i}: empty prompt')
+      count = int(pipeline.text_encoder.tokenize([text])[1].sum())
+      if count > options.max_prompt_tokens:
+        raise bad(f'prompts.{i}: {count} tokens, at most {options.max_prompt_tokens}')
+      tokens.append(count)
+    try:
+      decoding = pipeline.decoding_with(**{**presets.overrides(request.preset, pipeline.lm_config.n_q,
+                                                               pipeline.rescorer_params is not None),
+                                           **request.overrides()})
+    except (ValueError, TypeError) as e:
+      raise bad(str(e)) from e
+    mode, audio = request.mode, None
+    if upload is not None:
+      audio = self._audio(upload, bad)
+    if mode in ('continuation', 'outpaint', 'infill') and audio is None:
+      raise bad(f'mode {mode} needs an uploaded audio file (POST /v1/generations/upload)')
+    if mode == 'text' and audio is not None:
+      raise bad('mode text takes no audio; use continuation, infill, outpaint or loop')
+    if (request.infill is not None) != (mode == 'infill'):
+      raise bad('infill [start, end] goes with mode infill, and only with it')
+    seconds = None if audio is None else audio.shape[-1] / pipeline.sample_rate
+    if mode == 'infill' or (mode == 'loop' and audio is not None):
+      if request.duration is not None:
+        raise bad(f'duration does not apply to {mode} with an upload: the output keeps its length')
+      if seconds > self.max_duration:
+        raise bad(f'the upload is {seconds:.2f} s, at most {self.max_duration:g} s')
+      frames = math.ceil(audio.shape[-1] / pipeline.codec_config.hop_length)
+    else:
+      duration = pipeline.duration if request.duration is None else request.duration
+      if duration > self.max_duration:
+        raise bad(f'duration: {duration:g} s, at most {self.max_duration:g} s')
+      if seconds is not None and duration <= seconds:
+        raise bad(f'duration ({duration:g} s, in all) must exceed the upload ({seconds:.2f} s) to {mode} it')
+      try:
+        frames = pipeline.frames(duration, decoding)
+      except ValueError as e:
+        raise bad(f'duration: {e}') from e
+    if mode == 'infill':
+      start, end = request.infill
+      if not 0 <= start < end <= seconds:
+        raise bad(f'infill {start:g}-{end:g} s is not inside the upload (0-{seconds:.2f} s)')
+    span = None if request.infill is None else tuple(request.infill)
+    return [engine.Work(text, request.seed + i, mode, decoding, frames, count, audio, span)
+            for i, (text, count) in enumerate(zip(request.prompts, tokens, strict=True))]
+
+  def _audio(self, upload: bytes, bad) -> np.ndarray:
+    """An uploaded file -> audio [C, N] at the codec's rate and channels."""
+    if len(upload) > self.options.max_upload_mb * 2 ** 20:
+      raise bad(f'the upload is {len(upload) / 2 ** 20:.1f} MB, at most {self.options.max_upload_mb:g} MB', 413)
+    try:
+      audio, rate = soundfile.read(io.BytesIO(upload), dtype='float32', always_2d=True)
+    except (soundfile.SoundFileError, RuntimeError, TypeError) as e:
+      reason = str(e).rpartition(': ')[2].strip() or type(e).__name__  # soundfile names the BytesIO first
+      raise bad(f'cannot decode the uploaded audio: {reason}', 400) from e
+    if not audio.size or not np.all(np.isfinite(audio)):
+      raise bad('the uploaded audio is empty or not finite', 400)
+    return self.pipeline.prepare_audio(audio.T, rate, 1)[0]
+
+  # ---- the scheduler's worker
+
+  def _run(self, batch: list[Item]) -> None:
+    """One batch: tokens together, then each output's audio file and sidecar."""
+    pipeline = self.pipeline
+    start, compiled = time.perf_counter(), pipeline.compile_seconds
+    for item in batch:
+      item.job.timings.setdefault('queue_s', time.monotonic() - item.queued_at)
+    audio = engine.generate(pipeline, [item.work for item in batch], self.devices,
+                            on_tokens=lambda: [item.job.step() for item in batch])
+    compile_seconds = pipeline.compile_seconds - compiled
+    if compile_seconds:
+      self.metrics.compile_seconds.inc(compile_seconds)
+    timings = {'compile_s': compile_seconds, 'generate_s': time.perf_counter() - start - compile_seconds}
+    for item, samples in zip(batch, audio, strict=True):
+      job, work = item.job, item.work
+      if job.final:  # cancelled while running: nothing is published
+        continue
+      folder = os.path.join(self.out, job.id)
+      os.makedirs(folder, exist_ok=True)
+      path = os.path.join(folder, f'{item.index}.{job.file_format}')
+      writer = audio_io.AtomicAudioFile(path, pipeline.sample_rate, pipeline.codec_config.channels)
+      try:
+        writer.write(samples)
+      except BaseException:
+        writer.abort()
+        raise
+      record = records.finish(writer, job.file_format, False, {
+          'mode': work.mode, 'checkpoint': self.checkpoint, 'preset': job.request['preset'],
+          'decoding': dataclasses.asdict(work.decoding), 'infill': work.infill, 'job': job.id,
+          'prompt': work.text, 'seed': work.seed, 'duration_requested_s': job.request['duration'],
+          'batch_size': len(batch), 'sample_rate': pipeline.sample_rate, 'versions': self.versions}, timings)
+      job.timings.update(timings)
+      job.output_done(item.index, path, record)

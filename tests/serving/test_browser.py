@@ -1,0 +1,129 @@
+"""The web page in a real browser: Debian's chromium, headless, driven by selenium through chromedriver. It types
+a prompt, generates, waits for the player, and checks that the audio decodes in the browser; then does the same for
+an infill of an uploaded file with a region. A screenshot is saved when a step fails
+($MAGNET_JAX_SCREENSHOTS, default the test's tmp folder)."""
+import contextlib
+import dataclasses
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile
+import uvicorn
+
+from magnet_jax.decoding import DecodingConfig
+from magnet_jax.generation import random_pipeline
+from magnet_jax.serving.app import create_app
+from magnet_jax.serving.service import ServeOptions, Service
+from tests.serving.test_serve_cli import free_port
+
+webdriver = pytest.importorskip('selenium.webdriver')
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason='needs Debian chromium and chromium-driver '
+                                '(.ci/run installs them: apt-get install chromium chromium-driver)')
+
+# The tiny codec at 8 kHz: browsers decode no audio below 3 kHz (the tests' usual tiny codec runs at 1.6 kHz).
+CODEC = dataclasses.replace(random_pipeline.TINY_CODEC, sample_rate=8000, ratios=(8, 5, 4))
+DECODE = """
+const [url, done] = arguments;
+fetch(url).then(r => r.arrayBuffer())
+  .then(data => new OfflineAudioContext(1, 1, 44100).decodeAudioData(data))
+  .then(buffer => done({seconds: buffer.duration, peak: Math.max(...buffer.getChannelData(0).map(Math.abs))}))
+  .catch(error => done({error: String(error)}));
+"""
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+  pipeline = random_pipeline.build(codec_config=CODEC, decoding=DecodingConfig(decoding_steps=(4, 2, 2, 2)))
+  service = Service(pipeline, ServeOptions(max_wait=0.0, out=str(tmp_path_factory.mktemp('served'))))
+  port = free_port()
+  uv = uvicorn.Server(uvicorn.Config(create_app(service), host='127.0.0.1', port=port, log_level='warning'))
+  thread = threading.Thread(target=uv.run, daemon=True)
+  thread.start()
+  while not uv.started:
+    time.sleep(0.05)
+  yield f'http://127.0.0.1:{port}', service
+  uv.should_exit = True
+  thread.join(120)
+
+
+@pytest.fixture(scope='module')
+def browser():
+  options = webdriver.ChromeOptions()
+  options.binary_location = CHROMIUM
+  for argument in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--window-size=1000,900'):
+    options.add_argument(argument)
+  driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+  driver.set_script_timeout(60)
+  yield driver
+  driver.quit()
+
+
+@pytest.fixture
+def screenshot_on_failure(browser, tmp_path, request):
+  """Saves the page when the test body raises."""
+  @contextlib.contextmanager
+  def guard():
+    try:
+      yield
+    except BaseException:
+      folder = os.environ.get('MAGNET_JAX_SCREENSHOTS', str(tmp_path))
+      os.makedirs(folder, exist_ok=True)
+      path = os.path.join(folder, f'{request.node.name}.png')
+      browser.save_screenshot(path)
+      print(f'screenshot: {path}')
+      raise
+  return guard
+
+
+def _results(browser, count):
+  WebDriverWait(browser, 600).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#history li.result audio'))
+                                    >= count or d.find_element(By.ID, 'error').text)
+  assert browser.find_element(By.ID, 'error').text == ''
+  return browser.find_elements(By.CSS_SELECTOR, '#history li.result')
+
+
+def _decodes(browser, player) -> dict:
+  decoded = browser.execute_async_script(DECODE, player.get_attribute('src'))
+  assert 'error' not in decoded, decoded
+  return decoded
+
+
+def test_generate_from_the_page(server, browser, screenshot_on_failure):
+  url = server[0]
+  with screenshot_on_failure():
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+    browser.find_element(By.ID, 'prompt').send_keys('calm piano')
+    browser.find_element(By.ID, 'duration').send_keys('0.36')
+    browser.find_element(By.ID, 'seed').clear()
+    browser.find_element(By.ID, 'seed').send_keys('4')
+    browser.find_element(By.ID, 'generate').click()
+    [result] = _results(browser, 1)
+    assert 'seed 4' in result.text and 'calm piano' in result.text
+    decoded = _decodes(browser, result.find_element(By.TAG_NAME, 'audio'))
+    assert abs(decoded['seconds'] - 0.36) < 0.01 and decoded['peak'] > 0
+    assert browser.find_element(By.ID, 'progress').get_attribute('value') == '2'
+    link = result.find_element(By.LINK_TEXT, 'download')
+    assert link.get_attribute('download').endswith('-0.wav')
+
+
+def test_infill_an_uploaded_region(server, browser, screenshot_on_failure, tmp_path):
+  with screenshot_on_failure():
+    upload = tmp_path / 'take.wav'
+    soundfile.write(upload, 0.3 * np.sin(np.arange(4000) * 0.2), 8000)  # 0.5 s
+    browser.find_element(By.ID, 'mode').send_keys('infill')
+    browser.find_element(By.ID, 'audio').send_keys(str(upload))
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'infill-end').get_attribute('value'))
+    assert browser.find_element(By.ID, 'infill-start').get_attribute('value') == '0.17'  # a third of the file
+    browser.find_element(By.ID, 'generate').click()
+    latest = _results(browser, 2)[0]
+    assert 'infill 0.17-0.33 s' in latest.text
+    assert abs(_decodes(browser, latest.find_element(By.TAG_NAME, 'audio'))['seconds'] - 0.5) < 0.01
