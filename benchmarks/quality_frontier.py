@@ -140,12 +140,15 @@ def main():
               quality.Embedded([], np.concatenate([ref_patches[n] for n, _ in clips[half:]]), np.zeros((0, 50)), 0,
                                embedder.name).stats())
   print(f'reference: {len(clips)} clips embedded at {embed_rate:.1f} s of audio per second', flush=True)
-  # The shipped default's folder (pretrained.EMBEDDED_DIR still points into generation/ after the package regroup).
   # The same number of real held-out clips (the prompts' own) against all held-out clips: FAD's small-sample floor.
   floor_n = fad(quality.Embedded([], np.concatenate([ref_patches[n] for n, _ in clips[:args.clips]]),
                                  np.zeros((0, 50)), 0, embedder.name).stats(), reference.stats())
+  # The shipped default's folder (pretrained.EMBEDDED_DIR still points into generation/ after the package regroup).
   pipeline = pretrained.load(os.path.join(os.path.dirname(quality.__file__), '..', 'assets', 'default'))
   prompts = clips[:args.clips]
+  meta = {'reference_clips': len(clips), 'generated_clips': len(prompts), 'batch': args.batch,
+          'embed_seconds_of_audio_per_second': round(embed_rate, 1), 'reference_floor_fad': round(floor, 3),
+          'floor_fad_same_n': round(floor_n, 3), 'decoding': dataclasses.asdict(pipeline.decoding)}
   results = {}
   for name in args.settings.split(','):
     overrides = SETTINGS[name]
@@ -157,18 +160,20 @@ def main():
                      **score(embedder, generated, reference, {n: _family(c) for n, c in prompts}, ref_families,
                              ref_patches, _per_clip(generated, per))}
     print(name, {k: v for k, v in results[name].items() if k != 'families'}, flush=True)
-  meta = {'reference_clips': len(clips), 'generated_clips': len(prompts), 'batch': args.batch,
-          'embed_seconds_of_audio_per_second': round(embed_rate, 1), 'reference_floor_fad': round(floor, 3),
-          'floor_fad_same_n': round(floor_n, 3),
-          'decoding': dataclasses.asdict(pipeline.decoding)}
-  os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
-  text = json.dumps({'meta': meta, 'results': results}, indent=2) + '\n'
-  atomic_write(args.out + '.json', lambda tmp: open(tmp, 'w').write(text))
-  speed = meta['embed_seconds_of_audio_per_second']
-  table = _table(round(floor, 3), round(floor_n, 3), results) + f'\nmusicnn embedding: {speed} s of audio per second.\n'
-  atomic_write(args.out + '.md', lambda tmp: open(tmp, 'w').write(table))
-  _plot(results, args.out + '.png')
+    table = _write(args.out, meta, results)  # after every setting: a run cut short keeps what it measured
   print(table)
+
+
+def _write(out: str, meta: dict, results: dict) -> str:
+  """Writes <out>.json, <out>.md and <out>.png; returns the Markdown."""
+  os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
+  text = json.dumps({'meta': meta, 'results': results}, indent=2) + '\n'
+  atomic_write(out + '.json', lambda tmp: open(tmp, 'w').write(text))
+  table = _table(meta['reference_floor_fad'], meta['floor_fad_same_n'], results) + \
+      f"\nmusicnn embedding: {meta['embed_seconds_of_audio_per_second']} s of audio per second.\n"
+  atomic_write(out + '.md', lambda tmp: open(tmp, 'w').write(table))
+  _plot(results, out + '.png')
+  return table
 
 
 if __name__ == '__main__':

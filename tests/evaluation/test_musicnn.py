@@ -1,5 +1,7 @@
 """musicnn in JAX against the original (the `musicnn` package on TensorFlow) on the shipped MagnaTagATune weights."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # musicnn builds its graph wi
 tf = pytest.importorskip('tensorflow', reason='the musicnn parity test needs tensorflow + tf-keras (test extra)')
 musicnn_tf = pytest.importorskip('musicnn.models', reason='the original musicnn package is not installed '
                                  '(make install-test: pip install --no-deps musicnn)')
-from musicnn import extractor  # noqa: E402
+from tests.helpers import REPO_ROOT  # noqa: E402
 
 CHECKPOINT = os.path.join(os.path.dirname(musicnn_tf.__file__), 'MTT_musicnn') + '/'
 
@@ -48,7 +50,6 @@ def test_network_parity_with_tensorflow(params):
   """Same spectrogram patches into musicnn's TF graph and ours: penultimate and tag probabilities to 1e-4."""
   rng = np.random.default_rng(0)
   spec = np.log10(10000 * rng.gamma(0.5, 0.02, (3, musicnn.PATCH_FRAMES, musicnn.N_MELS)) + 1).astype(np.float32)
-  tf.compat.v1.disable_eager_execution()
   graph = tf.Graph()
   with graph.as_default():
     x = tf.compat.v1.placeholder(tf.float32, [None, musicnn.PATCH_FRAMES, musicnn.N_MELS])
@@ -71,7 +72,11 @@ def test_end_to_end_parity_with_extractor(params, tmp_path):
   path = str(tmp_path / 'clip.wav')
   audio = _music(2 * musicnn.PATCH_FRAMES * musicnn.HOP - musicnn.HOP, seed=1)
   soundfile.write(path, audio, musicnn.SAMPLE_RATE, subtype='FLOAT')
-  taggram, labels, features = extractor.extractor(path, model='MTT_musicnn', extract_features=True)
+  out = str(tmp_path / 'original.npz')
+  subprocess.run([sys.executable, '-m', 'reference.musicnn_tf', path, out], cwd=REPO_ROOT, check=True,
+                 capture_output=True)
+  with np.load(out) as original:
+    taggram, labels, features = original['taggram'], original['labels'], {'penultimate': original['penultimate']}
   assert tuple(labels) == musicnn.MTT_LABELS
   windows = musicnn.patches(audio)
   assert len(windows) == len(taggram) == 2
