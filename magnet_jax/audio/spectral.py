@@ -32,6 +32,26 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
   return np.maximum(0.0, np.minimum(rising, falling))
 
 
+def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                          fmax: float | None = None) -> np.ndarray:
+  """[M, B] area-normalised triangular filters on the Slaney mel scale: librosa.filters.mel's default (htk=False,
+  norm='slaney'), the front end of models trained on librosa spectrograms (musicnn)."""
+  f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+  min_log_mel = min_log_hz / f_sp
+  def to_mel(f):
+    f = np.asarray(f, np.float64)
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
+  def to_hz(m):
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+  edges = to_hz(np.linspace(to_mel(fmin), to_mel(fmax or sample_rate / 2), n_mels + 2))
+  freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+  widths = np.diff(edges)
+  ramps = edges[:, None] - freqs[None, :]
+  rising = -ramps[:-2] / widths[:-1, None]
+  falling = ramps[2:] / widths[1:, None]
+  return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
 def log_mel_spectrogram(audio: np.ndarray, sample_rate: int, n_mels: int = 64, n_fft: int | None = None,
                         hop: int | None = None, floor_db: float = -80.0) -> np.ndarray:
   """[N] -> [F, M] mel power in dB (about dBFS: a full-scale sine's band reads near -6 dB), floored at floor_db.
