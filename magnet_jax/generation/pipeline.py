@@ -284,7 +284,7 @@ class MagnetPipeline:
     check_finite(bad_step, decoding)
     decoded = np.asarray(decoded)
     if self.on_window is not None:
-      self.on_window(np.asarray(codes), np.asarray(known), decoded, tuple(np.asarray(c) for c in conditions))
+      self.on_window(np.array(codes), np.array(known), decoded, tuple(np.array(c) for c in conditions))  # copies: views of state
     return decoded, np.asarray(audio)
 
   def _geometry(self, frames: int, decoding: DecodingConfig, overlap: float | None) -> tuple[int, int]:
