@@ -1,9 +1,12 @@
 """Helpers shared by the tests: configs with overrides, random LM inputs, restoring train checkpoints."""
+import contextlib
 import importlib
 import os
+import subprocess
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 from magnet_jax.models.params import init_params
 from magnet_jax.training import trainer
@@ -38,3 +41,18 @@ def restore_state(workdir, config, step: int | None = None):
   this process's devices in `config`'s mesh and preset."""
   state, data_state = trainer.restore_state(config, str(workdir), step)
   return jax.device_get(state), data_state
+
+
+@contextlib.contextmanager
+def tmpfs(folder, size: str, read_only: bool = False):
+  """Mounts a tmpfs of `size` (e.g. '64k') on `folder` (created) for the block: a real full or read-only device.
+  Skips the test where mounting is not permitted (it needs root)."""
+  os.makedirs(folder, exist_ok=True)
+  options = f'size={size}' + (',ro' if read_only else '')
+  mount = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(folder)], capture_output=True, text=True)
+  if mount.returncode:
+    pytest.skip(f'cannot mount a tmpfs: {mount.stderr.strip()}')
+  try:
+    yield folder
+  finally:
+    subprocess.run(['umount', str(folder)], check=True)
