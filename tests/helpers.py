@@ -1,9 +1,12 @@
 """Helpers shared by the tests: configs with overrides, random LM inputs, restoring train checkpoints."""
+import contextlib
 import importlib
 import os
+import subprocess
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 from magnet_jax.models.params import init_params
 from magnet_jax.training import trainer
@@ -46,3 +49,18 @@ def record_windows(pipeline, monkeypatch) -> list[tuple]:
   calls = []
   monkeypatch.setattr(pipeline, 'on_window', lambda *window: calls.append(window))
   return calls
+
+
+@contextlib.contextmanager
+def tmpfs(folder, size: str, read_only: bool = False):
+  """Mounts a tmpfs of `size` (e.g. '64k') on `folder` (created) for the block: a real full or read-only device.
+  Skips the test where mounting is not permitted (it needs root)."""
+  os.makedirs(folder, exist_ok=True)
+  options = f'size={size}' + (',ro' if read_only else '')
+  mount = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(folder)], capture_output=True, text=True)
+  if mount.returncode:
+    pytest.skip(f'cannot mount a tmpfs: {mount.stderr.strip()}')
+  try:
+    yield folder
+  finally:
+    subprocess.run(['umount', str(folder)], check=True)

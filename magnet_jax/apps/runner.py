@@ -1,4 +1,5 @@
 """Shared plumbing of the command-line entry points: one-line errors for bad flags and bad input."""
+import errno
 import logging as std_logging
 import os
 import sys
@@ -15,10 +16,15 @@ from magnet_jax.io.errors import Cancelled, CheckpointError
 # traceback.
 USER_ERRORS = (ValueError, KeyError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError,
                FloatingPointError, CheckpointError, Cancelled)
+# OSErrors of the place the user chose (a full disk, a read-only or forbidden folder) are user errors too.
+USER_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _one_line(error: BaseException) -> str:
-  text = str(error.args[0]) if error.args else str(error)
+  if isinstance(error, OSError) and error.strerror:  # e.g. os.makedirs's FileExistsError(17, 'File exists', path)
+    text = error.strerror if error.filename is None else f'{error.strerror}: {error.filename}'
+  else:
+    text = str(error.args[0]) if error.args else str(error)
   text = ' '.join(text.replace("\\'", '').replace('\\n', ' ').split())
   quoted = len(text) > 1 and text[0] == text[-1] and text[0] in '\'"'  # a KeyError's repr
   return text[1:-1] if quoted else text
@@ -34,14 +40,30 @@ def _parse_flags(prog: str) -> Callable[[list[str]], list[str]]:
 
 
 def _quiet_orbax(record) -> bool:
-  """Keeps orbax's per-save INFO chatter out of the log (its warnings and errors still show)."""
-  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+  """Keeps orbax's per-save INFO chatter out of the log, and the tracebacks of its background threads (a failed
+  save reaches the command as one error; orbax's warnings and errors still show, one line each)."""
+  if record.name == 'asyncio' and 'orbax' in record.getMessage():  # a failed save's unretrieved async tasks
+    return False
+  if '/orbax/' not in record.pathname:
+    return True
+  record.exc_info, record.exc_text, record.stack_info = None, None, None
+  return record.levelno >= std_logging.WARNING
+
+
+def _config_error(error: OSError) -> str | None:
+  """ml_collections' failure to load --config (an OSError without errno; the cause's last line says why)."""
+  text = str(error)
+  if error.errno is None and 'Failed loading config file' in text:
+    return f'cannot load --config: {text.strip().splitlines()[-1].strip()}'
+  return None
 
 
 def _message(prog: str, error: Exception) -> str | None:
   """The one-line message for a user error, or for a JAX runtime error in a multi-process job; None for bugs."""
-  if isinstance(error, USER_ERRORS):
+  if isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and error.errno in USER_ERRNOS):
     return f'{prog}: error: {_one_line(error)}'
+  if isinstance(error, OSError) and _config_error(error):
+    return f'{prog}: error: {_config_error(error)}'
   if isinstance(error, jax.errors.JaxRuntimeError) and jax.distributed.is_initialized():
     return f'{prog}: error: {_one_line(error)} (another process of the job probably died: see its log)'
   return None

@@ -17,6 +17,12 @@ Everything a run can fail on without the model (options, prompts, the audio prom
 is checked before the model loads. Files are written atomically (temporary file + rename), each with a JSON
 sidecar: prompt, seed, every sampling parameter, checkpoint, durations, timings and versions.
 
+An audio file and its sidecar are one unit: both are written to temporary files first, then the old sidecar is
+removed, the audio renamed into place and the sidecar last, so an audio file is only ever beside its own sidecar
+(an interruption between the renames leaves an audio file without one: not a finished output). A run claims its
+output names first (`files.Claim`: another process writing the same names is one error) and removes the
+temporary files of dead writers (SIGKILL, power loss) from --out.
+
 Reproducibility: the same command on the same backend writes the same bytes. A file's random draws depend only on
 its seed, but its conditioning also on the prompts batched with it (`batch_prompts` in the sidecar): as in
 audiocraft, text is padded to the batch's longest prompt and padded positions take attention weight.
@@ -25,7 +31,6 @@ import dataclasses
 import functools
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +44,7 @@ from magnet_jax.evaluation import prompt_following
 from magnet_jax.generation import pretrained, records
 from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
 from magnet_jax.generation.requests import Prompt, Request, expand
+from magnet_jax.io import files
 
 Log = Callable[[str], None]
 MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days
@@ -148,25 +154,33 @@ def check_durations(requests: list[Request], mode: str, audio_seconds: float | N
                        f'({audio_seconds:.2f} s) to {mode} it')
 
 
-def output_paths(out: str, requests: list[Request], file_format: str, overwrite: bool) -> list[str]:
-  """The audio files (sidecars: same stem, .json), after checking that `out` is a writable folder and that no
-  file would be replaced without `overwrite`.
+def output_paths(out: str, requests: list[Request], file_format: str, overwrite: bool
+                 ) -> tuple[list[str], list[files.Claim]]:
+  """The audio files (sidecars: same stem, .json) and this process's claims on them, after checking that `out` is
+  a writable folder, that no other process writes these names and that no file would be replaced without
+  `overwrite`. Release the claims when done.
 
   Raises:
-    PermissionError: `out` cannot be created or written; FileExistsError: an output exists.
+    PermissionError: `out` cannot be created or written; FileExistsError: an output exists or is being written.
   """
-  try:
-    os.makedirs(out, exist_ok=True)
-    with tempfile.TemporaryFile(dir=out):
-      pass
-  except OSError as e:
-    raise PermissionError(f'--out {out} is not a writable folder ({e.strerror or e})') from e
+  files.check_writable_folder(out, '--out')
   paths = [os.path.join(out, f'{r.stem}.{file_format}') for r in requests]
-  existing = [p for path in paths for p in (path, records.sidecar_path(path)) if os.path.exists(p)]
-  if existing and not overwrite:
-    raise FileExistsError(f'{existing[0]} already exists ({len(existing)} output files do): pass --overwrite to '
-                          'replace them, or another --out or --seed')
-  return paths
+  claims: list[files.Claim] = []
+  try:
+    claims.extend(files.Claim(path) for path in paths)
+    existing = [p for path in paths for p in (path, records.sidecar_path(path)) if os.path.exists(p)]
+    if existing and not overwrite:
+      raise FileExistsError(f'{existing[0]} already exists ({len(existing)} output files do): pass --overwrite to '
+                            'replace them, or another --out or --seed')
+  except BaseException:
+    _release(claims)
+    raise
+  return paths, claims
+
+
+def _release(claims: list[files.Claim]) -> None:
+  for claim in claims:
+    claim.release()
 
 
 def _load(options: SampleOptions, log: Log) -> tuple[MagnetPipeline, float]:
@@ -257,13 +271,26 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
   Raises:
     ValueError, FileNotFoundError, FileExistsError, PermissionError, CheckpointError: a problem with the options,
       the inputs or the output location (all found before the model loads, but for checkpoint problems and
-      durations that need the model's default), or FloatingPointError: the LM produced NaN/inf.
+      durations that need the model's default), FileExistsError also when another process writes the same names,
+      OSError: an output could not be written (e.g. 'no space left on device writing PATH'), or
+      FloatingPointError: the LM produced NaN/inf.
   """
   audio_seconds = check_options(options)
   requests = expand(list(options.prompts), options.seed, options.num_samples, options.duration, options.best_of)
   check_durations(requests, options.mode, audio_seconds, max_duration=options.max_duration)
-  paths = dict(zip(requests, output_paths(options.out, requests, options.file_format, options.overwrite),
-                   strict=True))
+  paths, claims = output_paths(options.out, requests, options.file_format, options.overwrite)
+  try:
+    stale = files.remove_stale_temporaries(options.out)
+    if stale:
+      log(f'removed {len(stale)} temporary file(s) of interrupted runs from {options.out}')
+    return _sample(options, requests, dict(zip(requests, paths, strict=True)), audio_seconds, log, cancel)
+  finally:
+    _release(claims)
+
+
+def _sample(options: SampleOptions, requests: list[Request], paths: dict, audio_seconds: float | None, log: Log,
+            cancel: threading.Event | None) -> list[dict]:
+  """`sample` once the outputs are claimed: loads the model, generates and writes every file."""
   pipeline, load_seconds = _load(options, log)
   check_durations(requests, options.mode, audio_seconds, pipeline.duration, options.max_duration)
   decoding = pipeline.decoding_with(**{**presets.overrides(options.preset, pipeline.lm_config.n_q,
@@ -289,9 +316,10 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
   for number, batch in enumerate(batches, 1):
     log(f'batch {number}/{len(batches)}: {len(batch)} file(s), {options.mode}')
     start, compiled = time.perf_counter(), pipeline.compile_seconds
-    writers = [audio_io.AtomicAudioFile(paths[r], pipeline.sample_rate, pipeline.codec_config.channels)
-               for r in batch]
-    try:
+    writers = []
+    try:  # an error or an interruption anywhere in the batch leaves none of its temporary files behind
+      writers.extend(audio_io.AtomicAudioFile(paths[r], pipeline.sample_rate, pipeline.codec_config.channels)
+                     for r in batch)
       chunks = _audio(pipeline, options, batch, prompt_audio, decoding, functools.partial(_window_done, log), on_step)
       if options.best_of > 1:
         chunks = [np.concatenate(list(chunks), axis=-1)]
@@ -299,22 +327,22 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
         chunk, chosen = _choose(options, batch, chunk, pipeline.sample_rate)
         for writer, row in zip(writers, chunk, strict=True):
           writer.write(row)
+      compile_seconds = pipeline.compile_seconds - compiled
+      generate_seconds = time.perf_counter() - start - compile_seconds
+      for request, writer in zip(batch, writers, strict=True):
+        record = records.finish(
+            writer, options.file_format, options.normalize,
+            {**common, 'prompt': request.text, 'schedule': request.schedule,
+             'negative_prompt': request.negative or options.negative, **chosen[batch.index(request)],
+             'duration_requested_s': request.duration, 'batch_prompts': [r.text for r in batch]},
+            {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds})
+        outputs.append({**record, 'path': paths[request]})
+        totals['audio'] += record['audio_s']
+        log(f'  wrote {paths[request]} ({record["audio_s"]:.2f} s{", clipped" if record["clipped"] else ""})')
     except BaseException:
       for writer in writers:
         writer.abort()
       raise
-    compile_seconds = pipeline.compile_seconds - compiled
-    generate_seconds = time.perf_counter() - start - compile_seconds
-    for request, writer in zip(batch, writers, strict=True):
-      record = records.finish(
-          writer, options.file_format, options.normalize,
-          {**common, 'prompt': request.text, 'schedule': request.schedule,
-           'negative_prompt': request.negative or options.negative, **chosen[batch.index(request)],
-           'duration_requested_s': request.duration, 'batch_prompts': [r.text for r in batch]},
-          {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds})
-      outputs.append({**record, 'path': paths[request]})
-      totals['audio'] += record['audio_s']
-      log(f'  wrote {paths[request]} ({record["audio_s"]:.2f} s{", clipped" if record["clipped"] else ""})')
     totals['compile'] += compile_seconds
     totals['generate'] += generate_seconds
   log(f'done: {len(outputs)} file(s) in {options.out}; load {load_seconds:.1f} s, compile {totals["compile"]:.1f} s, '

@@ -2,6 +2,7 @@
 
 Shapes: B batch, C channels, N samples.
 """
+import contextlib
 import os
 import re
 
@@ -100,24 +101,30 @@ def to_batch(audio: np.ndarray, sample_rate: int, target_rate: int, channels: in
 
 
 class AtomicAudioFile:
-  """An output audio file written in chunks to a hidden temporary file beside it, renamed into place on success
-  (removed on failure), so the path never holds a partial file. Chunks are kept as 32-bit float WAV; `finish`
+  """An output audio file written in chunks to a hidden temporary file beside it, renamed into place by `publish`
+  (removed by `abort`), so the path never holds a partial file. Chunks are kept as 32-bit float WAV; `finish`
   converts to the final format, optionally through `transform` (loudness normalisation needs the whole clip).
+
+  Write errors raise OSError naming the file (ENOSPC: 'no space left on device writing PATH'); soundfile's own
+  report of a failed write is a bare 'System error'.
   """
 
   def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int):
     self.path, self.sample_rate = os.fspath(path), sample_rate
     self._tmp = files.temporary_beside(self.path)
-    self._file = soundfile.SoundFile(self._tmp, 'w', sample_rate, channels, 'FLOAT', format='WAV')
+    with self._errors():
+      self._file = soundfile.SoundFile(self._tmp, 'w', sample_rate, channels, 'FLOAT', format='WAV')
     self.samples = 0
 
   def write(self, audio: np.ndarray) -> None:
     """Appends [C, n] samples."""
-    self._file.write(np.asarray(audio, np.float32).T)
+    with self._errors():
+      self._file.write(np.asarray(audio, np.float32).T)
     self.samples += audio.shape[-1]
 
   def finish(self, file_format: str, transform=None) -> dict:
-    """Closes, converts to `file_format` (a FORMATS key; samples clipped to [-1, 1]) and renames into place.
+    """Closes and converts the temporary file to `file_format` (a FORMATS key; samples clipped to [-1, 1]), ready
+    to `publish`.
 
     Args:
       file_format: 'wav' or 'flac'.
@@ -126,16 +133,27 @@ class AtomicAudioFile:
     Returns:
       {'peak': max |sample| before clipping, 'clipped': samples clipped, **transform's info}.
     """
-    self._file.close()
     container, subtype = FORMATS[file_format]
-    audio = soundfile.read(self._tmp, dtype='float32', always_2d=True)[0].T
-    audio, info = (audio, {}) if transform is None else transform(audio, self.sample_rate)
-    info = {'peak': float(np.abs(audio).max(initial=0.0)), 'clipped': int(np.sum(np.abs(audio) > 1.0)), **info}
-    soundfile.write(self._tmp, np.clip(audio, -1.0, 1.0).T, self.sample_rate, subtype=subtype, format=container)
-    files.publish(self._tmp, self.path)
+    with self._errors():
+      self._file.close()
+      audio = soundfile.read(self._tmp, dtype='float32', always_2d=True)[0].T
+      audio, info = (audio, {}) if transform is None else transform(audio, self.sample_rate)
+      info = {'peak': float(np.abs(audio).max(initial=0.0)), 'clipped': int(np.sum(np.abs(audio) > 1.0)), **info}
+      soundfile.write(self._tmp, np.clip(audio, -1.0, 1.0).T, self.sample_rate, subtype=subtype, format=container)
     return info
 
+  def publish(self) -> None:
+    """Renames the finished file into place."""
+    files.publish(self._tmp, self.path)
+
   def abort(self) -> None:
-    """Drops the temporary file (after an error)."""
+    """Drops the temporary file (after an error or an interruption)."""
     self._file.close()
     files.discard(self._tmp)
+
+  @contextlib.contextmanager
+  def _errors(self):
+    try:
+      yield
+    except (OSError, soundfile.SoundFileError) as e:
+      raise files.write_error(e, self.path) from e

@@ -283,8 +283,8 @@ class MagnetPipeline:
       _STEP_LISTENERS.pop(listener_id % 2 ** 31, None)
     check_finite(bad_step, decoding)
     decoded = np.asarray(decoded)
-    if self.on_window is not None:
-      self.on_window(np.array(codes), np.array(known), decoded, tuple(np.array(c) for c in conditions))  # copies: views of state
+    if self.on_window is not None:  # copies: the window's codes and known frames are views of state updated next
+      self.on_window(np.array(codes), np.array(known), decoded, tuple(np.array(c) for c in conditions))
     return decoded, np.asarray(audio)
 
   def _geometry(self, frames: int, decoding: DecodingConfig, overlap: float | None) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import jax
 
 from magnet_jax.audio import loudness
 from magnet_jax.audio.files import AtomicAudioFile
+from magnet_jax.io import files
 from magnet_jax.io import params as params_io
 
 
@@ -26,12 +27,31 @@ def versions() -> dict:
 
 
 def finish(writer: AtomicAudioFile, file_format: str, normalize: bool, fields: Mapping, timings: Mapping) -> dict:
-  """Publishes `writer`'s file in `file_format` (optionally loudness-normalised) and its sidecar.
+  """Publishes `writer`'s file in `file_format` (optionally loudness-normalised) and its sidecar as one unit: both
+  are written to temporary files first, then the old sidecar is removed, the audio renamed into place and the
+  sidecar last, so an audio file is only ever beside its own sidecar (an interruption between the renames leaves an
+  audio file without one: not a finished output).
 
   Returns:
     The record written to the sidecar: `fields`, audio_s, peak / clipped (and loudness info), timings.
+
+  Raises:
+    OSError: a write failed, naming the file (e.g. 'no space left on device writing PATH').
   """
   written = writer.finish(file_format, loudness.normalize if normalize else None)
   record = {**fields, 'audio_s': writer.samples / writer.sample_rate, **written, 'timings': dict(timings)}
-  params_io.save_json(sidecar_path(writer.path), record)
+  sidecar = sidecar_path(writer.path)
+  tmp = files.temporary_beside(sidecar)
+  try:
+    try:
+      params_io.dump_json(tmp, record)
+    except OSError as e:
+      raise files.write_error(e, sidecar) from e
+    if os.path.exists(sidecar):
+      os.remove(sidecar)
+    writer.publish()
+    files.publish(tmp, sidecar)
+  except BaseException:
+    files.discard(tmp)
+    raise
   return record

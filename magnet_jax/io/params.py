@@ -62,11 +62,15 @@ def check_shapes(path: str, params: Mapping, expected: Mapping, config_file: str
 
 
 def save_json(path: str | os.PathLike, value: Any) -> None:
+  """Writes `value` as indented JSON, atomically."""
+  atomic_write(os.fspath(path), lambda tmp: dump_json(tmp, value))
+
+
+def dump_json(path: str | os.PathLike, value: Any) -> None:
+  """Writes `value` as indented JSON (sorted keys) to `path` as it is (see `save_json` for the atomic write)."""
   text = json.dumps(value, indent=2, sort_keys=True)
-  def write(tmp):
-    with open(tmp, 'w') as f:
-      f.write(text + '\n')
-  atomic_write(os.fspath(path), write)
+  with open(path, 'w') as f:
+    f.write(text + '\n')
 
 
 def load_json(path: str | os.PathLike) -> Any:

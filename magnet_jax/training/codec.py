@@ -29,7 +29,7 @@ from magnet_jax.corpus.clips import ClipSet, random_crops, read_split, render_sp
 from magnet_jax.evaluation.codec import mean_mel_distance
 from magnet_jax.training import loop
 from magnet_jax.training.checkpointing import abstract_like
-from magnet_jax.training.optim import make_optimizer
+from magnet_jax.training.optim import check_optim, make_optimizer
 
 
 @flax.struct.dataclass
@@ -41,6 +41,11 @@ class CodecTrainState:
   stats: codebook.CodebookStats   # EMA statistics of the codebooks
 
 
+# What a --resume may override (see trainer.RESUME_MAY_CHANGE).
+RESUME_MAY_CHANGE = ('train.num_steps', 'train.log_every', 'train.eval_every', 'train.checkpoint_every',
+                     'train.max_checkpoints', 'data.eval_clips')
+
+
 def validate(config: ml_collections.ConfigDict) -> CodecConfig:
   """Checks a full config once, after command-line overrides; returns the codec architecture."""
   try:
@@ -48,9 +53,10 @@ def validate(config: ml_collections.ConfigDict) -> CodecConfig:
   except TypeError as e:
     raise ValueError(f'config.codec: {e}') from e
   train = config.train
-  for key in ('batch_size', 'num_steps', 'log_every', 'eval_every', 'checkpoint_every'):
+  for key in ('batch_size', 'num_steps', 'log_every', 'eval_every', 'checkpoint_every', 'max_checkpoints'):
     if int(train[key]) < 1:
       raise ValueError(f'train.{key} must be >= 1, got {train[key]}')
+  check_optim(config.optim)
   if train.segment_duration * codec.sample_rate < codec.hop_length:
     raise ValueError(f'train.segment_duration={train.segment_duration} is shorter than one codec frame')
   if not 0.0 < config.rvq.decay < 1.0:
@@ -156,6 +162,7 @@ def train_codec(config: ml_collections.ConfigDict, workdir: str, resume: bool = 
   num_steps = int(config.train.num_steps)
   length = int(round(config.train.segment_duration * codec.sample_rate))
   checkpointer = loop.open_checkpointer(workdir, config.train, resume)
+  loop.check_resume_config(workdir, config, resume, RESUME_MAY_CHANGE)
   logging.info('loading corpus clips (%s)', config.data.corpus_dir or f'rendered, seed {config.data.seed}')
   train_clips = load_clips(config, 'train', codec.sample_rate)
   valid_clips = load_clips(config, 'valid', codec.sample_rate, limit=config.data.eval_clips)

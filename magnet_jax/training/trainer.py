@@ -21,7 +21,7 @@ from magnet_jax.models.params import boxed_init, init_params
 from magnet_jax.training import loop
 from magnet_jax.training.checkpointing import Checkpointer, abstract_like
 from magnet_jax.training.loss import masked_level_loss
-from magnet_jax.training.optim import TrainState, learning_rate_schedule, make_optimizer, update_ema
+from magnet_jax.training.optim import TrainState, check_optim, learning_rate_schedule, make_optimizer, update_ema
 from magnet_jax.training.sharding import batch_part, batch_sharding, make_mesh, param_shardings, replicated, rules_for
 
 
@@ -32,14 +32,24 @@ def validate(config: ml_collections.ConfigDict) -> MagnetConfig:
     raise ValueError('train.py trains MAGNeT (model.causal=False, model.codebooks_pattern=parallel); the '
                      'Hybrid-MAGNeT / MusicGen objectives are not implemented')
   train = config.train
-  for key in ('batch_size', 'num_steps', 'log_every', 'checkpoint_every'):
+  for key in ('batch_size', 'num_steps', 'log_every', 'checkpoint_every', 'max_checkpoints'):
     if int(train[key]) < 1:
       raise ValueError(f'train.{key} must be >= 1, got {train[key]}')
   if not 0.0 <= train.cfg_dropout < 1.0:
     raise ValueError(f'train.cfg_dropout must be in [0, 1), got {train.cfg_dropout}')
+  for key in ('merge_text_p', 'drop_desc_p', 'drop_other_p', 'word_dropout'):
+    if not 0.0 <= config.data[key] <= 1.0:
+      raise ValueError(f'data.{key} must be a probability in [0, 1], got {config.data[key]}')
+  check_optim(config.optim)
   if train.batch_size % jax.process_count():
     raise ValueError(f'train.batch_size={train.batch_size} is not divisible by the {jax.process_count()} processes')
   return model
+
+
+# What a --resume may override: the run's length and bookkeeping, input parallelism and the mesh (checkpoints
+# restore into any sharding). num_steps also stretches the learning-rate schedule's decay to the new end.
+RESUME_MAY_CHANGE = ('train.num_steps', 'train.log_every', 'train.checkpoint_every', 'train.max_checkpoints',
+                     'data.worker_count', 'data.worker_buffer_size', 'sharding.')
 
 
 def init_state(model: MagnetConfig, optimizer: optax.GradientTransformation, rng: jax.Array, ema: bool,
@@ -130,11 +140,12 @@ def global_batch(local: dict, mesh) -> dict:
 
 class MetricsLog:
   """Collects per-step metrics without host syncs and summarises them at log points: checks they are finite
-  (`loop.mean_metrics`), averages them and keeps a running loss per level."""
+  (`loop.mean_metrics`), averages them over the window and, per level, averages the loss of the window's steps
+  that trained it (`loss_level_K`, for the levels the window drew). Nothing carries over from one window to the
+  next, so a resumed run logs the same rows as an uninterrupted one."""
 
   def __init__(self):
     self._pending: list[tuple[int, dict]] = []
-    self._level_loss: dict[int, float] = {}
 
   def add(self, step: int, metrics: dict) -> None:
     self._pending.append((step, metrics))
@@ -146,12 +157,11 @@ class MetricsLog:
     self._pending = []
     host = jax.device_get(list(metrics))
     summary = loop.mean_metrics(host, steps, finite=('loss', 'grad_norm'))
-    for m in host:
-      level = int(m['level'])
-      previous = self._level_loss.get(level, float(m['loss']))
-      self._level_loss[level] = 0.9 * previous + 0.1 * float(m['loss'])
     del summary['level']
-    summary.update({f'loss_level_{k}': v for k, v in sorted(self._level_loss.items())})
+    levels: dict[int, list[float]] = {}
+    for m in host:
+      levels.setdefault(int(m['level']), []).append(float(m['loss']))
+    summary.update({f'loss_level_{k}': float(np.mean(v)) for k, v in sorted(levels.items())})
     summary['step'] = steps[-1]
     return summary
 
@@ -189,6 +199,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
   shardings = state_shardings(model, optimizer, mesh, rules, ema)
   source = make_source(config, model, batch_part(mesh, config.train.batch_size), jax.process_count())
   checkpointer = loop.open_checkpointer(workdir, config.train, resume)
+  loop.check_resume_config(workdir, config, resume, RESUME_MAY_CHANGE, write=lead)
   init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
   make_state = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
   if resume:
