@@ -26,6 +26,8 @@ _PROMPTS_FILE = flags.DEFINE_string('prompts-file', None, '.txt (one prompt per 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '
                                   'default model).')
 _T5 = flags.DEFINE_string('t5', None, 'transformers T5 folder for a released checkpoint (default: found beside it).')
+_LORA = flags.DEFINE_multi_string('lora', [], 'LoRA adapter FILE[:scale] (a LoRA run\'s lora.safetensors) merged '
+                                   'into the LM; repeatable, applied in order.')
 _OUT = flags.DEFINE_string('out', 'outputs', 'Output folder (created).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the first sample of each prompt; sample j uses seed + j.')
 _NUM_SAMPLES = flags.DEFINE_integer('num-samples', 1, 'Files per prompt.')
@@ -101,7 +103,8 @@ def options_from_flags() -> SampleOptions:
       normalize=_NORMALIZE.value, overwrite=_OVERWRITE.value, preset=_PRESET.value, sampling=sampling_overrides(),
       rescorer=_RESCORER.value, audio_prompt=_AUDIO_PROMPT.value,
       infill=None if _INFILL.value is None else parse_span(_INFILL.value), outpaint=_OUTPAINT.value,
-      loop=_LOOP.value, overlap=_OVERLAP.value, batch_size=_BATCH_SIZE.value, dtype=_DTYPE.value)
+      loop=_LOOP.value, overlap=_OVERLAP.value, batch_size=_BATCH_SIZE.value, dtype=_DTYPE.value,
+      lora=tuple(_LORA.value))
 
 
 def _main() -> None:

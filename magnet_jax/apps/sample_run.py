@@ -34,6 +34,7 @@ from magnet_jax.generation import pretrained
 from magnet_jax.generation.pipeline import MagnetPipeline
 from magnet_jax.generation.requests import Prompt, Request, expand
 from magnet_jax.io import params as params_io
+from magnet_jax.training import lora as lora_lib
 
 Log = Callable[[str], None]
 
@@ -61,6 +62,7 @@ class SampleOptions:
   overlap: float | None = None     # long form: seconds of context each window keeps (None: half a window).
   batch_size: int = 4              # files generated together.
   dtype: str | None = None         # LM compute dtype; None: bfloat16 on accelerators, float32 on CPU.
+  lora: tuple[str, ...] = ()       # LoRA adapter files, 'FILE' or 'FILE:scale', merged in order.
 
   @property
   def mode(self) -> str:
@@ -150,7 +152,9 @@ def _load(options: SampleOptions, log: Log) -> tuple[MagnetPipeline, float]:
   log(f'loading {name}')
   start = time.perf_counter()
   kwargs = {key: value for key, value in (('t5', options.t5), ('dtype', options.dtype)) if value is not None}
-  pipeline = pretrained.load(options.checkpoint, **kwargs)
+  adapters = [lora_lib.parse_spec(spec) for spec in options.lora]
+  pipeline = pretrained.load(options.checkpoint, lora=[f for f, _ in adapters], lora_scale=[s for _, s in adapters],
+                             **kwargs)
   if options.rescorer is not None:
     config, params = pretrained.load_rescorer(options.rescorer)
     pipeline = dataclasses.replace(pipeline, rescorer_config=config, rescorer_params=params)
