@@ -32,6 +32,7 @@ _FULL = flags.DEFINE_string('full', None, 'Full fine-tuning workdir.')
 _LORA = flags.DEFINE_string('lora', None, 'LoRA workdir (lora.safetensors).')
 _DATA_DIR = flags.DEFINE_string('data-dir', None, 'The token dataset the runs trained on (restores their config).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3'], 'Seeds per caption.')
+_MODELS = flags.DEFINE_list('models', ['base', 'full', 'lora'], 'Which models to generate with.')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/finetune_style.json', 'JSON results.')
 
 
@@ -55,20 +56,25 @@ def _validation(workdir: str) -> dict[str, float]:
           'optimizer_state': first['optimizer_state']}
 
 
+def _full_params():
+  config = embedded_finetune.get_config()
+  config.data.dir = _DATA_DIR.value
+  state, _ = trainer.restore_state(config, _FULL.value)
+  return state.params
+
+
 def main(_):
   seeds = [int(s) for s in _SEEDS.value]
   start = time.perf_counter()
   base = pretrained.load(dtype='float32')
   corpus = read_split(_CORPUS.value, 'valid', base.sample_rate)
-  config = embedded_finetune.get_config()
-  config.data.dir = _DATA_DIR.value
-  state, _ = trainer.restore_state(config, _FULL.value)
-  models = {'base': base, 'full': dataclasses.replace(base, lm_params=state.params),
-            'lora': pretrained.load(lora=os.path.join(_LORA.value, 'lora.safetensors'), dtype='float32')}
+  loaders = {'base': lambda: base, 'full': lambda: dataclasses.replace(base, lm_params=_full_params()),
+             'lora': lambda: pretrained.load(lora=os.path.join(_LORA.value, 'lora.safetensors'), dtype='float32')}
   reference = _medians(corpus.audio, corpus.sample_rate)
   results = {'captions': CAPTIONS, 'seeds': seeds, 'style_clips': reference,
-             'generated': {name: _generated(p, seeds) for name, p in models.items()},
-             'validation': {'full': _validation(_FULL.value), 'lora': _validation(_LORA.value)}}
+             'generated': {name: _generated(loaders[name](), seeds) for name in _MODELS.value},
+             'validation': {name: _validation(workdir) for name, workdir in (('full', _FULL.value),
+                                                                            ('lora', _LORA.value)) if workdir}}
   results['seconds'] = round(time.perf_counter() - start, 1)
   print(f'{"":12s}' + ''.join(f'{name:>14s}' for name in STATS))
   for name, row in [('style clips', reference), *results['generated'].items()]:

@@ -12,7 +12,7 @@ import os
 
 from magnet_jax.configs import embedded
 
-DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'default')
+DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), 'assets', 'default')
 
 
 def get_config():

@@ -6,6 +6,7 @@ Without any of these options it is the identity: random params, all trainable, n
 """
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -58,6 +59,8 @@ class FineTune:
       freezing.select(shapes, self.trainable, 'train.trainable')
     if self.init.reinit and not self.init.source:
       raise ValueError('init.reinit re-initialises parts of init.source, which is not set')
+    if self.init.source and not os.path.exists(self.init.source):
+      raise FileNotFoundError(f'init.source not found: {os.path.abspath(self.init.source)}')
     self._shapes = shapes
 
   def optimizer(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:

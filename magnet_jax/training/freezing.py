@@ -8,6 +8,7 @@ trainable leaves), which the trainer's logged optimizer-state count shows.
 import re
 from collections.abc import Sequence
 
+import flax.linen as nn
 import jax
 import optax
 
@@ -45,6 +46,8 @@ def freeze(optimizer: optax.GradientTransformation, patterns: Sequence[str]) -> 
   """`optimizer` on the parameters `patterns` select, a zero update and no state for the others."""
   def labels(params):
     trainable = select(params, patterns, 'train.trainable')
+    # boxed params (traced for the shardings) are labelled whole, so that masked-out ones lose their axis names too
     return jax.tree_util.tree_map_with_path(
-        lambda p, _: 'trainable' if path_of(p) in trainable else 'frozen', params)
+        lambda p, _: 'trainable' if path_of(p) in trainable else 'frozen', params,
+        is_leaf=lambda x: isinstance(x, nn.Partitioned))
   return optax.multi_transform({'trainable': optimizer, 'frozen': optax.set_to_zero()}, labels)
