@@ -36,6 +36,8 @@ _PROMPTS_FILE = flags.DEFINE_string('prompts-file', None, '.txt (one prompt per 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '
                                   'default model).')
 _T5 = flags.DEFINE_string('t5', None, 'transformers T5 folder for a released checkpoint (default: found beside it).')
+_LORA = flags.DEFINE_multi_string('lora', [], 'LoRA adapter FILE[:scale] (a LoRA run\'s lora.safetensors) merged '
+                                   'into the LM; repeatable, applied in order.')
 _OUT = flags.DEFINE_string('out', 'outputs', 'Output folder (created).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the first sample of each prompt; sample j uses seed + j.')
 _NUM_SAMPLES = flags.DEFINE_integer('num-samples', 1, 'Files per prompt.')
@@ -131,7 +133,7 @@ def options_from_flags() -> SampleOptions:
       loop=_LOOP.value, overlap=_OVERLAP.value, batch_size=_BATCH_SIZE.value, dtype=_DTYPE.value,
       negative=_NEGATIVE.value, bpm=_BPM.value, bars=_BARS.value, beats_per_bar=_BEATS_PER_BAR.value,
       loop_count=_LOOP_COUNT.value, best_of=_BEST_OF.value, scorer=_SCORER.value,
-      step_progress=_STEP_PROGRESS.value)
+      step_progress=_STEP_PROGRESS.value, lora=tuple(_LORA.value))
 
 
 def _main() -> None:

@@ -45,6 +45,7 @@ from magnet_jax.generation import pretrained, records
 from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
 from magnet_jax.generation.requests import Prompt, Request, expand
 from magnet_jax.io import files
+from magnet_jax.training import lora as lora_lib
 
 Log = Callable[[str], None]
 MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days
@@ -82,6 +83,7 @@ class SampleOptions:
   best_of: int = 1                 # candidates per file; the scorer's best is written.
   scorer: str = 'stats'            # `prompt_following.SCORERS` name.
   step_progress: bool = False      # report every decoding step (the progress variant of the program).
+  lora: tuple[str, ...] = ()       # LoRA adapter files, 'FILE' or 'FILE:scale', merged in order.
 
   @property
   def mode(self) -> str:
@@ -188,7 +190,9 @@ def _load(options: SampleOptions, log: Log) -> tuple[MagnetPipeline, float]:
   log(f'loading {name}')
   start = time.perf_counter()
   kwargs = {key: value for key, value in (('t5', options.t5), ('dtype', options.dtype)) if value is not None}
-  pipeline = pretrained.load(options.checkpoint, **kwargs)
+  adapters = [lora_lib.parse_spec(spec) for spec in options.lora]
+  pipeline = pretrained.load(options.checkpoint, lora=[f for f, _ in adapters], lora_scale=[s for _, s in adapters],
+                             **kwargs)
   if options.rescorer is not None:
     config, params = pretrained.load_rescorer(options.rescorer)
     pipeline = dataclasses.replace(pipeline, rescorer_config=config, rescorer_params=params)

@@ -22,6 +22,40 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.max_checkpoints = 3       # checkpoints kept.
   config.train.seed = 0                  # init, masking and dropout randomness.
   config.train.cfg_dropout = 0.3         # classifier-free guidance: P(null condition) per batch (0.1 for audio).
+  config.train.trainable = ()            # regexes over param paths that train; () = all. The rest are frozen (no
+                                         # optimizer state), e.g. ('cross_attention', 'cond_proj').
+
+  # Where the params start (see magnet_jax/training/init.py); the run itself starts at step 0.
+  config.init = ml_collections.ConfigDict()
+  config.init.source = ''                # '' = random; a released audiocraft folder, an exported folder or a workdir.
+  config.init.step = -1                  # workdir source: which checkpoint; -1 = the latest.
+  config.init.reinit = ()                # regexes over param paths re-initialised randomly, e.g. ('cond_proj',).
+
+  # LoRA adapters on the frozen model (see magnet_jax/training/lora.py); the adapter file is workdir/lora.safetensors.
+  config.lora = ml_collections.ConfigDict()
+  config.lora.rank = 0                   # adapter rank r; 0 = off (train the params themselves).
+  config.lora.alpha = 16.0               # adapter scale alpha / r.
+  config.lora.dropout = 0.0              # P(drop an adapter input feature) per step.
+  config.lora.targets = ('self_attn', 'cross_attn', 'mlp')  # groups (self_attn | cross_attn | mlp) or kernel regexes.
+
+  # Validation on a fixed set with fixed masks (see magnet_jax/training/validation.py).
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every = 0                  # steps between validations (and one before the first step); 0 = off.
+  config.eval.split = 'valid'            # tfds split held out by prepare (valid manifests / --valid-fraction).
+  config.eval.num_examples = 32          # the first N records of the split.
+  config.eval.batch_size = 16            # examples per forward pass (divisible by the mesh data axis).
+  config.eval.mask_rates = (0.25, 0.5, 0.75)  # fixed masking rates, each evaluated on every level.
+  config.eval.seed = 0                   # the fixed masks' seed.
+
+  # Samples during training, written to workdir/samples/step_N (see magnet_jax/training/samples.py).
+  config.samples = ml_collections.ConfigDict()
+  config.samples.every = 0               # steps between samples (and one before the first step); 0 = off.
+  config.samples.prompts = ()            # captions to generate, one clip each.
+  config.samples.seed = 0                # prompt i uses seed + i.
+  config.samples.codec = ''              # magnet-jax codec folder to decode with; '' = write the codes (.npy).
+  config.samples.text_encoder = ''       # minilm | t5:FOLDER | bert:FOLDER; '' = the dataset's.
+  config.samples.duration = 0.0          # seconds; 0 = model.segment_duration.
+  config.samples.decoding_steps = (10, 5, 5, 5)  # MaskedDecoder steps per level.
 
   config.optim = ml_collections.ConfigDict()
   config.optim.lr = 5e-4                 # peak learning rate (AdamW).

@@ -19,6 +19,7 @@ INSTRUMENT_WORDS = {
     'pad': ('synth pad', 'ambient pad', 'warm pad'),
     'flute': ('flute', 'soft flute'),
     'organ': ('organ', 'electric organ'),
+    'marimba': ('marimba', 'wooden marimba'),
 }
 # Adjectives for each drum pattern, as in '<word> drum groove'.
 PATTERN_WORDS = {'four_on_the_floor': ('four-on-the-floor', 'dance', 'house'), 'rock': ('rock', 'backbeat'),
@@ -58,6 +59,9 @@ def _subject(a: Arrangement, rng: np.random.Generator) -> str:
       return (f'{names[roles["melody"]]} melody over {names[roles["chords"]]} chords, {names["bass"]} and '
               f'{beat} drums')
     return _pick(rng, ('band', 'full band', 'ensemble')) + ' with ' + _and([names[i] for i in a.instruments])
+  if a.category == 'mallets':
+    return _pick(rng, (f'solo {names["marimba"]}', f'{names["marimba"]} ostinato',
+                       f'rolling {names["marimba"]} arpeggios'))
   if a.category == 'ambient':
     return f'{names["pad"]} drone' if a.drone else _pick(rng, (f'{names["pad"]} chords', f'sustained {names["pad"]}'))
   raise ValueError(f'unknown category {a.category!r}')

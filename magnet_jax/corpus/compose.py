@@ -6,6 +6,8 @@ Categories, and the parts each one has (role in brackets):
   duo      one of piano, guitar, organ [chords] or flute [melody], with drums
   band     drums, bass [bass], a chord instrument [chords], sometimes a melody instrument [melody]
   ambient  a sustained pad [pad], no drums, slow; a 'drone' holds one chord throughout
+and, only when asked for by name (`EXTRA_CATEGORIES`: styles the default corpus lacks, to fine-tune on):
+  mallets  solo marimba [ostinato]: sixteenth-note arpeggios over the chords, no drums, 100-150 bpm
 """
 import dataclasses
 import math
@@ -16,6 +18,7 @@ import numpy as np
 from magnet_jax.corpus import patterns
 
 CATEGORIES = ('groove', 'solo', 'duo', 'band', 'ambient')
+EXTRA_CATEGORIES = ('mallets',)  # never drawn at random, so the default corpus of every seed is unchanged
 _CATEGORY_WEIGHTS = (0.2, 0.3, 0.15, 0.2, 0.15)
 SOLO_INSTRUMENTS = ('piano', 'guitar', 'flute', 'bass', 'organ')
 CHORD_INSTRUMENTS = ('piano', 'guitar', 'organ', 'pad')
@@ -67,7 +70,7 @@ def draw_arrangement(rng: np.random.Generator, category: str | None = None,
   allowed = {'solo': SOLO_INSTRUMENTS, 'duo': tuple(_DUO_ROLES)}.get(category, ())
   if instrument is not None and instrument not in allowed:
     raise ValueError(f'instrument={instrument!r} for category={category!r}; expected one of {allowed}')
-  drums = 'none' if category in ('solo', 'ambient') else str(rng.choice(list(patterns.DRUM_PATTERNS)))
+  drums = 'none' if category in ('solo', 'ambient', 'mallets') else str(rng.choice(list(patterns.DRUM_PATTERNS)))
   if category == 'groove':
     parts = [('bass', 'bass')] if rng.random() < 0.5 else []
   elif category == 'solo':
@@ -82,13 +85,16 @@ def draw_arrangement(rng: np.random.Generator, category: str | None = None,
       parts.append((str(rng.choice([m for m in MELODY_INSTRUMENTS if m != chords])), 'melody'))
   elif category == 'ambient':
     parts = [('pad', 'pad')]
+  elif category == 'mallets':
+    parts = [('marimba', 'ostinato')]
   else:
-    raise ValueError(f'category={category!r}; expected one of {CATEGORIES}')
+    raise ValueError(f'category={category!r}; expected one of {CATEGORIES + EXTRA_CATEGORIES}')
   if drums != 'none':
     parts.insert(0, ('drums', 'drums'))
     bpm = int(rng.integers(*patterns.DRUM_PATTERNS[drums].bpm_range, endpoint=True))
   else:
-    bpm = int(rng.integers(60, 80 if category == 'ambient' else 140, endpoint=True))
+    low, high = {'ambient': (60, 80), 'mallets': (100, 150)}.get(category, (60, 140))
+    bpm = int(rng.integers(low, high, endpoint=True))
   mode = str(rng.choice(list(patterns.SCALES)))
   progressions = patterns.PROGRESSIONS[mode]
   progression = (0,) if category == 'ambient' and rng.random() < 0.5 else progressions[rng.integers(len(progressions))]
@@ -185,6 +191,19 @@ def _chords(score: _Score, rng: np.random.Generator, instrument: str) -> list[No
   return notes
 
 
+def _ostinato(score: _Score, rng: np.random.Generator, instrument: str) -> list[Note]:
+  """Sixteenth notes up and down each bar's chord over two octaves (a mallet ostinato), accenting the beats."""
+  low = int(rng.integers(55, 62))
+  notes = []
+  for bar in range(score.num_bars):
+    chord = score.chord_pitches(bar, low)
+    cycle = chord + [p + 12 for p in chord]
+    cycle = cycle + cycle[-2:0:-1]
+    notes += [Note(instrument, (4 * bar + 0.25 * i) * score.beat, cycle[i % len(cycle)], 0.2 * score.beat,
+                   float(rng.uniform(0.85, 1.0) if i % 4 == 0 else rng.uniform(0.55, 0.75))) for i in range(16)]
+  return notes
+
+
 def _melody(score: _Score, rng: np.random.Generator, instrument: str) -> list[Note]:
   """A random walk over the scale within the instrument's range; a note that starts a bar takes a chord tone."""
   low, high = _MELODY_RANGE[instrument]
@@ -219,6 +238,8 @@ def compose(arrangement: Arrangement, duration: float, rng: np.random.Generator)
       notes = _chords(score, rng, instrument)
     elif role == 'melody':
       notes = _melody(score, rng, instrument)
+    elif role == 'ostinato':
+      notes = _ostinato(score, rng, instrument)
     elif instrument in ('piano', 'organ'):  # solo: accompaniment low, melody high
       notes = _chords(score, rng, instrument) + _melody(score, rng, instrument)
     elif instrument == 'guitar':

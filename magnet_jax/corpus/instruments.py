@@ -11,6 +11,8 @@ and return their natural length). Peaks are roughly 1; the mixer sets the levels
   pad       three detuned band-limited saws with a slow attack
   flute     near-sine with delayed vibrato and breath noise
   organ     drawbar harmonics with tremolo
+  marimba   struck wooden bar: partials at 1, 3.9 and 9.2 f decaying fast, plus a mallet click (only in the
+            'mallets' style, which the default corpus does not render)
 """
 from collections.abc import Callable
 
@@ -184,8 +186,23 @@ def organ(freq: float, hold: int, sample_rate: int, rng: np.random.Generator) ->
   return env * (1.0 + 0.12 * np.sin(2 * np.pi * 6.0 * t)) * _lookup(table, freq * t + rng.random())
 
 
+def marimba(freq: float, hold: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+  """Marimba-like: a tuned bar's inharmonic partials (1, 3.9, 9.2 f), the upper ones dying within ~50 ms, and a
+  2 ms mallet click; the bar rings ~0.3-0.6 s whatever `hold` is (a struck bar has no sustain)."""
+  ring = 0.6 * min((261.6 / freq) ** 0.5, 1.5)  # seconds; low bars ring longer
+  t = _seconds(int(4 * ring * sample_rate), sample_rate)
+  ratios, amps, decays = np.array([1.0, 3.9, 9.2]), np.array([1.0, 0.35, 0.12]), np.array([ring, 0.05, 0.015])
+  amps = np.where(ratios * freq < 0.45 * sample_rate, amps, 0.0)
+  phases = 2 * np.pi * rng.random(len(ratios))
+  tone = (amps[:, None] * np.sin(2 * np.pi * ratios[:, None] * freq * t + phases[:, None])
+          * np.exp(-t / decays[:, None])).sum(0)
+  click = _noise(rng, len(t), sample_rate, low=2000.0, high=6000.0) * np.exp(-t / 0.002)
+  return np.minimum(t / 0.001, 1.0) * (tone + 0.2 * click)
+
+
 VOICES: dict[str, Voice] = {'kick': kick, 'snare': snare, 'hihat': hihat, 'open_hat': open_hat, 'clap': clap,
-                            'bass': bass, 'piano': piano, 'guitar': guitar, 'pad': pad, 'flute': flute, 'organ': organ}
+                            'bass': bass, 'piano': piano, 'guitar': guitar, 'pad': pad, 'flute': flute, 'organ': organ,
+                            'marimba': marimba}
 
 
 def midi_to_hz(pitch: float) -> float:

@@ -7,7 +7,8 @@ from magnet_jax.corpus.compose import Note
 PEAK = 10 ** (-1.0 / 20)  # the mix's peak: -1 dBFS of headroom
 _FADE_OUT = 0.02          # seconds, so that notes cut by the clip's end do not click
 # RMS of each bus relative to the others; the drums carry the groove, the pad and organ sit behind.
-LEVELS = {'drums': 1.0, 'bass': 0.8, 'piano': 0.7, 'guitar': 0.7, 'organ': 0.5, 'pad': 0.55, 'flute': 0.55}
+LEVELS = {'drums': 1.0, 'bass': 0.8, 'piano': 0.7, 'guitar': 0.7, 'organ': 0.5, 'pad': 0.55, 'flute': 0.55,
+          'marimba': 0.7}
 _KIT = {'kick': 1.0, 'snare': 0.7, 'clap': 0.6, 'hihat': 0.25, 'open_hat': 0.2}  # peak of each drum in the kit
 
 

@@ -66,9 +66,10 @@ def _wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
   return buffer.getvalue()
 
 
-def _write_clip(out_dir: str, seed: int, index: int, sample_rate: int, duration: float) -> dict:
+def _write_clip(out_dir: str, seed: int, index: int, sample_rate: int, duration: float,
+                category: str | None = None) -> dict:
   """Renders and writes clip `index`; returns its manifest record."""
-  clip = make_clip(seed, index, sample_rate, duration)
+  clip = make_clip(seed, index, sample_rate, duration, category)
   name = clip_id(index)
   path = os.path.join('audio', f'{name}.wav')
   data = _wav_bytes(clip.audio, sample_rate)
@@ -86,17 +87,20 @@ def _write_jsonl(path: str, records: list[dict]) -> None:
 
 
 def generate_corpus(out_dir: str, num_clips: int, seed: int, sample_rate: int = 16000, duration: float = 5.0,
-                    num_workers: int = 1, progress: bool = True) -> list[dict]:
+                    num_workers: int = 1, progress: bool = True, category: str | None = None) -> list[dict]:
   """Renders clips 0 .. num_clips - 1 of `seed` into out_dir (see the module docstring); returns the records.
 
-  num_workers > 1 renders in that many processes; the files are the same either way.
+  num_workers > 1 renders in that many processes; the files are the same either way. `category` forces every
+  clip's category, e.g. one of `compose.EXTRA_CATEGORIES` (a style the default corpus lacks, to fine-tune on).
   """
+  if category is not None and category not in compose.CATEGORIES + compose.EXTRA_CATEGORIES:
+    raise ValueError(f'category={category!r}; expected one of {compose.CATEGORIES + compose.EXTRA_CATEGORIES}')
   if num_clips < 1 or duration <= 0 or sample_rate < 8000:
     raise ValueError(f'need num_clips >= 1, duration > 0, sample_rate >= 8000; got {num_clips}, {duration}, '
                      f'{sample_rate}')
   os.makedirs(os.path.join(out_dir, 'audio'), exist_ok=True)
   columns = ([out_dir] * num_clips, [seed] * num_clips, range(num_clips), [sample_rate] * num_clips,
-             [duration] * num_clips)
+             [duration] * num_clips, [category] * num_clips)
   with contextlib.ExitStack() as stack:
     mapper = map
     if num_workers > 1:

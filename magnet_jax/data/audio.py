@@ -8,6 +8,9 @@ Where the files and captions come from (`find_splits`), in this order:
   no manifest                            every audio file under the folder, one 'train' split: symbolic links
                                          are followed, but each real file and folder is visited once (a link
                                          loop or a second link to the same file is skipped and counted)
+A single 'train' split may then be divided (`find_splits(..., valid_fraction=, split_column=)`): by a column of
+its manifest naming each file's split, or by holding out a fraction of the files as 'valid' (chosen by a hash of
+the file name, so the same files are held out whatever the folder's order or size).
 A manifest line is audiocraft's AudioMeta (`path`, `duration`, `sample_rate`, ...) plus caption fields
 (`description`, `genre`, `moods`, `key`, `bpm`, `instrument`, `keywords`, ...); a relative `path` is relative to
 the manifest's folder. As audiocraft's MusicDataset, a `<audio stem>.json` beside the file adds (or overrides)
@@ -23,6 +26,7 @@ import dataclasses
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -183,16 +187,53 @@ def _first_existing(folder: str, stem: str) -> str | None:
   return None
 
 
-def find_splits(folder: str, manifest: str | None = None,
-                skipped_links: list[str] | None = None) -> dict[str, list[AudioEntry]]:
-  """Split name -> entries for an input folder (see the module docstring for the lookup order); `skipped_links`
-  as `scan_folder`'s.
+def find_splits(folder: str, manifest: str | None = None, skipped_links: list[str] | None = None,
+                valid_fraction: float = 0.0, split_column: str = '') -> dict[str, list[AudioEntry]]:
+  """Split name -> entries for an input folder (see the module docstring for the lookup order).
+
+  Args:
+    folder: the input folder.
+    manifest: a JSONL manifest to read instead of looking in `folder` (one 'train' split).
+    skipped_links: receives the symbolic links skipped while scanning (`scan_folder`).
+    valid_fraction: hold out this fraction (0 < f < 1) of a single train split's files as 'valid'.
+    split_column: divide a single train split by this manifest field (values train / valid / test).
 
   Raises:
-    ValueError: the folder is missing, a manifest is empty or malformed, or there is no audio at all.
+    ValueError: the folder is missing, a manifest is empty or malformed, there is no audio at all, or the split
+      options do not apply (splits already given, bad fraction or column values, nothing held out).
   """
   if not os.path.isdir(folder):
     raise ValueError(f'audio folder not found: {folder}')
+  splits = _found_splits(folder, manifest, skipped_links)
+  if not (valid_fraction or split_column):
+    return splits
+  if valid_fraction and split_column:
+    raise ValueError('give one of valid_fraction (--valid-fraction) and split_column (--split-column), not both')
+  if set(splits) != {'train'}:
+    raise ValueError(f'{folder} already has split manifests ({", ".join(sorted(splits))}); --valid-fraction / '
+                     '--split-column divide a single train split')
+  entries = splits['train']
+  if split_column:
+    divided: dict[str, list[AudioEntry]] = {}
+    for entry in entries:
+      split = entry.attributes.get(split_column)
+      if split not in SPLIT_MANIFESTS:
+        raise ValueError(f'{entry.name}: {split_column}={split!r}; expected one of {SPLIT_MANIFESTS}')
+      divided.setdefault(split, []).append(entry)
+  else:
+    if not 0.0 < valid_fraction < 1.0:
+      raise ValueError(f'valid_fraction={valid_fraction}; expected a fraction in (0, 1)')
+    held = [zlib.crc32(e.name.encode()) % 10_000 < valid_fraction * 10_000 for e in entries]
+    divided = {'train': [e for e, h in zip(entries, held, strict=True) if not h],
+               'valid': [e for e, h in zip(entries, held, strict=True) if h]}
+  for split in ('train', 'valid'):
+    if not divided.get(split):
+      raise ValueError(f'{folder}: dividing {len(entries)} files leaves no {split} file; change --valid-fraction '
+                       'or the split column')
+  return divided
+
+
+def _found_splits(folder: str, manifest: str | None, skipped_links: list[str] | None) -> dict[str, list[AudioEntry]]:
   if manifest is not None:
     return {'train': read_manifest(manifest, folder)}
   split_files = {split: _first_existing(folder, split) for split in SPLIT_MANIFESTS}

@@ -201,19 +201,17 @@ def check_dataset_matches(metadata: dict, model: MagnetConfig, length: int, samp
                      ' (rebuild it with a matching codec and --segment-duration, or change the config)')
 
 
-def make_tfds_source(config, model: MagnetConfig, process_index: int, process_count: int) -> TokenSource:
-  """The `data.source = 'tfds'` source of `config` (see configs/base.py), checked against the model first.
+def _open_split(config, model: MagnetConfig, split: str):
+  """(records of `split`, text_dim, text_encoder) of config.data.dir's dataset, checked against the model.
 
-  Raises:
-    FileNotFoundError: no dataset at data.dir.
-    ValueError: the dataset or its text does not fit the config, or a bad data option.
+  text_dim is the stored states' width (text_encoder None), or 0 with the encoder for stored captions.
   """
   data = config.data
   builder = tfds.builder_from_directory(find_dataset(data.dir))
   metadata = builder.info.metadata
   check_dataset_matches(metadata, model, data.length or model.sequence_length, data.sample_rate)
-  if data.split not in builder.info.splits:
-    raise ValueError(f'data.split={data.split!r}; the dataset has {sorted(builder.info.splits)}')
+  if split not in builder.info.splits:
+    raise ValueError(f'split {split!r} (data.split / eval.split): the dataset has {sorted(builder.info.splits)}')
   text = metadata['text']
   if text['cached']:
     if data.text_encoder and data.text_encoder != text['encoder']:
@@ -228,9 +226,47 @@ def make_tfds_source(config, model: MagnetConfig, process_index: int, process_co
   if (text_dim or text_encoder.dim) != model.text_dim:
     raise ValueError(f'the text encoder {spec!r} gives {text_dim or text_encoder.dim}-d states, model.text_dim is '
                      f'{model.text_dim}')
+  return builder.as_data_source(split), text_dim, text_encoder
+
+
+def text_encoder_spec(config) -> str:
+  """The text encoder of config.data.dir's dataset (data.text_encoder when set)."""
+  metadata = tfds.builder_from_directory(find_dataset(config.data.dir)).info.metadata
+  return config.data.text_encoder or metadata['text']['encoder']
+
+
+def read_examples(config, model: MagnetConfig, split: str, limit: int) -> dict[str, np.ndarray]:
+  """The first `limit` records of `split`, in order and without caption augmentation (a fixed evaluation set):
+  'codes' int32 [E, K, T], 'padding_mask' bool [E, T], 'cond' float32 [E, S, Dt], 'cond_mask' bool [E, S].
+
+  Raises:
+    FileNotFoundError / ValueError: as `make_tfds_source`, or an empty split.
+  """
+  records, text_dim, text_encoder = _open_split(config, model, split)
+  if not len(records):
+    raise ValueError(f'split {split!r} of {config.data.dir} is empty')
+  to_example = _ToExample(config.data.caption_len, text_dim)
+  examples = [to_example.map(records[i]) for i in range(min(limit, len(records)))]
+  batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  if text_encoder is not None:
+    states, mask = text_encoder.encode([d.decode() for d in batch.pop('description')], pad_to=config.data.caption_len)
+    batch['cond'] = np.asarray(states[:, :config.data.caption_len], np.float32)
+    batch['cond_mask'] = np.asarray(mask[:, :config.data.caption_len])
+  return batch
+
+
+def make_tfds_source(config, model: MagnetConfig, process_index: int, process_count: int) -> TokenSource:
+  """The `data.source = 'tfds'` source of `config` (see configs/base.py), checked against the model first.
+
+  Raises:
+    FileNotFoundError: no dataset at data.dir.
+    ValueError: the dataset or its text does not fit the config, or a bad data option.
+  """
+  data = config.data
+  records, text_dim, text_encoder = _open_split(config, model, data.split)
   augmentation = CaptionAugmentation(data.merge_text_p, data.drop_desc_p, data.drop_other_p, data.word_dropout,
                                      tuple(data.merge_fields))
   return TokenSource(
-      builder.as_data_source(data.split), config.train.batch_size, process_index, process_count,
+      records, config.train.batch_size, process_index, process_count,
       seed=data.shuffle_seed, caption_len=data.caption_len, text_dim=text_dim, text_encoder=text_encoder,
       augmentation=augmentation, worker_count=data.worker_count, worker_buffer_size=data.worker_buffer_size)

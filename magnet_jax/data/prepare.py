@@ -33,7 +33,8 @@ class CodecSource:
 
 def prepare(audio_dir: str, out: str, codec: CodecSource, segments: SegmentOptions, text: str = '',
             cache_text: bool = False, manifest: str | None = None, batch_size: int = 8,
-            read_threads: int = 2) -> tuple[str, SegmentTokenizer, list[str]]:
+            read_threads: int = 2, valid_fraction: float = 0.0,
+            split_column: str = '') -> tuple[str, SegmentTokenizer, list[str]]:
   """Tokenizes every split found under `audio_dir` into TFDS ArrayRecord shards under `out`.
 
   Args:
@@ -45,6 +46,7 @@ def prepare(audio_dir: str, out: str, codec: CodecSource, segments: SegmentOptio
     cache_text: also encode the captions and store the states (needs `text`).
     manifest: a JSONL manifest to read instead of looking in `audio_dir` (one train split).
     batch_size, read_threads: segments per codec call, files decoded ahead of the codec.
+    valid_fraction, split_column: hold out a validation split from a single train split (`find_splits`).
 
   Returns:
     (the dataset folder, the tokenizer, whose `stats` count segments, files, skipped and uncaptioned files per
@@ -56,7 +58,7 @@ def prepare(audio_dir: str, out: str, codec: CodecSource, segments: SegmentOptio
   if cache_text and not text:
     raise ValueError('--cache-text needs --text')
   links: list[str] = []
-  splits = find_splits(audio_dir, manifest, links)
+  splits = find_splits(audio_dir, manifest, links, valid_fraction, split_column)
   codec_config, params = codec.load()
   encoder = TextEncoder.from_spec(text) if text else None  # loaded now: a bad spec fails before tokenizing
   tokenizer = SegmentTokenizer(codec_config, params, segments, batch_size, encoder if cache_text else None,

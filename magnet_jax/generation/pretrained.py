@@ -23,7 +23,7 @@ Variants and what their configs resolve to (configs/<name>.py):
 import dataclasses
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import yaml
@@ -39,6 +39,7 @@ from magnet_jax.io.folders import find_model_folder
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import init_params
 from magnet_jax.text import TextEncoder
+from magnet_jax.training import lora as lora_lib
 
 LM_FILE = 'state_dict.bin'
 CODEC_FILE = 'compression_state_dict.bin'
@@ -144,17 +145,33 @@ def default_dtype() -> str:
   return 'float32' if jax.default_backend() == 'cpu' else 'bfloat16'
 
 
-def load(folder: str | os.PathLike | None = None, **kwargs) -> MagnetPipeline:
+def load(folder: str | os.PathLike | None = None, lora: str | Sequence[str] = (),
+         lora_scale: float | Sequence[float] = 1.0, **kwargs) -> MagnetPipeline:
   """A MagnetPipeline from a local folder: exported (pipeline.json) or released (state_dict.bin + codec).
 
   Args:
     folder: the folder; None for the embedded default (`EMBEDDED_DIR`).
+    lora: LoRA adapter file(s) (`lora.safetensors` of a LoRA run) merged into the LM, in order.
+    lora_scale: each adapter's strength (one for all, or one per file); 1 applies it as trained.
     **kwargs: `load_released` options (t5=, codec_dir=) and MagnetConfig overrides; dtype defaults to
       `default_dtype()` (pass dtype='float32' for full precision on an accelerator).
 
   Raises:
-    FileNotFoundError / CheckpointError: the folder is missing or holds neither layout.
+    FileNotFoundError / CheckpointError: the folder or an adapter is missing or holds neither layout;
+    ValueError: an adapter made for another architecture.
   """
+  files = [os.fspath(lora)] if isinstance(lora, (str, os.PathLike)) else [os.fspath(f) for f in lora]
+  scales = list(lora_scale) if isinstance(lora_scale, Sequence) else [float(lora_scale)] * len(files)
+  if len(scales) != len(files):
+    raise ValueError(f'{len(files)} LoRA adapters but {len(scales)} lora_scale values')
+  pipeline = _load_folder(folder, **kwargs)
+  if not files:
+    return pipeline
+  params = lora_lib.apply_adapters(pipeline.lm_params, pipeline.lm_config, list(zip(files, scales, strict=True)))
+  return dataclasses.replace(pipeline, lm_params=params)
+
+
+def _load_folder(folder: str | os.PathLike | None, **kwargs) -> MagnetPipeline:
   if folder is None and not os.path.isfile(os.path.join(EMBEDDED_DIR, PIPELINE_FILE)):
     raise FileNotFoundError(f'the embedded default model is not built yet ({EMBEDDED_DIR} has no {PIPELINE_FILE}): '
                             f'build it with {EMBEDDED_BUILD}, or pass a checkpoint folder (folder=... / '

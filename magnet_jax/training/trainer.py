@@ -4,6 +4,7 @@
 ('data', 'model') mesh; the same code runs on 1 CPU, simulated CPU devices, GPUs and TPU pods.
 """
 import functools
+import os
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -20,6 +21,9 @@ from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import boxed_init, init_params
 from magnet_jax.training import loop
 from magnet_jax.training.checkpointing import Checkpointer, abstract_like
+from magnet_jax.training.finetune import ADAPTER_FILE, FineTune
+from magnet_jax.training.finetune import check_config as check_finetune
+from magnet_jax.training.hooks import TrainingHooks
 from magnet_jax.training.loss import masked_level_loss
 from magnet_jax.training.optim import TrainState, check_optim, learning_rate_schedule, make_optimizer, update_ema
 from magnet_jax.training.sharding import batch_part, batch_sharding, make_mesh, param_shardings, replicated, rules_for
@@ -43,6 +47,8 @@ def validate(config: ml_collections.ConfigDict) -> MagnetConfig:
   check_optim(config.optim)
   if train.batch_size % jax.process_count():
     raise ValueError(f'train.batch_size={train.batch_size} is not divisible by the {jax.process_count()} processes')
+  check_finetune(config)
+  FineTune(config, model)  # init / freezing / LoRA options
   return model
 
 
@@ -53,24 +59,31 @@ RESUME_MAY_CHANGE = ('train.num_steps', 'train.log_every', 'train.checkpoint_eve
 
 
 def init_state(model: MagnetConfig, optimizer: optax.GradientTransformation, rng: jax.Array, ema: bool,
-               boxed: bool = False) -> TrainState:
+               boxed: bool = False, params_fn: Callable | None = None) -> TrainState:
   """A fresh TrainState: the one initialisation, traced by `eval_shape` for the shardings (`boxed`: params keep
-  their logical axis names, and the optimizer moments inherit them) and jitted into them by `create_state`."""
-  params = boxed_init(model, rng) if boxed else init_params(model, rng)
+  their logical axis names, and the optimizer moments inherit them) and jitted into them by `create_state`.
+  `params_fn(rng, boxed)` initialises other trainable params than the model's (`FineTune.params_fn`: LoRA)."""
+  if params_fn is not None:
+    params = params_fn(rng, boxed)
+  else:
+    params = boxed_init(model, rng) if boxed else init_params(model, rng)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
                     ema_params=params if ema else None)
 
 
-def state_shardings(model: MagnetConfig, optimizer: optax.GradientTransformation, mesh, rules, ema: bool):
+def state_shardings(model: MagnetConfig, optimizer: optax.GradientTransformation, mesh, rules, ema: bool,
+                    params_fn: Callable | None = None):
   """NamedShardings for every TrainState leaf, from the params' logical axes."""
-  abstract = jax.eval_shape(functools.partial(init_state, model, optimizer, ema=ema, boxed=True), jax.random.key(0))
+  abstract = jax.eval_shape(functools.partial(init_state, model, optimizer, ema=ema, boxed=True, params_fn=params_fn),
+                            jax.random.key(0))
   return param_shardings(nn.get_partition_spec(abstract), nn.meta.unbox(abstract), mesh, rules)
 
 
 def create_state(model: MagnetConfig, optimizer: optax.GradientTransformation, rng: jax.Array, shardings,
-                 ema: bool) -> TrainState:
+                 ema: bool, params_fn: Callable | None = None) -> TrainState:
   """A fresh TrainState created directly in its shardings (no host copy of the full params)."""
-  return jax.jit(functools.partial(init_state, model, optimizer, ema=ema), out_shardings=shardings)(rng)
+  return jax.jit(functools.partial(init_state, model, optimizer, ema=ema, params_fn=params_fn),
+                 out_shardings=shardings)(rng)
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[TrainState, dict]:
@@ -81,11 +94,13 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | N
     FileNotFoundError: `workdir` holds no checkpoint.
   """
   model = validate(config)
+  tuning = FineTune(config, model)
   mesh = make_mesh(config.sharding.mesh)
-  optimizer = make_optimizer(config.optim, config.train.num_steps)
+  optimizer = tuning.optimizer(make_optimizer(config.optim, config.train.num_steps))
   ema = bool(config.optim.ema_decay)
-  shardings = state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset, config.sharding.rules), ema)
-  make = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
+  shardings = state_shardings(model, optimizer, mesh, rules_for(config.sharding.preset, config.sharding.rules), ema,
+                              tuning.params_fn)
+  make = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema, params_fn=tuning.params_fn)
   checkpointer = Checkpointer(workdir, config.train.checkpoint_every)
   try:
     return checkpointer.restore(abstract_like(jax.eval_shape(make, jax.random.key(0)), shardings), step)
@@ -94,18 +109,23 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str, step: int | N
 
 
 def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation, config: ml_collections.ConfigDict,
-                    mesh, rules, shardings) -> Callable:
-  """The jitted, sharded step: (state, batch, rng) -> (state, metrics). The state argument is donated."""
+                    mesh, rules, shardings, tuning: FineTune | None = None, base=None) -> Callable:
+  """The jitted, sharded step: (state, batch, rng) -> (state, metrics). The state argument is donated.
+
+  `tuning` and `base`: the trainable params are mapped to the model's by `tuning.full_params(params, base)` (LoRA
+  adapters merged into the frozen `base`, which is an argument of the step, never donated)."""
   lm = MagnetLM(model)
+  base_shardings = tuning.base_shardings(mesh, rules) if tuning else None
   ema_decay = float(config.optim.ema_decay)
   schedule_lr = learning_rate_schedule(config.optim, config.train.num_steps)
 
-  def step_fn(state: TrainState, batch: dict, rng: jax.Array):
+  def step_fn(state: TrainState, batch: dict, rng: jax.Array, base):
     step_rng = jax.random.fold_in(rng, state.step)
 
     def loss_fn(params):
+      full = tuning.full_params(params, base, jax.random.fold_in(step_rng, 1)) if tuning else params
       level_logits = lambda codes, cond, cond_mask, level: lm.apply(
-          {'params': params}, codes, cond, cond_mask, level, method=MagnetLM.level_logits)
+          {'params': full}, codes, cond, cond_mask, level, method=MagnetLM.level_logits)
       return masked_level_loss(level_logits, batch, step_rng, model, config.train.cfg_dropout)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -116,12 +136,12 @@ def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
 
   data = batch_sharding(mesh)
-  jitted = jax.jit(step_fn, in_shardings=(shardings, data, replicated(mesh)),
+  jitted = jax.jit(step_fn, in_shardings=(shardings, data, replicated(mesh), base_shardings),
                    out_shardings=(shardings, replicated(mesh)), donate_argnums=0)
 
   def train_step(state, batch, rng):
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-      return jitted(state, batch, rng)
+      return jitted(state, batch, rng, base)
   return train_step
 
 
@@ -189,42 +209,53 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
       randomness is derived from the seed and the step).
   """
   model = validate(config)
+  tuning = FineTune(config, model)
   mesh = make_mesh(config.sharding.mesh)
   _check_mesh(config, model, mesh)
   rules = rules_for(config.sharding.preset, config.sharding.rules)
   lead = jax.process_index() == 0
   num_steps = int(config.train.num_steps)
-  optimizer = make_optimizer(config.optim, num_steps)
+  optimizer = tuning.optimizer(make_optimizer(config.optim, num_steps))
   ema = bool(config.optim.ema_decay)
-  shardings = state_shardings(model, optimizer, mesh, rules, ema)
+  shardings = state_shardings(model, optimizer, mesh, rules, ema, tuning.params_fn)
   source = make_source(config, model, batch_part(mesh, config.train.batch_size), jax.process_count())
   checkpointer = loop.open_checkpointer(workdir, config.train, resume)
   loop.check_resume_config(workdir, config, resume, RESUME_MAY_CHANGE, write=lead)
   init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
-  make_state = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema)
+  make_state = functools.partial(create_state, model, optimizer, shardings=shardings, ema=ema,
+                                 params_fn=tuning.params_fn)
+  base = tuning.base(mesh, rules, jax.random.fold_in(init_rng, 1))  # LoRA's frozen model, else None
   if resume:
     abstract = abstract_like(jax.eval_shape(make_state, init_rng), shardings)
     state, data_state = checkpointer.restore(abstract)
     source.set_state(data_state)
   else:
-    state = make_state(init_rng)
-  train_step = make_train_step(model, optimizer, config, mesh, rules, shardings)
+    state = tuning.initial_state(make_state, init_rng, shardings)
+  train_step = make_train_step(model, optimizer, config, mesh, rules, shardings, tuning, base)
+  # --- fine-tuning hooks (training/finetune.py, validation.py, samples.py, metrics_writer.py) ---
+  counts = tuning.counts(state, base)
+  hooks = TrainingHooks(config, model, workdir, mesh, rules, tuning, base, shardings.params, enabled=lead)
+  # ---
   first = int(jax.device_get(state.step))
   metrics_log = MetricsLog()
   tokens_per_step = config.train.batch_size * model.n_q * (config.data.length or model.sequence_length)
   if lead:
-    logging.info('training %s on mesh %s (%s), steps %d -> %d', workdir, dict(mesh.shape), config.sharding.preset,
-                 first, num_steps)
-  summary: dict = {}
+    logging.info('training %s on mesh %s (%s), steps %d -> %d; params: %d trainable, %d frozen; optimizer state: '
+                 '%d', workdir, dict(mesh.shape), config.sharding.preset, first, num_steps, counts['params_trainable'],
+                 counts['params_frozen'], counts['optimizer_state'])
   progress = loop.Progress(workdir, first, num_steps, 'train', enabled=lead)
+  summary: dict = {'step': first, **counts, **hooks.run(first, state, start=True)}  # the 'before' numbers
+  progress.log(summary)
+  hooks.write(first, summary)
   for step in range(first, num_steps):
     state, metrics = train_step(state, global_batch(next(source), mesh), step_rng)
     metrics_log.add(step + 1, metrics)
     done = step + 1
+    evaluated = hooks.run(done, state) if hooks.due(done) else {}  # validation metrics; samples written
     if done % config.train.log_every == 0 or done % config.train.checkpoint_every == 0 or done == num_steps:
       summary = metrics_log.flush() or summary
       rate = progress.rate(done)
-      summary.update(steps_per_s=rate, tokens_per_s=rate * tokens_per_step)
+      summary.update(steps_per_s=rate, tokens_per_s=rate * tokens_per_step, **evaluated)
       progress.log(summary, loss=f'{summary["loss"]:.4f}', steps_s=f'{rate:.2f}',
                    tok_s=f'{rate * tokens_per_step:.0f}')
       if lead and done % config.train.log_every == 0:
@@ -232,9 +263,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
         logging.info('step %d/%d loss %.4f [%s] acc %.3f | %.2f steps/s %.0f tokens/s | ETA %.0fs', done, num_steps,
                      summary['loss'], levels, summary['accuracy'], rate, rate * tokens_per_step,
                      progress.eta(done, rate))
+      hooks.write(done, summary)
       checkpointer.save(done, state, source.get_state(), force=done == num_steps)
+    elif evaluated:
+      progress.log({'step': done, **evaluated})
+      hooks.write(done, evaluated)
+    if evaluated:
+      progress.exclude()
     progress.step()
   progress.close()
   checkpointer.wait()
   checkpointer.close()
+  if lead:
+    tuning.export(os.path.join(workdir, ADAPTER_FILE), jax.device_get(state.params))
+  hooks.close()
   return summary

@@ -1,4 +1,5 @@
 """The synthetic corpus: determinism, manifests, captions that tell the truth, statistics that separate categories."""
+import hashlib
 import json
 import os
 import re
@@ -231,3 +232,27 @@ def test_cli(tmp_path):
     assert [json.loads(line)['sample_rate'] for line in f] == [8000, 8000]
   bad = subprocess.run(command[:5] + ['0'], capture_output=True, text=True, check=False)
   assert bad.returncode != 0 and 'error' in bad.stderr
+
+
+# sha256(audio bytes + caption)[:16] of clips 0..7 of seed 0 (16 kHz, 2 s), recorded before the 'mallets' style
+# was added: new styles must not change what the default corpus renders.
+DEFAULT_CLIPS = ('54d66e8a8d34cc74', '5a7b39ad7847d7c0', 'f14e3b86fda23ef4', '916cf10f410e21ae', 'be4584cae79d6228',
+                 '57c7fe26e414bf7e', '3ac4b3acae97a6cb', '564213adb1a3b01f')
+
+
+def test_default_corpus_unchanged_by_extra_styles():
+  for i, expected in enumerate(DEFAULT_CLIPS):
+    clip = writer.make_clip(0, i, 16000, 2.0)
+    assert hashlib.sha256(clip.audio.tobytes() + clip.description.encode()).hexdigest()[:16] == expected, i
+
+
+def test_mallets_style_is_fast_marimba_with_true_captions():
+  rates = []
+  for i in range(4):
+    clip = writer.make_clip(0, i, 16000, 5.0, category='mallets')
+    assert clip.arrangement.instruments == ('marimba',) and clip.arrangement.drums == 'none'
+    assert 'marimba' in clip.description and 100 <= clip.arrangement.bpm <= 150
+    rates.append(audio_stats(clip.audio, 16000)['onset_rate'])
+  assert np.median(rates) > 4.0  # sixteenth notes at 100-150 bpm
+  with pytest.raises(ValueError, match=r"category='kazoo'; expected one of"):
+    writer.generate_corpus('/nonexistent', 1, 0, category='kazoo')

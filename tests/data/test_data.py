@@ -313,3 +313,29 @@ def test_prepare_and_train_py_on_real_shards(audio_dir, params, tmp_path):
   assert [r['step'] for r in rows] == [1, 2, 3, 4, 5] and all(np.isfinite(r['loss']) for r in rows)
   missing = run('train.py', *flags, f'--workdir={tmp_path / "bad"}', f'--config.data.dir={tmp_path / "nope"}')
   assert missing.returncode != 0 and 'data dir not found' in missing.stderr.strip().splitlines()[-1]
+
+
+def test_held_out_validation_split(tmp_path):
+  names = [f'{i:02d}.wav' for i in range(40)]
+  (tmp_path / 'manifest.jsonl').write_text(''.join(
+      json.dumps({'path': n, 'description': n, 'part': 'valid' if i % 4 == 0 else 'train'}) + '\n'
+      for i, n in enumerate(names)))
+  splits = find_splits(str(tmp_path), valid_fraction=0.25)
+  valid = {e.name for e in splits['valid']}
+  assert set(splits) == {'train', 'valid'} and 0 < len(valid) < 20
+  assert valid.isdisjoint(e.name for e in splits['train'])
+  assert {e.name for e in find_splits(str(tmp_path), valid_fraction=0.25)['valid']} == valid  # by name, fixed
+  by_column = find_splits(str(tmp_path), split_column='part')
+  assert sorted(e.name for e in by_column['valid']) == names[::4]
+  with pytest.raises(ValueError, match=r'valid_fraction=1.5; expected a fraction in \(0, 1\)'):
+    find_splits(str(tmp_path), valid_fraction=1.5)
+  with pytest.raises(ValueError, match="00.wav: genre=None; expected one of"):
+    find_splits(str(tmp_path), split_column='genre')
+  with pytest.raises(ValueError, match='not both'):
+    find_splits(str(tmp_path), valid_fraction=0.1, split_column='part')
+  with pytest.raises(ValueError, match='leaves no valid file'):
+    find_splits(str(tmp_path), valid_fraction=0.0001)
+  (tmp_path / 'valid.jsonl').write_text(json.dumps({'path': '00.wav'}) + '\n')
+  (tmp_path / 'train.jsonl').write_text(json.dumps({'path': '01.wav'}) + '\n')
+  with pytest.raises(ValueError, match='already has split manifests'):
+    find_splits(str(tmp_path), valid_fraction=0.1)

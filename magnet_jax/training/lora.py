@@ -1,0 +1,240 @@
+"""LoRA: low-rank adapters on a frozen MagnetLM, their file format, and merging them into plain params.
+
+An adapter set mirrors the params: the kernel at `path` gets {'a': [*L, *I, r], 'b': [*L, r, *O]} (e.g.
+adapters['transformer']['layers']['self_attn']['query']['a']) for the targeted kernels of shape
+[*L, *I, *O] (L: the scanned layer axis when model.scan_layers, I / O: the kernel's input / output dimensions,
+e.g. query [L, D, N, H] has I = (D,), O = (N, H); out [L, N, H, D] has I = (N, H), O = (D,)). The model runs on
+merged kernels W + scale a @ b (scale = alpha / rank), built by `merge` inside the jitted step, so the forward pass
+is the unchanged MagnetLM and b = 0 at initialisation gives the base model's logits exactly. The adapters carry
+the base kernel's logical axes on I and O (r is replicated), so every sharding preset shards them like the base.
+
+Dropout (`lora.dropout`) drops input features of the adapter path (rows of `a`), one draw per step, rescaled by
+1 / (1 - p): a merged-kernel form of PEFT's dropout on the adapter input, which draws per token instead.
+
+File: one safetensors file with the adapter tensors ('<path>/a', '<path>/b') and, in its header metadata under
+'magnet_jax_lora', a JSON object {'rank', 'alpha', 'targets', 'model': the base MagnetConfig's architecture}.
+"""
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+from jax.sharding import PartitionSpec
+from safetensors import SafetensorError
+from safetensors.numpy import safe_open, save_file
+
+from magnet_jax.io.errors import CheckpointError
+from magnet_jax.io.files import atomic_write
+
+# Kernels an adapter may target -> (input dims, output dims) after the layer axis.
+_KERNEL_DIMS = {'query': (1, 2), 'key': (1, 2), 'value': (1, 2), 'out': (2, 1), 'wi': (1, 1), 'wo': (1, 1)}
+TARGET_GROUPS = {  # the names lora.targets accepts, besides regular expressions over kernel paths
+    'self_attn': r'/self_attn/(query|key|value|out)$',
+    'cross_attn': r'/cross_attention/(query|key|value|out)$',
+    'mlp': r'/mlp/(wi|wo)$',
+}
+METADATA_KEY = 'magnet_jax_lora'
+# MagnetConfig fields an adapter's kernels depend on; they must match the model it is applied to.
+ARCHITECTURE = ('dim', 'num_heads', 'num_layers', 'hidden_scale', 'n_q', 'card', 'text_dim', 'scan_layers')
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraConfig:
+  rank: int
+  alpha: float
+  dropout: float = 0.0
+  targets: tuple[str, ...] = tuple(TARGET_GROUPS)
+
+  @property
+  def scale(self) -> float:
+    return self.alpha / self.rank
+
+  @classmethod
+  def from_config(cls, lora: Mapping) -> 'LoraConfig':
+    """From the config's `lora` section (rank > 0), checked: one ValueError per bad field."""
+    rank, alpha, dropout = int(lora['rank']), float(lora['alpha']), float(lora['dropout'])
+    if rank < 1:
+      raise ValueError(f'lora.rank must be >= 1 to train adapters, got {rank}')
+    if alpha <= 0:
+      raise ValueError(f'lora.alpha must be > 0, got {alpha}')
+    if not 0.0 <= dropout < 1.0:
+      raise ValueError(f'lora.dropout must be in [0, 1), got {dropout}')
+    targets = tuple(str(t) for t in lora['targets'])
+    if not targets:
+      raise ValueError('lora.targets is empty; name some of ' + ', '.join(TARGET_GROUPS) + ' or kernel path regexes')
+    return cls(rank, alpha, dropout, targets)
+
+
+def flat_adapters(adapters: Mapping) -> dict[str, dict]:
+  """Nested adapters -> {kernel path: {'a', 'b'}}."""
+  flat: dict[str, dict] = {}
+  for key, value in traverse_util.flatten_dict(dict(adapters), sep='/').items():
+    kernel, _, which = key.rpartition('/')
+    flat.setdefault(kernel, {})[which] = value
+  return flat
+
+
+def nest_adapters(flat: Mapping[str, Mapping]) -> dict:
+  """{kernel path: {'a', 'b'}} -> nested like the params."""
+  return traverse_util.unflatten_dict({f'{p}/{k}': v for p, ab in flat.items() for k, v in ab.items()}, sep='/')
+
+
+def kernel_paths(params: Mapping) -> list[str]:
+  """Paths ('/'-joined) of the kernels adapters can target."""
+  flat = traverse_util.flatten_dict(dict(params), sep='/')
+  return sorted(p for p in flat if p.rsplit('/', 1)[-1] in _KERNEL_DIMS and '/transformer/' in f'/{p}')
+
+
+def target_paths(params: Mapping, targets: Sequence[str]) -> list[str]:
+  """The kernel paths `targets` (group names or regexes) select.
+
+  Raises:
+    ValueError: a target is not a valid regex, or selects no kernel.
+  """
+  candidates = kernel_paths(params)
+  chosen = set()
+  for target in targets:
+    try:
+      pattern = re.compile(TARGET_GROUPS.get(target, target))
+    except re.error as e:
+      raise ValueError(f'lora.targets: {target!r} is not a regular expression ({e})') from e
+    hits = [p for p in candidates if pattern.search('/' + p)]
+    if not hits:
+      raise ValueError(f'lora.targets: {target!r} matches no kernel; kernels are e.g. {candidates[0]!r} (or use '
+                       f'{", ".join(TARGET_GROUPS)})')
+    chosen.update(hits)
+  return sorted(chosen)
+
+
+def _split(shape: Sequence[int], name: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+  """(layer dims, input dims, output dims) of a kernel shape."""
+  n_in, n_out = _KERNEL_DIMS[name]
+  lead = len(shape) - n_in - n_out
+  return tuple(shape[:lead]), tuple(shape[lead:lead + n_in]), tuple(shape[lead + n_in:])
+
+
+def init_adapters(base: Mapping, lora: LoraConfig, rng: jax.Array) -> dict:
+  """Adapters for `base` (arrays or ShapeDtypeStructs): a ~ N(0, 1 / fan_in), b = 0 (the base model at init)."""
+  flat = traverse_util.flatten_dict(dict(base), sep='/')
+  adapters = {}
+  for i, path in enumerate(target_paths(base, lora.targets)):
+    lead, dims_in, dims_out = _split(flat[path].shape, path.rsplit('/', 1)[-1])
+    fan_in = int(np.prod(dims_in))
+    a = jax.random.normal(jax.random.fold_in(rng, i), (*lead, *dims_in, lora.rank), jnp.float32) / np.sqrt(fan_in)
+    adapters[path] = {'a': a, 'b': jnp.zeros((*lead, lora.rank, *dims_out), jnp.float32)}
+  return nest_adapters(adapters)
+
+
+def adapter_axes(base_axes: Mapping, base: Mapping, adapters: Mapping) -> dict:
+  """Logical PartitionSpecs of `adapters` from the base kernels' (`models.params.logical_axes`); rank replicated."""
+  flat_axes = traverse_util.flatten_dict(dict(base_axes), sep='/')
+  flat = traverse_util.flatten_dict(dict(base), sep='/')
+  specs = {}
+  for path in flat_adapters(adapters):
+    lead, dims_in, _ = _split(flat[path].shape, path.rsplit('/', 1)[-1])
+    axes = tuple(flat_axes[path]) + (None,) * (len(flat[path].shape) - len(flat_axes[path]))
+    split = len(lead) + len(dims_in)
+    specs[path] = {'a': PartitionSpec(*axes[:split], None), 'b': PartitionSpec(*axes[:len(lead)], None, *axes[split:])}
+  return nest_adapters(specs)
+
+
+def delta(a: jax.Array, b: jax.Array, shape: Sequence[int], name: str) -> jax.Array:
+  """a [*L, *I, r] @ b [*L, r, *O] -> [*L, *I, *O] (float32)."""
+  lead, dims_in, dims_out = _split(shape, name)
+  rank = a.shape[-1]
+  a2 = a.reshape(*lead, int(np.prod(dims_in)), rank)
+  b2 = b.reshape(*lead, rank, int(np.prod(dims_out)))
+  return jnp.matmul(a2, b2, preferred_element_type=jnp.float32).reshape(tuple(shape))
+
+
+def merge(base: Mapping, adapters: Mapping, scale: float, dropout: float = 0.0, rng: jax.Array | None = None):
+  """Params with every adapted kernel W replaced by W + scale a @ b (jittable; `rng` only for dropout > 0)."""
+  flat = dict(traverse_util.flatten_dict(dict(base), sep='/'))
+  for i, (path, ab) in enumerate(sorted(flat_adapters(adapters).items())):
+    a = ab['a']
+    if dropout and rng is not None:
+      keep = jax.random.bernoulli(jax.random.fold_in(rng, i), 1.0 - dropout, a.shape[:-1] + (1,))
+      a = jnp.where(keep, a / (1.0 - dropout), 0.0)
+    kernel = flat[path]
+    flat[path] = (kernel + scale * delta(a, ab['b'], kernel.shape, path.rsplit('/', 1)[-1])).astype(kernel.dtype)
+  return traverse_util.unflatten_dict(flat, sep='/')
+
+
+def save_adapter(path: str | os.PathLike, adapters: Mapping, lora: LoraConfig, architecture: Mapping) -> None:
+  """Writes an adapter file (atomically); `architecture` holds the base model's ARCHITECTURE fields."""
+  tensors = {k: np.asarray(v, np.float32)
+             for k, v in traverse_util.flatten_dict(jax.device_get(dict(adapters)), sep='/').items()}
+  header = {'rank': lora.rank, 'alpha': lora.alpha, 'targets': list(lora.targets),
+            'model': {k: architecture[k] for k in ARCHITECTURE}}
+  atomic_write(os.fspath(path), lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(header)}))
+
+
+def load_adapter(path: str | os.PathLike) -> tuple[dict, dict]:
+  """(nested adapters as numpy, header) of an adapter file.
+
+  Raises:
+    CheckpointError: missing, unreadable, or not an adapter file.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise CheckpointError(f'LoRA adapter file not found: {path}')
+  try:
+    with safe_open(path, framework='numpy') as f:
+      metadata = f.metadata() or {}
+      tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+  except (SafetensorError, OSError) as e:
+    raise CheckpointError(f'{path}: unreadable safetensors file ({e})') from e
+  if METADATA_KEY not in metadata:
+    raise CheckpointError(f'{path}: not a magnet-jax LoRA adapter file (no {METADATA_KEY!r} metadata)')
+  header = json.loads(metadata[METADATA_KEY])
+  adapters = flat_adapters(traverse_util.unflatten_dict(tensors, sep='/'))
+  if any(set(ab) != {'a', 'b'} for ab in adapters.values()):
+    raise CheckpointError(f'{path}: every adapted kernel needs both an a and a b tensor')
+  return nest_adapters(adapters), header
+
+
+def parse_spec(spec: str) -> tuple[str, float]:
+  """'FILE[:scale]' -> (FILE, scale) (scale 1 by default)."""
+  file, sep, scale = spec.rpartition(':')
+  if sep and file and re.fullmatch(r'[-+]?[0-9.]+(e[-+]?[0-9]+)?', scale):
+    return file, float(scale)
+  return spec, 1.0
+
+
+def apply_adapters(params: Mapping, config: Any, adapters: Sequence[tuple[str, float]]) -> dict:
+  """`params` with each (adapter FILE, strength) merged in turn: W + strength * alpha / rank * a @ b.
+
+  Args:
+    params: the base LM's params.
+    config: its MagnetConfig (checked against each adapter's recorded architecture).
+    adapters: (file, strength) pairs; strength 1 applies an adapter as trained.
+
+  Raises:
+    CheckpointError: an unreadable adapter file; ValueError: an adapter made for another architecture or whose
+      kernels do not fit.
+  """
+  merged = params
+  for file, strength in adapters:
+    tensors, header = load_adapter(file)
+    for field, value in header['model'].items():
+      if getattr(config, field) != value:
+        raise ValueError(f'LoRA adapter {file} was trained for {field}={value}, the model has '
+                         f'{field}={getattr(config, field)}')
+    flat = traverse_util.flatten_dict(dict(merged), sep='/')
+    for path, ab in flat_adapters(tensors).items():
+      if path not in flat:
+        raise ValueError(f'LoRA adapter {file}: the model has no kernel {path}')
+      lead, dims_in, dims_out = _split(flat[path].shape, path.rsplit('/', 1)[-1])
+      rank = ab['a'].shape[-1]
+      if ab['a'].shape != (*lead, *dims_in, rank) or ab['b'].shape != (*lead, rank, *dims_out):
+        raise ValueError(f'LoRA adapter {file}: {path} has a {ab["a"].shape} / b {ab["b"].shape}, which do not fit '
+                         f'the kernel {flat[path].shape}')
+    scale = strength * float(header['alpha']) / int(header['rank'])
+    merged = jax.device_get(jax.jit(merge, static_argnums=2)(merged, tensors, scale))
+  return merged
