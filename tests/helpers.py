@@ -1,8 +1,10 @@
 """Helpers shared by the tests: configs with overrides, random LM inputs, restoring train checkpoints."""
 import contextlib
 import importlib
+import json
 import os
 import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -64,3 +66,34 @@ def tmpfs(folder, size: str, read_only: bool = False):
     yield folder
   finally:
     subprocess.run(['umount', str(folder)], check=True)
+
+
+# Meshes a multi-device test script compares with one device: name -> (mesh shape, preset, devices).
+MESHES = {
+    'single': ({'data': 1, 'model': 1}, 'data_parallel', 1),
+    'data8': ({'data': 8, 'model': 1}, 'data_parallel', 8),
+    'data2_model4': ({'data': 2, 'model': 4}, 'tensor_parallel', 8),
+    'fsdp8': ({'data': 8, 'model': 1}, 'fsdp', 8),
+}
+
+
+def run_on_8_devices(script: str, timeout: float = 900) -> dict:
+  """Runs a test script (path from the repository root) with 8 simulated CPU devices; its last stdout line, JSON."""
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
+  out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=timeout,
+                       cwd=REPO_ROOT)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def synthetic_losses(step, state, model, mesh, steps: int) -> tuple:
+  """Runs the train `step` `steps` times on the tiny synthetic data (8 examples, seed 0) with one key:
+  (state, [loss per step])."""
+  from magnet_jax.data.synthetic import SyntheticSource
+  source = SyntheticSource(8, num_examples=8, n_q=model.n_q, card=model.card, length=model.sequence_length,
+                           text_len=4, text_dim=model.text_dim, seed=0)
+  losses = []
+  for _ in range(steps):
+    state, metrics = step(state, trainer.global_batch(next(source), mesh), jax.random.key(1))
+    losses.append(float(metrics['loss']))
+  return state, losses

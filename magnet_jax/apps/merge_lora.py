@@ -6,9 +6,9 @@
 from absl import flags
 
 from magnet_jax.apps import runner
+from magnet_jax.generation import lora as lora_lib
 from magnet_jax.generation import pretrained
 from magnet_jax.io import params as params_io
-from magnet_jax.training import lora as lora_lib
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported pipeline folder the adapters were trained on '
                                   '(default: the embedded default).')

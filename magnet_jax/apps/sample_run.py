@@ -41,11 +41,11 @@ import numpy as np
 from magnet_jax.audio import files as audio_io
 from magnet_jax.decoding import DecodingConfig, presets
 from magnet_jax.evaluation import prompt_following
+from magnet_jax.generation import lora as lora_lib
 from magnet_jax.generation import pretrained, records
 from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
 from magnet_jax.generation.requests import Prompt, Request, expand
 from magnet_jax.io import files
-from magnet_jax.training import lora as lora_lib
 
 Log = Callable[[str], None]
 MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days

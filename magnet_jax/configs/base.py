@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.init.step = -1                  # workdir source: which checkpoint; -1 = the latest.
   config.init.reinit = ()                # regexes over param paths re-initialised randomly, e.g. ('cond_proj',).
 
-  # LoRA adapters on the frozen model (see magnet_jax/training/lora.py); the adapter file is workdir/lora.safetensors.
+  # LoRA adapters on the frozen model (see magnet_jax/generation/lora.py); the adapter file is workdir/lora.safetensors.
   config.lora = ml_collections.ConfigDict()
   config.lora.rank = 0                   # adapter rank r; 0 = off (train the params themselves).
   config.lora.alpha = 16.0               # adapter scale alpha / r.

@@ -30,6 +30,7 @@ import yaml
 
 from magnet_jax import codec
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.generation import lora as lora_lib
 from magnet_jax.generation.pipeline import MagnetPipeline
 from magnet_jax.io import params as params_io
 from magnet_jax.io import torch_pickle
@@ -39,7 +40,6 @@ from magnet_jax.io.folders import find_model_folder
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import init_params
 from magnet_jax.text import TextEncoder
-from magnet_jax.training import lora as lora_lib
 
 LM_FILE = 'state_dict.bin'
 CODEC_FILE = 'compression_state_dict.bin'

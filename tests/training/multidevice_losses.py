@@ -11,18 +11,12 @@ import numpy as np
 
 sys.path.insert(0, '.')
 from magnet_jax.configs import tiny  # noqa: E402
-from magnet_jax.data.synthetic import SyntheticSource  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402
 from magnet_jax.training.sharding import make_mesh, rules_for  # noqa: E402
-from magnet_jax.training.trainer import create_state, global_batch, make_train_step, state_shardings, validate  # noqa: E402
+from magnet_jax.training.trainer import create_state, make_train_step, state_shardings, validate  # noqa: E402
+from tests.helpers import MESHES, synthetic_losses  # noqa: E402
 
 STEPS = 4
-MESHES = {  # name: (mesh shape, preset, devices)
-    'single': ({'data': 1, 'model': 1}, 'data_parallel', 1),
-    'data8': ({'data': 8, 'model': 1}, 'data_parallel', 8),
-    'data2_model4': ({'data': 2, 'model': 4}, 'tensor_parallel', 8),
-    'fsdp8': ({'data': 8, 'model': 1}, 'fsdp', 8),
-}
 
 
 def run(shape, preset, num_devices):
@@ -35,12 +29,7 @@ def run(shape, preset, num_devices):
   shardings = state_shardings(model, optimizer, mesh, rules, ema=False)
   state = create_state(model, optimizer, jax.random.key(0), shardings, ema=False)
   step = make_train_step(model, optimizer, config, mesh, rules, shardings)
-  source = SyntheticSource(8, num_examples=8, n_q=model.n_q, card=model.card, length=model.sequence_length,
-                           text_len=4, text_dim=model.text_dim, seed=0)
-  losses = []
-  for _ in range(STEPS):
-    state, metrics = step(state, global_batch(next(source), mesh), jax.random.key(1))
-    losses.append(float(metrics['loss']))
+  state, losses = synthetic_losses(step, state, model, mesh, STEPS)
   return losses, jax.device_get(state.params), list(state.params['transformer']['layers']['mlp']['wi'].sharding.spec)
 
 

@@ -12,13 +12,12 @@ from absl.testing import flagsaver  # noqa: E402
 
 from magnet_jax.apps import merge_lora  # noqa: E402
 from magnet_jax.data.synthetic import SyntheticSource  # noqa: E402
-from magnet_jax.generation import pretrained, random_pipeline  # noqa: E402
+from magnet_jax.generation import lora, pretrained, random_pipeline, trainer  # noqa: E402  # noqa: E402
 from magnet_jax.io.audiocraft import load_audiocraft_lm  # noqa: E402
 from magnet_jax.io.errors import CheckpointError  # noqa: E402
 from magnet_jax.models import MagnetLM  # noqa: E402
 from magnet_jax.models.config import MagnetConfig  # noqa: E402
 from magnet_jax.models.params import init_params, logical_axes  # noqa: E402
-from magnet_jax.training import lora, trainer  # noqa: E402
 from magnet_jax.training.finetune import ADAPTER_FILE, FineTune  # noqa: E402
 from magnet_jax.training.loss import masked_level_loss  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402

@@ -1,9 +1,6 @@
 """The sharded train step gives the same losses and params on 1 device and on 8 simulated CPU devices
-(data=8, data=2 x model=4 tensor parallel, FSDP), and the sharding helpers behave."""
-import json
-import os
-import subprocess
-import sys
+(data=8, data=2 x model=4 tensor parallel, FSDP), LoRA training and validation too, and the sharding helpers
+behave."""
 
 import jax
 import pytest
@@ -12,17 +9,20 @@ from jax.sharding import PartitionSpec
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import logical_axes
 from magnet_jax.training.sharding import make_mesh, param_shardings, rules_for
+from tests.helpers import run_on_8_devices
 
 TOL = 1e-5  # fp32: only the order of cross-device reductions differs
 
 
 @pytest.fixture(scope='module')
 def multidevice():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
-  out = subprocess.run([sys.executable, 'tests/training/multidevice_losses.py'], env=env, capture_output=True,
-                       text=True, timeout=900)
-  assert out.returncode == 0, out.stderr[-3000:]
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  return run_on_8_devices('tests/training/multidevice_losses.py')
+
+
+@pytest.fixture(scope='module')
+def multidevice_lora():
+  """LoRA training and validation on the same meshes (tests/training/multidevice_finetune.py)."""
+  return run_on_8_devices('tests/training/multidevice_finetune.py')
 
 
 @pytest.mark.parametrize('name', ['data8', 'data2_model4', 'fsdp8'])
@@ -58,3 +58,21 @@ def test_mesh_and_preset_errors():
     make_mesh({'batch': 1})
   with pytest.raises(ValueError, match='sharding.preset'):
     rules_for('zero')
+
+
+@pytest.mark.parametrize('name', ['data8', 'fsdp8', 'data2_model4'])
+def test_lora_and_validation_match_one_device(multidevice_lora, name):
+  single, other = multidevice_lora['single'], multidevice_lora[name]
+  for a, b in zip(single['losses'], other['losses'], strict=True):
+    assert abs(a - b) <= TOL * max(1.0, abs(a)), (single['losses'], other['losses'])
+  assert other['adapter_diff'] <= 1e-5
+  assert single['valid'].keys() == other['valid'].keys()
+  for key, value in single['valid'].items():
+    assert abs(value - other['valid'][key]) <= TOL, key
+  assert single['losses'][-1] != single['losses'][0]
+
+
+def test_adapters_are_sharded_like_their_kernels(multidevice):
+  # the MLP input adapter a is [L, D, r]: FSDP splits D over `data` as it does the kernel, DP replicates it
+  assert multidevice['fsdp8']['adapter_sharding'] == [None, 'data', None]
+  assert multidevice['data8']['adapter_sharding'] in ([], [None, None, None])
