@@ -66,10 +66,11 @@ def _full_params():
 def main(_):
   seeds = [int(s) for s in _SEEDS.value]
   start = time.perf_counter()
-  base = pretrained.load(dtype='float32')
+  base = pretrained.load(embedded_finetune.DEFAULT_DIR, dtype='float32')
   corpus = read_split(_CORPUS.value, 'valid', base.sample_rate)
   loaders = {'base': lambda: base, 'full': lambda: dataclasses.replace(base, lm_params=_full_params()),
-             'lora': lambda: pretrained.load(lora=os.path.join(_LORA.value, 'lora.safetensors'), dtype='float32')}
+             'lora': lambda: pretrained.load(embedded_finetune.DEFAULT_DIR, dtype='float32',
+                                             lora=os.path.join(_LORA.value, 'lora.safetensors'))}
   reference = _medians(corpus.audio, corpus.sample_rate)
   results = {'captions': CAPTIONS, 'seeds': seeds, 'style_clips': reference,
              'generated': {name: _generated(loaders[name](), seeds) for name in _MODELS.value},

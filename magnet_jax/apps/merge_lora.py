@@ -14,10 +14,12 @@ _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported pipeline folder 
                                   '(default: the embedded default).')
 _LORA = flags.DEFINE_multi_string('lora', [], 'Adapter FILE[:scale]; repeatable, merged in order.')
 _OUT = flags.DEFINE_string('out', None, 'Output folder (an exported pipeline).')
-flags.mark_flags_as_required(['lora', 'out'])
+flags.mark_flags_as_required(['out'])
 
 
 def main() -> None:
+  if not _LORA.value:
+    raise ValueError('give at least one --lora FILE[:scale]')
   folder = _CHECKPOINT.value or pretrained.EMBEDDED_DIR
   spec = params_io.load_json(f'{folder}/{pretrained.PIPELINE_FILE}')  # released folders: export them first
   adapters = [lora_lib.parse_spec(s) for s in _LORA.value]

@@ -27,7 +27,7 @@ from reference import audiocraft_lm  # noqa: E402
 from tests.helpers import load_config, restore_state  # noqa: E402
 
 # The released model's architecture; the run's config must match it (tiny.py has text_dim 16).
-RELEASED = MagnetConfig(dim=64, num_heads=4, num_layers=2, card=32, text_dim=16, segment_duration=0.6)
+RELEASED = MagnetConfig(dim=64, num_heads=4, num_layers=2, card=32, text_dim=16, segment_duration=1.0)
 DESCRIPTIONS = ['calm piano', None]
 SHORT = {'train.num_steps': 2, 'train.log_every': 1, 'train.checkpoint_every': 2, 'train.batch_size': 4,
          'data.num_examples': 4}
@@ -86,7 +86,7 @@ def test_init_from_released_matches_audiocraft_and_first_loss(released, full_run
   state = tuning.initial_state(make, jax.random.key(0), shardings)
   for path, value in _flat(converted).items():
     np.testing.assert_array_equal(_flat(state.params)[path], value, err_msg=path)
-  codes = np.random.default_rng(0).integers(0, RELEASED.card + 1, size=(2, RELEASED.n_q, 30))
+  codes = np.random.default_rng(0).integers(0, RELEASED.card + 1, size=(2, RELEASED.n_q, 36))  # as test_lm_parity
   got = np.asarray(MagnetLM(model).apply({'params': state.params}, codes, cond, cond_mask, level=1))
   with torch.no_grad():
     tensors = audiocraft_lm.condition_tensors(torch_model, DESCRIPTIONS)
