@@ -5,7 +5,7 @@ Rebuild magnet_jax/assets/default (corpus -> tokens -> training with this config
 
   python -m magnet_jax.apps.embedded --workdir=/tmp/magnet-embedded
 
-whose training step is (see magnet_jax/apps/embedded.py):
+whose training step is (see magnet_jax/training/embedded.py):
 
   python train.py --config=configs/embedded.py --workdir=/tmp/magnet-embedded/train \
       --config.data.dir=/tmp/magnet-embedded/tokens

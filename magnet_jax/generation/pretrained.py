@@ -207,3 +207,20 @@ def load_rescorer(folder: str | os.PathLike, **config_overrides) -> tuple[Magnet
   if not config.causal:
     raise ValueError(f'{path} is not an autoregressive (MusicGen-style) LM: a rescorer must be causal')
   return config, params
+
+
+def merge_adapters(folder: str | os.PathLike | None, adapters: Sequence[str], out: str | os.PathLike) -> None:
+  """Exports the pipeline of `folder` (None: the embedded default) with LoRA `adapters` ('FILE' or 'FILE:scale',
+  merged in order) as a plain exported folder `out`, which loads and samples like any other.
+
+  Raises:
+    ValueError: no adapters; CheckpointError / FileNotFoundError: `folder` is not an exported pipeline.
+  """
+  if not adapters:
+    raise ValueError('give at least one LoRA adapter (--lora FILE[:scale])')
+  folder = os.fspath(folder or EMBEDDED_DIR)
+  spec = params_io.load_json(os.path.join(folder, PIPELINE_FILE))  # released folders: export them first
+  parsed = [lora_lib.parse_spec(s) for s in adapters]
+  pipeline = load(folder, lora=[f for f, _ in parsed], lora_scale=[s for _, s in parsed], dtype=spec['lm']['dtype'])
+  save_pipeline(out, pipeline, spec['text_encoder'], **{
+      **spec.get('metadata', {}), 'lora': [{'file': f, 'scale': s} for f, s in parsed], 'base': folder})

@@ -8,16 +8,15 @@ import pytest
 from flax import traverse_util
 
 torch = pytest.importorskip('torch')
-from absl.testing import flagsaver  # noqa: E402
 
-from magnet_jax.apps import merge_lora  # noqa: E402
 from magnet_jax.data.synthetic import SyntheticSource  # noqa: E402
-from magnet_jax.generation import lora, pretrained, random_pipeline, trainer  # noqa: E402  # noqa: E402
+from magnet_jax.generation import lora, pretrained, random_pipeline  # noqa: E402
 from magnet_jax.io.audiocraft import load_audiocraft_lm  # noqa: E402
 from magnet_jax.io.errors import CheckpointError  # noqa: E402
 from magnet_jax.models import MagnetLM  # noqa: E402
 from magnet_jax.models.config import MagnetConfig  # noqa: E402
 from magnet_jax.models.params import init_params, logical_axes  # noqa: E402
+from magnet_jax.training import trainer  # noqa: E402
 from magnet_jax.training.finetune import ADAPTER_FILE, FineTune  # noqa: E402
 from magnet_jax.training.loss import masked_level_loss  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402
@@ -171,8 +170,7 @@ def test_lora_merged_and_unmerged_logits_agree(lora_run, tmp_path):
   assert np.abs(np.asarray(apply(base.lm_params)) - reference).max() > 1e-4  # the adapters do something
   off = pretrained.load(exported, lora=adapter, lora_scale=0.0, dtype='float32')
   np.testing.assert_array_equal(np.asarray(apply(off.lm_params)), np.asarray(apply(base.lm_params)))
-  with flagsaver.flagsaver(checkpoint=exported, lora=[adapter], out=str(tmp_path / 'merged')):
-    merge_lora.main()
+  pretrained.merge_adapters(exported, [adapter], tmp_path / 'merged')
   merged = pretrained.load(str(tmp_path / 'merged'), dtype='float32')
   assert np.abs(np.asarray(apply(merged.lm_params)) - reference).max() <= 1e-5
 

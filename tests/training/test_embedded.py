@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from magnet_jax import codec
-from magnet_jax.apps import embedded
 from magnet_jax.audio import rms_db
 from magnet_jax.evaluation import prompt_following
 from magnet_jax.generation import pretrained
 from magnet_jax.io import params as params_io
-from magnet_jax.training import trainer
+from magnet_jax.training import embedded, trainer
 from tests.helpers import load_config
 
 SEEDS = (0, 1, 2, 3)
