@@ -1,6 +1,7 @@
 """A folder of captioned audio -> a TFDS dataset of codec tokens (the library behind `python -m
 magnet_jax.apps.prepare` and the embedded build)."""
 import dataclasses
+import errno
 
 import tensorflow_datasets as tfds
 
@@ -64,4 +65,10 @@ def prepare(audio_dir: str, out: str, codec: CodecSource, segments: SegmentOptio
   tokenizer = SegmentTokenizer(codec_config, params, segments, batch_size, encoder if cache_text else None,
                                read_threads)
   tfds.disable_progress_bar()  # the tokenizer's bar reports the progress
-  return build(out, splits, tokenizer, text), tokenizer, links
+  try:
+    folder = build(out, splits, tokenizer, text)
+  except RuntimeError as e:  # TFDS reports a shard it could not finish as a RuntimeError with the system's words
+    if 'No space left on device' in str(e):
+      raise OSError(errno.ENOSPC, f'no space left on device writing the dataset to {out}') from e
+    raise
+  return folder, tokenizer, links

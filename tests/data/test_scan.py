@@ -1,14 +1,17 @@
 """Scanning a user's audio folder: symbolic link loops and duplicate links visit each real file once; captions that
 are not UTF-8 skip their file (listed, the run goes on); files without a caption are counted."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile
 
-from magnet_jax.codec import CodecConfig
+from magnet_jax.codec import EMBEDDED_CODEC_DIR, CodecConfig
 from magnet_jax.data import builder
 from magnet_jax.data.audio import find_splits, scan_folder
+from tests.helpers import REPO_ROOT, tmpfs
 
 CODEC = CodecConfig(sample_rate=8000, ratios=(8, 5, 4), n_filters=4, dimension=16, n_q=4, bins=32, lstm=0)
 
@@ -66,3 +69,16 @@ def test_a_manifest_that_is_not_utf8_is_one_line_naming_it(tmp_path):
   (tmp_path / 'manifest.jsonl').write_bytes(b'{"path": "a.wav", "description": "\xff"}\n')
   with pytest.raises(ValueError, match=r'manifest.jsonl: not UTF-8 text'):
     find_splits(str(tmp_path))
+
+
+def test_prepare_onto_a_full_disk_is_one_line(tmp_path):
+  """TFDS reports the shard it cannot finish as a RuntimeError: prepare names the full device in one line."""
+  for i in range(3):
+    _wav(tmp_path / 'audio' / f'clip{i}.wav', seconds=2.0)
+  with tmpfs(tmp_path / 'full', '64k') as out:
+    run = subprocess.run([sys.executable, '-m', 'magnet_jax.apps.prepare', f'--audio={tmp_path / "audio"}',
+                          f'--out={out}', f'--codec={EMBEDDED_CODEC_DIR}', '--segment-duration=1'],
+                         capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+  assert run.returncode == 1, run.stderr[-2000:]
+  assert run.stderr.strip().splitlines()[-1] == (
+      f'python -m magnet_jax.apps.prepare: error: no space left on device writing the dataset to {out}')
