@@ -31,7 +31,7 @@ def test_prompt_files_and_collision_free_names(tmp_path):
   assert read_prompts_file(tmp_path / 'p.jsonl') == [Prompt('a', 5), Prompt('b', None, 1.5)]
   for content, message in [('{"prompt": "a"}\n{"prompt": ', 'p.jsonl:2: not valid JSON'),
                            ('{"prompt": "a", "seed": -1}', 'p.jsonl:1: "seed" must be an integer'),
-                           ('{"prompt": "a", "duration": 0}', '"duration" must be a number of seconds > 0'),
+                           ('{"prompt": "a", "duration": 0}', '"duration" must be a finite number of seconds > 0'),
                            ('{"text": "a"}', 'needs a "description"')]:
     (tmp_path / 'p.jsonl').write_text(content)
     with pytest.raises(ValueError, match=message):
@@ -62,7 +62,7 @@ def test_same_seed_same_bytes_long_form_files_and_sidecars(tiny_pipeline_folder,
   assert info.samplerate == 1600 and info.frames == 60 * 32 and info.subtype == 'PCM_24'
   sidecar = json.loads((tmp_path / 'calm-piano_8.json').read_text())
   assert sidecar['prompt'] == 'calm piano' and sidecar['seed'] == 8 and sidecar['mode'] == 'text'
-  assert sidecar['decoding']['decoding_steps'] == [10, 5, 5, 5] and sidecar['decoding']['temp'] == 2.0
+  assert sidecar['decoding']['decoding_steps'] == [4, 2, 2, 2] and sidecar['decoding']['temp'] == 2.0
   assert sidecar['preset'] == 'fast' and sidecar['audio_s'] == 1.2 and sidecar['duration_requested_s'] == 1.2
   assert sidecar['checkpoint'] == str(tiny_pipeline_folder) and sidecar['versions']['jax']
   assert set(sidecar['timings']) == {'load_s', 'compile_s', 'generate_s'}
