@@ -62,7 +62,7 @@ def test_same_seed_same_bytes_long_form_files_and_sidecars(tiny_pipeline_folder,
   assert info.samplerate == 1600 and info.frames == 60 * 32 and info.subtype == 'PCM_24'
   sidecar = json.loads((tmp_path / 'calm-piano_8.json').read_text())
   assert sidecar['prompt'] == 'calm piano' and sidecar['seed'] == 8 and sidecar['mode'] == 'text'
-  assert sidecar['decoding']['decoding_steps'] == [10, 5, 5, 5] and sidecar['decoding']['temp'] == 2.0
+  assert sidecar['decoding']['decoding_steps'] == [4, 2, 2, 2] and sidecar['decoding']['temp'] == 2.0
   assert sidecar['preset'] == 'fast' and sidecar['audio_s'] == 1.2 and sidecar['duration_requested_s'] == 1.2
   assert sidecar['checkpoint'] == str(tiny_pipeline_folder) and sidecar['versions']['jax']
   assert set(sidecar['timings']) == {'load_s', 'compile_s', 'generate_s'}
