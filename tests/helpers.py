@@ -97,3 +97,14 @@ def synthetic_losses(step, state, model, mesh, steps: int) -> tuple:
     state, metrics = step(state, trainer.global_batch(next(source), mesh), jax.random.key(1))
     losses.append(float(metrics['loss']))
   return state, losses
+
+
+def without(*packages: str) -> str:
+  """Python source that makes `packages` unimportable in the process that runs it, as if not installed (an import
+  raises ModuleNotFoundError and they never enter sys.modules, which libraries probing for them inspect)."""
+  return ('import sys\n'
+          'class _Absent:\n'
+          '  def find_spec(self, name, path=None, target=None):\n'
+          f'    if name.split(".")[0] in {packages!r}:\n'
+          '      raise ModuleNotFoundError(f"No module named {name!r}", name=name)\n'
+          'sys.meta_path.insert(0, _Absent())\n')

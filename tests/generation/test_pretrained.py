@@ -20,6 +20,7 @@ from magnet_jax.io.errors import CheckpointError  # noqa: E402
 from magnet_jax.models.config import MagnetConfig  # noqa: E402
 from reference import audiocraft_lm, text  # noqa: E402
 from reference.codec import audiocraft_xp_cfg, save_audiocraft_encodec, save_transformers_encodec  # noqa: E402
+from tests.helpers import without  # noqa: E402
 
 LM = MagnetConfig(dim=32, num_heads=4, num_layers=2, card=32, text_dim=64, segment_duration=1.0)
 PROMPTS = ['calm acoustic guitar melody', 'an upbeat electronic track with a punchy kick drum']
@@ -122,7 +123,7 @@ def test_exported_round_trip_needs_no_torch(music_folder, tmp_path):
   shutil.copytree(folder / 't5-base', tmp_path / 'export' / 't5')
   pretrained.save_pipeline(tmp_path / 'export', pipeline, 't5:t5', source='test')
   expected = pipeline.generate_tokens(PROMPTS, duration=0.6, use_sampling=False)
-  code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+  code = (without('torch', 'transformers') +
           "import numpy as np\nfrom magnet_jax import pretrained\n"
           f"p = pretrained.load({str(tmp_path / 'export')!r})\n"
           f"np.save({str(tmp_path / 'codes.npy')!r}, p.generate_tokens({PROMPTS!r}, duration=0.6, use_sampling=False))")

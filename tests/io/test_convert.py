@@ -11,6 +11,7 @@ from magnet_jax.io.audiocraft import load_audiocraft_lm, params_from_torch_state
 from magnet_jax.io.errors import CheckpointError  # noqa: E402
 from magnet_jax.models.config import MagnetConfig  # noqa: E402
 from reference import audiocraft_lm  # noqa: E402
+from tests.helpers import without  # noqa: E402
 
 CONFIG = MagnetConfig(dim=32, num_heads=2, num_layers=2, card=16, text_dim=8, segment_duration=1.0)
 
@@ -38,7 +39,7 @@ def test_every_tensor_is_mapped(released):
 
 def test_loading_needs_no_torch(released):
   _, path = released
-  code = ("import sys; sys.modules['torch'] = None\n"
+  code = (without('torch') +
           "from magnet_jax.io.audiocraft import load_audiocraft_lm\n"
           f"config, params = load_audiocraft_lm({str(path)!r}); print(config.dim)")
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)

@@ -14,7 +14,7 @@ from magnet_jax.evaluation import prompt_following
 from magnet_jax.generation import pretrained
 from magnet_jax.io import params as params_io
 from magnet_jax.training import embedded, trainer
-from tests.helpers import load_config
+from tests.helpers import load_config, without
 
 SEEDS = (0, 1, 2, 3)
 # The shipped model with these seeds on the build machine (pipeline.json's metadata.prompt_following), per seed:
@@ -40,7 +40,7 @@ def contrasts(pipeline):
 
 
 def test_shipped_default_loads_without_torch():
-  code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+  code = (without('torch', 'transformers') +
           "from magnet_jax import pretrained\n"
           "p = pretrained.load(None)\n"
           "print(p.sample_rate, p.lm_config.card, p.text_encoder.dim)")
