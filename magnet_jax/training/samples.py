@@ -16,6 +16,7 @@ from magnet_jax.audio.files import AtomicAudioFile
 from magnet_jax.data.loader import text_encoder_spec
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.decoding.generate import generate
+from magnet_jax.generation import records
 from magnet_jax.io.files import atomic_write
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.text import TextEncoder
@@ -58,12 +59,12 @@ class SampleWriter:
     os.makedirs(folder, exist_ok=True)
     for i, prompt in enumerate(self.prompts):
       sidecar = {'description': prompt, 'seed': self.seed + i, 'step': step, 'frames': int(codes.shape[-1])}
-      if audio is None:
-        atomic_write(os.path.join(folder, f'{i}.npy'), lambda tmp, c=codes[i]: np.save(open(tmp, 'wb'), c))
-      else:
+      if audio is not None:  # the audio and its sidecar, published as one unit as the command line writes them
         out = AtomicAudioFile(os.path.join(folder, f'{i}.wav'), self.codec[0].sample_rate, audio.shape[1])
         out.write(audio[i])
-        sidecar.update(out.finish('wav'), sample_rate=self.codec[0].sample_rate)
+        records.finish(out, 'wav', False, {**sidecar, 'sample_rate': self.codec[0].sample_rate}, {})
+        continue
+      atomic_write(os.path.join(folder, f'{i}.npy'), lambda tmp, c=codes[i]: np.save(open(tmp, 'wb'), c))
       text = json.dumps(sidecar, indent=2) + '\n'
       atomic_write(os.path.join(folder, f'{i}.json'), lambda tmp, t=text: pathlib.Path(tmp).write_text(t))
     return folder

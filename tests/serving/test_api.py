@@ -62,6 +62,7 @@ def _as_file(tmp_path, audio, rate) -> np.ndarray:
   writer = AtomicAudioFile(str(tmp_path / 'ref.wav'), rate, audio.shape[0])
   writer.write(audio)
   writer.finish('wav')
+  writer.publish()
   return soundfile.read(tmp_path / 'ref.wav', dtype='int32')[0]
 
 
