@@ -197,7 +197,7 @@ def test_bad_config_values_give_one_clear_error(tmp_path):
                         f'--workdir={tmp_path}', '--config.train.batch_size=0'], capture_output=True, text=True,
                        timeout=300)
   assert run.returncode == 1
-  assert run.stderr.strip().splitlines()[-1] == ('magnet_jax.training.codec: error: train.batch_size must be >= 1, '
+  assert run.stderr.strip().splitlines()[-1] == ('magnet_jax.apps.codec_train: error: train.batch_size must be >= 1, '
                                                  'got 0'), run.stderr[-1500:]
 
 
