@@ -274,7 +274,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
   progress.close()
   checkpointer.wait()
   checkpointer.close()
-  if lead:
+  if lead and tuning.lora:  # fetching params is only needed (and only possible on one host) for an adapter file
     tuning.export(os.path.join(workdir, ADAPTER_FILE), jax.device_get(state.params))
   hooks.close()
   return summary
