@@ -72,7 +72,9 @@ def _finish(launched, timeout: float = TIMEOUT) -> list[str]:
 
 
 def _rows(workdir) -> list[dict]:
-  return [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
+  """The training rows of metrics.jsonl (the step-0 row holds parameter counts)."""
+  rows = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
+  return [row for row in rows if 'loss' in row]
 
 
 @pytest.fixture(scope='module')
@@ -106,8 +108,10 @@ def test_only_process_zero_logs_and_writes_metrics(runs):
   assert 'step 6/6 loss' in lead and '2 processes joined' in lead
   info = [line for line in other.splitlines() if line[:1] == 'I' and line[1:5].isdigit()]  # absl INFO lines
   assert not info and 'train:' not in other, other[-2000:]  # no INFO logs, no progress bar
-  assert len(_rows(runs['two'])) == STEPS  # one writer
-  assert sorted(os.listdir(runs['two'])) == ['checkpoints', 'metrics.jsonl']
+  lines = open(os.path.join(runs['two'], 'metrics.jsonl')).readlines()
+  assert len(lines) == STEPS + 1  # one writer: the parameter counts, then one row per step
+  assert sorted(os.listdir(runs['two'])) == ['checkpoints', 'config.json', 'metrics.jsonl', 'tensorboard']
+  assert len(os.listdir(os.path.join(runs['two'], 'tensorboard'))) == 1  # one event file
 
 
 def test_checkpoint_from_two_processes_resumes_on_one_with_another_mesh(runs):

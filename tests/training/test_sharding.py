@@ -72,7 +72,7 @@ def test_lora_and_validation_match_one_device(multidevice_lora, name):
   assert single['losses'][-1] != single['losses'][0]
 
 
-def test_adapters_are_sharded_like_their_kernels(multidevice):
+def test_adapters_are_sharded_like_their_kernels(multidevice_lora):
   # the MLP input adapter a is [L, D, r]: FSDP splits D over `data` as it does the kernel, DP replicates it
-  assert multidevice['fsdp8']['adapter_sharding'] == [None, 'data', None]
-  assert multidevice['data8']['adapter_sharding'] in ([], [None, None, None])
+  assert multidevice_lora['fsdp8']['adapter_sharding'] == [None, 'data', None]
+  assert multidevice_lora['data8']['adapter_sharding'] in ([], [None, None, None])
