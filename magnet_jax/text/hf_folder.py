@@ -22,11 +22,11 @@ from magnet_jax.io.torch_pickle import load as load_torch_file
 ParamPath = tuple[str, ...]
 
 
-def check_folder(folder: str | os.PathLike) -> str:
-  """Returns folder as a str, or raises FileNotFoundError if it is not an existing directory."""
+def check_folder(folder: str | os.PathLike, kind: str = 'text model') -> str:
+  """Returns folder as a str, or raises FileNotFoundError ('<kind> folder not found') if it is not a directory."""
   folder = os.fspath(folder)
   if not os.path.isdir(folder):
-    raise FileNotFoundError(f'text model folder not found: {folder}')
+    raise FileNotFoundError(f'{kind} folder not found: {folder}')
   return folder
 
 

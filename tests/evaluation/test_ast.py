@@ -1,0 +1,155 @@
+"""AST in JAX against transformers' ASTFeatureExtractor and ASTForAudioClassification, on a small random model."""
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from magnet_jax.evaluation import ast
+from magnet_jax.io.errors import CheckpointError
+
+torch = pytest.importorskip('torch')
+transformers = pytest.importorskip('transformers')
+
+MAX_LENGTH = 100  # frames: 1 s segments
+LABELS = ('speech', 'music', 'dog', 'guitar', 'drum')
+
+
+def _audio(seconds: float, seed: int) -> np.ndarray:
+  """Harmonic notes over noise, loud enough that few mel bins hit the log floor."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(int(seconds * ast.SAMPLE_RATE)) / ast.SAMPLE_RATE
+  audio = 0.05 * rng.standard_normal(len(t))
+  for onset in np.arange(0, seconds, 0.3):
+    f0 = rng.choice([110.0, 220.0, 330.0, 440.0, 660.0])
+    env = np.where(t >= onset, np.exp(-(t - onset) * rng.uniform(2, 10)), 0.0)
+    audio += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5)) * 0.2
+  return audio.astype(np.float32)
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  """(folder, torch model, feature extractor): non-square patch grid (strides 12 x 8), AudioSet-like labels, a
+  preprocessor with its own mean / std, random cls / distillation / position embeddings."""
+  folder = tmp_path_factory.mktemp('ast') / 'tiny-ast'
+  config = transformers.ASTConfig(
+      hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_mel_bins=64,
+      max_length=MAX_LENGTH, frequency_stride=12, time_stride=8, initializer_range=0.1,
+      id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
+  torch.manual_seed(0)
+  model = transformers.ASTForAudioClassification(config).eval()
+  with torch.no_grad():
+    for p in (model.audio_spectrogram_transformer.embeddings.cls_token,
+              model.audio_spectrogram_transformer.embeddings.distillation_token,
+              model.audio_spectrogram_transformer.embeddings.position_embeddings):
+      p.normal_(std=0.5)
+  model.save_pretrained(folder)
+  extractor = transformers.ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, mean=-3.0, std=4.0)
+  extractor.save_pretrained(folder)
+  return folder, model, extractor
+
+
+@pytest.fixture(scope='module')
+def classifier(reference):
+  return ast.AstClassifier(str(reference[0]), batch_size=3, progress=False)
+
+
+def _torch_logits(model, spec: np.ndarray) -> np.ndarray:
+  with torch.no_grad():
+    return model(torch.from_numpy(spec)).logits.numpy()
+
+
+def test_config_and_name(classifier):
+  assert classifier.labels == LABELS
+  assert classifier.name == 'ast-tiny-ast/1'
+  assert (classifier.config.mean, classifier.config.std, classifier.config.grid) == (-3.0, 4.0, (5, 11))
+
+
+@pytest.mark.parametrize('seconds', [0.02, 0.6, 1.0, 1.7])  # no frame, padded, 98 frames + 2 padded, cut
+def test_front_end_matches_feature_extractor(reference, classifier, seconds):
+  """Our float64 Kaldi filterbank vs the extractor's numpy path (float64 with a complex64 spectrum), to 1e-5."""
+  audio = _audio(seconds, seed=1)
+  expected = reference[2](audio, sampling_rate=ast.SAMPLE_RATE, return_tensors='np')['input_values'][0]
+  got = ast.features(audio, classifier.config)
+  assert got.shape == expected.shape == (MAX_LENGTH, 64)
+  np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_logits_match_torch(reference, classifier):
+  """Same inputs into transformers' model and ours (a partial last batch included): logits to 1e-5 relative."""
+  spec = np.stack([ast.features(_audio(s, seed), classifier.config) for seed, s in enumerate((0.5, 1.0, 1.3, 2.0))])
+  expected = _torch_logits(reference[1], spec)
+  got = classifier.logits(spec)
+  assert got.shape == (4, len(LABELS)) and expected.std() > 0.1
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_label_probs_average_segments_end_to_end(reference, classifier):
+  """A 2.6 s clip is three 1 s segments (the last 0.6 s), each classified from the extractor's features by the
+  torch model; a 2.1 s clip drops its 0.1 s tail; a clip under 0.15 s keeps its only segment."""
+  long, tail, short = _audio(2.6, seed=3), _audio(2.1, seed=4), _audio(0.1, seed=5)
+  step, extra = MAX_LENGTH * ast.HOP, ast.FRAME - ast.HOP
+  expected = []
+  for audio, starts in ((long, (0, step, 2 * step)), (tail, (0, step)), (short, (0,))):
+    pieces = [audio[s:s + step + extra] for s in starts]
+    spec = reference[2](pieces, sampling_rate=ast.SAMPLE_RATE, return_tensors='np')['input_values']
+    probs = torch.softmax(torch.from_numpy(_torch_logits(reference[1], spec)).double(), -1).numpy()
+    expected.append(probs.mean(0))
+  got = classifier.label_probs([('long', long), ('tail', tail), ('short', short)])
+  assert got.shape == (3, len(LABELS))
+  np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-9)
+  np.testing.assert_allclose(got, np.stack(expected), atol=1e-5)
+
+
+def test_segment_frames_are_the_clip_frames():
+  audio = _audio(2.5, seed=6)
+  pieces = ast.segments(audio, MAX_LENGTH)
+  assert [len(p) for p in pieces] == [16240, 16240, 8000]
+  whole = ast.fbank(audio, 64)
+  np.testing.assert_array_equal(np.concatenate([ast.fbank(p, 64) for p in pieces]), whole)
+
+
+def test_deterministic_and_independent_of_batching(reference, classifier):
+  clips = [(str(i), _audio(s, seed=10 + i)) for i, s in enumerate((1.2, 0.4, 3.0, 0.9))]
+  first = classifier.label_probs(clips)
+  np.testing.assert_array_equal(first, classifier.label_probs(clips))
+  alone = np.concatenate([classifier.label_probs([clip]) for clip in clips])
+  np.testing.assert_allclose(alone, first, atol=1e-6)
+
+
+def test_pytorch_bin_folder(reference, classifier, tmp_path):
+  """The same weights as a pytorch_model.bin (read without torch) give the same parameters."""
+  import safetensors.torch
+  folder = tmp_path / 'bin'
+  folder.mkdir()
+  shutil.copy(reference[0] / 'config.json', folder)
+  shutil.copy(reference[0] / 'preprocessor_config.json', folder)
+  torch.save(safetensors.torch.load_file(reference[0] / 'model.safetensors'), folder / 'pytorch_model.bin')
+  config, params = ast.load(folder)
+  assert config == classifier.config
+  jax.tree.map(np.testing.assert_array_equal, params, classifier.params)
+
+
+def _one_line(error: pytest.ExceptionInfo) -> str:
+  message = str(error.value)
+  assert '\n' not in message
+  return message
+
+
+def test_bad_folders(reference, tmp_path):
+  with pytest.raises(FileNotFoundError) as e:
+    ast.AstClassifier(str(tmp_path / 'nope'))
+  assert _one_line(e).startswith('AST model folder not found')
+  shutil.copy(reference[0] / 'config.json', tmp_path)
+  with pytest.raises(CheckpointError) as e:
+    ast.AstClassifier(str(tmp_path))
+  assert _one_line(e).startswith('no model.safetensors or pytorch_model.bin')
+  (tmp_path / 'config.json').write_text(json.dumps({'model_type': 'bert', 'architectures': ['BertModel']}))
+  with pytest.raises(ValueError) as e:
+    ast.AstClassifier(str(tmp_path))
+  assert _one_line(e).startswith('not an AST classifier config')
+  config = json.loads((reference[0] / 'config.json').read_text())
+  (tmp_path / 'config.json').write_text(json.dumps({**config, 'architectures': ['ASTModel']}))
+  with pytest.raises(ValueError, match='not an AST classifier config'):
+    ast.AstClassifier(str(tmp_path))
