@@ -165,8 +165,9 @@ class AstNetwork(nn.Module):
     """[B, T, M] normalised filterbanks (`features`) -> [B, L] logits."""
     cfg = self.config
     d = cfg.hidden_size
-    # Time is the conv's height and mel its width, so the kernel is torch's [D, 1, mel, time] transposed; torch
-    # flattens the patch grid frequency-major, hence the swap before the reshape.
+    # Time is the conv's height and mel its width, so that the kernel is torch's [D, 1, mel, time] transposed whole
+    # (as `hf_folder.convert` transposes every kernel); torch flattens the patch grid frequency-major, hence the
+    # swap before the reshape.
     patches = nn.Conv(d, (cfg.patch_size, cfg.patch_size), (cfg.time_stride, cfg.frequency_stride), 'VALID',
                       precision=self.precision, name='patch_embeddings')(spec[..., None])  # [B, T', F', D]
     x = patches.transpose(0, 2, 1, 3).reshape(spec.shape[0], -1, d)  # [B, P, D]
@@ -223,8 +224,6 @@ def load(folder: str | os.PathLike) -> tuple[AstConfig, dict]:
   spec = jnp.zeros((1, config.max_length, config.num_mel_bins), jnp.float32)
   expected = jax.eval_shape(AstNetwork(config).init, jax.random.key(0), spec)['params']
   params = hf_folder.convert(state, _key_map(config), expected, ignore=lambda key: False)
-  # The converter transposes every kernel whole: right for Dense, for the conv it gives [time, mel, 1, D], the
-  # (height, width, in, out) layout of AstNetwork's time-by-mel convolution.
   return config, jax.tree.map(jnp.asarray, params)
 
 
