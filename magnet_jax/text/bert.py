@@ -54,16 +54,17 @@ class BertEncoder(nn.Module):
   precision: jax.lax.PrecisionLike = HIGHEST
 
   @nn.compact
-  def __call__(self, input_ids: jax.Array, mask: jax.Array) -> jax.Array:
-    """input_ids [B, S] int (S <= max_position_embeddings), mask [B, S] bool (True: a real token) -> last hidden
-    states [B, S, D] float32."""
+  def __call__(self, input_ids: jax.Array, mask: jax.Array, position_ids: jax.Array | None = None) -> jax.Array:
+    """input_ids [B, S] int (S <= max_position_embeddings), mask [B, S] bool (True: a real token), position_ids
+    [B, S] int (default 0..S-1; RoBERTa's start at pad_token_id + 1) -> last hidden states [B, S, D] float32."""
     cfg = self.config
     length = input_ids.shape[1]
     if length > cfg.max_position_embeddings:
       raise ValueError(f'{length} tokens exceed max_position_embeddings {cfg.max_position_embeddings}')
     x = nn.Embed(cfg.vocab_size, cfg.hidden_size, name='word_embeddings')(input_ids)
     x = x + nn.Embed(cfg.type_vocab_size, cfg.hidden_size, name='token_type_embeddings')(jnp.zeros_like(input_ids))
-    x = x + nn.Embed(cfg.max_position_embeddings, cfg.hidden_size, name='position_embeddings')(jnp.arange(length))
+    positions = jnp.arange(length) if position_ids is None else position_ids
+    x = x + nn.Embed(cfg.max_position_embeddings, cfg.hidden_size, name='position_embeddings')(positions)
     x = nn.LayerNorm(epsilon=cfg.layer_norm_eps, use_fast_variance=False, name='embeddings_norm')(x)
     bias = attention_bias(mask)
     head_dim = cfg.hidden_size // cfg.num_attention_heads
@@ -90,7 +91,7 @@ def mean_pool(states: jax.Array, mask: jax.Array) -> jax.Array:
   return (states * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1e-9)
 
 
-def _key_map(config: BertConfig) -> dict[str, hf_folder.ParamPath]:
+def key_map(config: BertConfig) -> dict[str, hf_folder.ParamPath]:
   """PyTorch (transformers) key, without any 'bert.' prefix -> Flax param path."""
   dense = lambda key, *path: {f'{key}.weight': (*path, 'kernel'), f'{key}.bias': (*path, 'bias')}
   norm = lambda key, *path: {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
@@ -126,5 +127,5 @@ def _normalize_key(key: str) -> str:
 def load_bert(folder: str | os.PathLike) -> tuple[BertConfig, dict]:
   """(config, params) for `BertEncoder(config)` from a transformers BertModel folder, or a task model's 'bert.'
   encoder (config.json; model.safetensors, sharded or not, or pytorch_model.bin). Errors: `hf_folder.load_encoder`."""
-  return hf_folder.load_encoder(folder, BertConfig.from_dict, BertEncoder, _key_map, _is_unused,
+  return hf_folder.load_encoder(folder, BertConfig.from_dict, BertEncoder, key_map, _is_unused,
                                 lambda state: {_normalize_key(k): v for k, v in state.items()})

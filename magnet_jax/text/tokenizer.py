@@ -1,14 +1,16 @@
 """Text tokenization without transformers: the `tokenizers` library set up as transformers 5 sets it up.
 
 transformers 5 rebuilds a folder's tokenizer in the tokenizer class's `__init__` rather than taking tokenizer.json
-verbatim; this module does the same for the two classes we use, so ids match `T5Tokenizer` / `BertTokenizer`
-called as `tok(texts, padding=True)` (T5, as audiocraft's T5Conditioner calls it) or
-`tok(texts, padding=True, truncation=True, max_length=L)` (BERT):
+verbatim; this module does the same for the classes we use, so ids match `T5Tokenizer` / `BertTokenizer` /
+`RobertaTokenizer` called as `tok(texts, padding=True)` (T5, as audiocraft's T5Conditioner calls it) or
+`tok(texts, padding=True, truncation=True, max_length=L)` (BERT, RoBERTa):
 - T5: Unigram vocab from tokenizer.json or spiece.model (+ 100 `<extra_id_*>` sentinels, the last id first), the
   SentencePiece precompiled normalizer, whitespace split + metaspace, and `</s>` appended. No truncation.
 - BERT: WordPiece vocab from tokenizer.json or vocab.txt, lower-casing / accent stripping from
   tokenizer_config.json, `[CLS] ... [SEP]`, truncation to `max_length` (default: sentence-transformers'
   `max_seq_length`, else `model_max_length`).
+- RoBERTa (CLAP's text branch): byte-level BPE from tokenizer.json or vocab.json + merges.txt, `<s> ... </s>`,
+  truncation to `max_length` (default `model_max_length`).
 """
 import base64
 import os
@@ -18,7 +20,7 @@ import numpy as np
 import tokenizers
 from absl import logging
 from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
-from tokenizers.models import Unigram, WordPiece
+from tokenizers.models import BPE, Unigram, WordPiece
 
 from magnet_jax.text import hf_folder
 
@@ -94,8 +96,34 @@ def _bert_backend(folder: str, config: dict) -> tokenizers.Tokenizer:
   return backend
 
 
+def _roberta_backend(folder: str, config: dict) -> tokenizers.Tokenizer:
+  """transformers' RobertaTokenizer pipeline."""
+  defaults = {'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>', 'pad_token': '<pad>',
+              'mask_token': '<mask>'}
+  bos, eos, unk, pad, mask = (_token(config, key, default) for key, default in defaults.items())
+  cls, sep = _token(config, 'cls_token', bos), _token(config, 'sep_token', eos)
+  if os.path.isfile(os.path.join(folder, 'tokenizer.json')):
+    model = hf_folder.read_json(folder, 'tokenizer.json')['model']
+    vocab = model['vocab']
+    merges = [tuple(m.split(' ')) if isinstance(m, str) else tuple(m) for m in model['merges']]
+  elif all(os.path.isfile(os.path.join(folder, name)) for name in ('vocab.json', 'merges.txt')):
+    vocab, merges = BPE.read_file(os.path.join(folder, 'vocab.json'), os.path.join(folder, 'merges.txt'))
+  else:
+    raise FileNotFoundError(f'no tokenizer.json or vocab.json + merges.txt in {folder}')
+  add_prefix_space = config.get('add_prefix_space', False)
+  backend = tokenizers.Tokenizer(BPE(vocab, merges, dropout=None, continuing_subword_prefix='', end_of_word_suffix='',
+                                     fuse_unk=False))
+  backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+  special = dict.fromkeys((bos, eos, unk, sep, pad, cls, mask))
+  backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special])
+  backend.post_processor = processors.RobertaProcessing(
+      (sep, backend.token_to_id(sep)), (cls, backend.token_to_id(cls)), trim_offsets=config.get('trim_offsets', True),
+      add_prefix_space=add_prefix_space)
+  return backend
+
+
 def _kind(folder: str, config: dict) -> str:
-  """'t5' or 'bert', from tokenizer_config.json's class or config.json's model type."""
+  """'t5', 'bert' or 'roberta', from tokenizer_config.json's class or config.json's model type."""
   name = config.get('tokenizer_class') or hf_folder.read_json(folder, 'config.json', required=False).get(
       'model_type', '')
   name = name.lower()
@@ -103,7 +131,9 @@ def _kind(folder: str, config: dict) -> str:
     return 't5'
   if name.startswith('bert'):
     return 'bert'
-  raise ValueError(f'{folder}: cannot tell the tokenizer kind ({name!r}); expected a T5 or BERT tokenizer')
+  if name.startswith('roberta'):
+    return 'roberta'
+  raise ValueError(f'{folder}: cannot tell the tokenizer kind ({name!r}); expected a T5, BERT or RoBERTa tokenizer')
 
 
 def _default_max_length(folder: str, config: dict) -> int | None:
@@ -117,7 +147,7 @@ class Tokenizer:
   """Batch tokenizer: texts -> padded ids and attention mask.
 
   Attributes:
-    kind: 't5' or 'bert'.
+    kind: 't5', 'bert' or 'roberta'.
     pad_id: id used for padding.
     max_length: truncation length including special tokens, or None for no truncation.
   """
@@ -137,9 +167,11 @@ class Tokenizer:
     """Reads a transformers tokenizer folder.
 
     Args:
-      folder: holds tokenizer.json, or spiece.model (T5) / vocab.txt (BERT), and usually tokenizer_config.json.
-      kind: 't5' or 'bert'; detected from the folder's files when None.
-      max_length: BERT truncation length; None takes the folder's (T5 is never truncated, as in audiocraft).
+      folder: holds tokenizer.json, or spiece.model (T5) / vocab.txt (BERT) / vocab.json + merges.txt (RoBERTa),
+        and usually tokenizer_config.json.
+      kind: 't5', 'bert' or 'roberta'; detected from the folder's files when None.
+      max_length: BERT / RoBERTa truncation length; None takes the folder's (T5 is never truncated, as in
+        audiocraft).
 
     Raises:
       FileNotFoundError: the folder or its vocabulary file is missing.
@@ -152,9 +184,12 @@ class Tokenizer:
     elif kind == 'bert':
       backend = _bert_backend(folder, config)
       max_length = max_length or _default_max_length(folder, config)
+    elif kind == 'roberta':
+      backend = _roberta_backend(folder, config)
+      max_length = max_length or _default_max_length(folder, config)
     else:
-      raise ValueError(f"unknown tokenizer kind {kind!r}; expected 't5' or 'bert'")
-    pad = _token(config, 'pad_token', '<pad>' if kind == 't5' else '[PAD]')
+      raise ValueError(f"unknown tokenizer kind {kind!r}; expected 't5', 'bert' or 'roberta'")
+    pad = _token(config, 'pad_token', '[PAD]' if kind == 'bert' else '<pad>')
     return cls(backend, kind, backend.token_to_id(pad), max_length)
 
   def __call__(self, texts: Sequence[str], pad_to: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,184 @@
+"""CLAP in JAX against transformers' ClapModel / ClapFeatureExtractor / RobertaTokenizer with a tiny random model."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from magnet_jax.evaluation import clap
+from magnet_jax.io.errors import CheckpointError
+
+torch = pytest.importorskip('torch')
+transformers = pytest.importorskip('transformers')
+tokenizers = pytest.importorskip('tokenizers')
+
+SR = clap.SAMPLE_RATE
+MAX_S = 2  # 201 frames, stretched to the 256 of the image: the bicubic path
+TEXTS = ['warm lo-fi piano with vinyl crackle', 'Heavy METAL guitars, fast drums!', 'a',
+         'ambient pads ' * 40]  # the last one is truncated to 77 tokens
+CORPUS = ['a calm piano melody over soft strings', 'energetic electronic dance music with heavy bass',
+          'a jazz trio with upright bass and brushed drums', 'lo-fi hip hop beat with vinyl crackle',
+          'epic orchestral score with choir and timpani', 'heavy metal guitars and fast drums'] * 5
+
+
+def _tokenizer_files(folder: str) -> None:
+  """A byte-level BPE vocabulary trained on a few captions, saved as RoBERTa's vocab.json + merges.txt."""
+  from tokenizers import models, pre_tokenizers, trainers
+
+  tok = tokenizers.Tokenizer(models.BPE())
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=['<s>', '<pad>', '</s>', '<unk>', '<mask>'],
+                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+  tok.train_from_iterator(CORPUS, trainer)
+  tok.model.save(folder)
+  with open(os.path.join(folder, 'tokenizer_config.json'), 'w') as f:
+    json.dump({'tokenizer_class': 'RobertaTokenizer', 'model_max_length': 512}, f)
+
+
+def _randomize(model) -> None:
+  """Random weights everywhere (transformers initialises biases, norms and position biases as constants) and batch
+  norm statistics of the scale of a dB spectrogram."""
+  gen = torch.Generator().manual_seed(0)
+  normal = lambda shape, std: torch.randn(shape, generator=gen) * std
+  state = model.state_dict()
+  for key, value in state.items():
+    if not value.is_floating_point():
+      continue
+    if key.endswith('running_mean'):
+      value.copy_(-40.0 + normal(value.shape, 5.0))
+    elif key.endswith('running_var'):
+      value.copy_(300.0 * (1.0 + torch.rand(value.shape, generator=gen)))
+    elif 'norm' in key.lower() and key.endswith('weight'):
+      value.copy_(1.0 + normal(value.shape, 0.1))
+    elif value.ndim == 1 or 'relative_position_bias_table' in key:
+      value.copy_(normal(value.shape, 0.2))
+    elif value.ndim >= 2:
+      value.copy_(normal(value.shape, 1.0 / value[0].numel() ** 0.5))
+  model.load_state_dict(state)
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+  """(folder, torch ClapModel, ClapFeatureExtractor, RobertaTokenizer) of a tiny random CLAP saved to disk."""
+  folder = str(tmp_path_factory.mktemp('clap') / 'tiny_clap')
+  os.makedirs(folder)
+  _tokenizer_files(folder)
+  text = dict(vocab_size=400, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+              max_position_embeddings=80, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+  # A 64 x 64 image of 16 mel bands: 16 x 16 patches, windows of 4 (shifted in the second block of stages 0-1;
+  # stage 2's 4 x 4 grid is one unshifted window).
+  audio = dict(num_mel_bins=16, spec_size=64, window_size=4, patch_size=4, patch_stride=[4, 4],
+               patch_embeds_hidden_size=16, depths=[2, 2, 2], num_attention_heads=[2, 2, 4], hidden_size=64,
+               enable_fusion=False)
+  config = transformers.ClapConfig(text_config=text, audio_config=audio, projection_dim=24)
+  torch.manual_seed(0)
+  model = transformers.ClapModel(config).eval()
+  _randomize(model)
+  model.save_pretrained(folder)
+  extractor = transformers.ClapFeatureExtractor(feature_size=16, max_length_s=MAX_S, frequency_min=50,
+                                                truncation='rand_trunc', padding='repeatpad')
+  extractor.save_pretrained(folder)
+  tokenizer = transformers.RobertaTokenizer.from_pretrained(folder)
+  return folder, model, extractor, tokenizer
+
+
+@pytest.fixture(scope='module')
+def scorer(tiny):
+  return clap.ClapScorer(tiny[0], batch_size=3, progress=False)
+
+
+def _clips() -> list[tuple[str, np.ndarray]]:
+  """Clips shorter than, equal to and longer than the model's 2 s, with tones, noise and silence."""
+  rng = np.random.default_rng(0)
+  t = np.arange(3 * SR) / SR
+  tone = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+  noise = (0.05 * rng.normal(size=3 * SR)).astype(np.float32)
+  return [('short', tone[:int(0.7 * SR)]), ('exact', noise[:MAX_S * SR]), ('long', tone + noise),
+          ('quiet', 1e-3 * noise[:SR]), ('half_silent', np.concatenate([tone[:SR // 2], np.zeros(SR, np.float32)]))]
+
+
+def _reference_features(extractor, clips) -> np.ndarray:
+  """transformers' features [B, T, M]; long clips are given cut to 2 s (transformers would crop at random)."""
+  audio = [a[:MAX_S * SR].astype(np.float64) for _, a in clips]
+  return extractor(audio, sampling_rate=SR, return_tensors='np')['input_features'][:, 0]
+
+
+def test_feature_extractor_matches_transformers(tiny, scorer):
+  clips = _clips()
+  expected = _reference_features(tiny[2], clips)
+  got = np.stack([clap.features(a, scorer.config.features) for _, a in clips])
+  assert got.shape == expected.shape == (len(clips), 201, 16)
+  # dB values from -100 (the floor) to about +20; transformers rounds its STFT to complex64.
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3)
+
+
+def test_tokenizer_matches_transformers(tiny, scorer, tmp_path):
+  expected = tiny[3](TEXTS, padding='max_length', truncation=True, max_length=77, return_tensors='np')
+  ids, mask = scorer.tokenizer(TEXTS, pad_to=77)
+  np.testing.assert_array_equal(ids, expected['input_ids'])
+  np.testing.assert_array_equal(mask, expected['attention_mask'].astype(bool))
+  assert mask[-1].all() and ids[-1, -1] == 2  # truncated to 77, ending with </s>
+  # The same vocabulary from tokenizer.json alone.
+  tiny[3].backend_tokenizer.save(str(tmp_path / 'tokenizer.json'))
+  shutil.copy(os.path.join(tiny[0], 'tokenizer_config.json'), tmp_path)
+  from magnet_jax.text.tokenizer import Tokenizer
+  np.testing.assert_array_equal(Tokenizer.from_folder(tmp_path, max_length=77)(TEXTS, pad_to=77)[0], ids)
+
+
+def test_audio_embeddings_match_transformers(tiny, scorer):
+  clips = _clips()
+  with torch.no_grad():
+    out = tiny[1].get_audio_features(input_features=torch.from_numpy(_reference_features(tiny[2], clips))[:, None])
+  expected = out.pooler_output.numpy()
+  got = scorer.embed_audio(clips)
+  assert got.shape == (len(clips), 24)
+  np.testing.assert_allclose(np.linalg.norm(got, axis=-1), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_text_embeddings_match_transformers(tiny, scorer):
+  tokens = tiny[3](TEXTS, padding=True, truncation=True, max_length=77, return_tensors='pt')
+  with torch.no_grad():
+    expected = tiny[1].get_text_features(**tokens).pooler_output.numpy()
+  got = scorer.embed_text(TEXTS)
+  assert got.shape == (len(TEXTS), 24)
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_score_matches_torch_and_is_deterministic(tiny, scorer):
+  clips, texts = _clips()[:4], TEXTS
+  with torch.no_grad():
+    audio = tiny[1].get_audio_features(
+        input_features=torch.from_numpy(_reference_features(tiny[2], clips))[:, None]).pooler_output
+    text = tiny[1].get_text_features(**tiny[3](texts, padding=True, truncation=True, max_length=77,
+                                               return_tensors='pt')).pooler_output
+  expected = torch.nn.functional.cosine_similarity(audio, text, dim=1, eps=1e-8).mean().item()
+  score = scorer.score(clips, texts)
+  assert score == pytest.approx(expected, abs=1e-5)
+  assert scorer.score(clips, texts) == score
+  other = clap.ClapScorer(tiny[0], batch_size=2, progress=False)  # another batching, another compiled shape
+  np.testing.assert_allclose(other.embed_audio(clips), scorer.embed_audio(clips), atol=1e-6)
+  assert scorer.name == 'clap-tiny_clap/1'
+
+
+def test_bad_input_fails_in_one_line(tiny, scorer, tmp_path):
+  with pytest.raises(FileNotFoundError, match='CLAP model folder not found'):
+    clap.ClapScorer(str(tmp_path / 'missing'))
+  for name in ('config.json', 'preprocessor_config.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json'):
+    shutil.copy(os.path.join(tiny[0], name), tmp_path)
+  with pytest.raises(CheckpointError, match='no model.safetensors or pytorch_model.bin'):
+    clap.ClapScorer(str(tmp_path))
+  with open(tmp_path / 'config.json') as f:
+    config = json.load(f)
+  config['audio_config']['enable_fusion'] = True
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump(config, f)
+  with pytest.raises(ValueError, match='fused CLAP models'):
+    clap.ClapScorer(str(tmp_path))
+  with pytest.raises(ValueError, match='no texts'):
+    scorer.embed_text([])
+  with pytest.raises(ValueError, match='empty: CLAP cannot embed an empty clip'):
+    scorer.embed_audio([('empty', np.zeros(0, np.float32))])
+  with pytest.raises(ValueError, match='one text per clip'):
+    scorer.score(_clips()[:2], TEXTS[:1])
