@@ -205,8 +205,8 @@ class Tokenizer:
     encodings = self._backend.encode_batch(list(texts))
     for text, encoding in zip(texts, encodings, strict=True):
       if encoding.overflowing:
-        logging.warning('prompt %r is longer than the text encoder\'s limit of %d tokens: only its first %d tokens '
-                        'condition the music', text if len(text) <= 80 else text[:77] + '...', self.max_length,
+        logging.warning('text %r is longer than the text encoder\'s limit of %d tokens: only its first %d tokens '
+                        'are encoded', text if len(text) <= 80 else text[:77] + '...', self.max_length,
                         self.max_length)
     longest = max(len(e.ids) for e in encodings)
     length = -(-longest // pad_to) * pad_to
