@@ -65,7 +65,7 @@ class FeatureConfig:
 
   @property
   def max_samples(self) -> int:
-    return self.max_length_s * self.sampling_rate
+    return int(self.max_length_s * self.sampling_rate)
 
   @property
   def frames(self) -> int:
@@ -176,8 +176,8 @@ def fit(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
   """[N] -> [max_samples]: a short clip repeated and/or zero-padded as `config.padding` says, a long one cut to its
   first max_samples (transformers crops at random)."""
   audio = np.asarray(audio, np.float64)
-  if not len(audio):
-    raise ValueError('CLAP cannot embed an empty clip')
+  if audio.ndim != 1 or not len(audio):
+    raise ValueError(f'CLAP embeds non-empty mono audio [N], got shape {audio.shape}')
   length = config.max_samples
   if len(audio) >= length:
     return audio[:length]

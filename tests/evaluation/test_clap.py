@@ -179,7 +179,9 @@ def test_bad_input_fails_in_one_line(tiny, scorer, tmp_path):
     clap.ClapScorer(str(tmp_path))
   with pytest.raises(ValueError, match='no texts'):
     scorer.embed_text([])
-  with pytest.raises(ValueError, match='empty: CLAP cannot embed an empty clip'):
+  with pytest.raises(ValueError, match=r'empty: CLAP embeds non-empty mono audio \[N\], got shape \(0,\)'):
     scorer.embed_audio([('empty', np.zeros(0, np.float32))])
+  with pytest.raises(ValueError, match=r'stereo: .* got shape \(2, 100\)'):
+    scorer.embed_audio([('stereo', np.zeros((2, 100), np.float32))])
   with pytest.raises(ValueError, match='one text per clip'):
     scorer.score(_clips()[:2], TEXTS[:1])
