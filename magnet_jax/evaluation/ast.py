@@ -190,8 +190,7 @@ class AstNetwork(nn.Module):
 
 def _key_map(config: AstConfig) -> dict[str, hf_folder.ParamPath]:
   """transformers' on-disk key (what save_pretrained writes, in v4 and v5) -> Flax param path."""
-  dense = lambda key, *path: {f'{key}.weight': (*path, 'kernel'), f'{key}.bias': (*path, 'bias')}
-  norm = lambda key, *path: {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
+  dense, norm = hf_folder.dense_keys, hf_folder.norm_keys
   base = 'audio_spectrogram_transformer'
   keys = {f'{base}.embeddings.{name}': (name,) for name in ('cls_token', 'distillation_token', 'position_embeddings')}
   keys.update(dense(f'{base}.embeddings.patch_embeddings.projection', 'patch_embeddings'))

@@ -369,47 +369,41 @@ class TextEncoder(nn.Module):
     return Projection(self.projection_dim, self.projection_act, self.precision, name='projection')(pooled)
 
 
-def _dense(key: str, *path: str) -> dict[str, hf_folder.ParamPath]:
-  return {f'{key}.weight': (*path, 'kernel'), f'{key}.bias': (*path, 'bias')}
-
-
-def _norm(key: str, *path: str) -> dict[str, hf_folder.ParamPath]:
-  return {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
-
-
 def _audio_key_map(config: AudioConfig) -> dict[str, hf_folder.ParamPath]:
   """transformers ClapModel key -> AudioEncoder param path."""
+  dense, norm = hf_folder.dense_keys, hf_folder.norm_keys
   enc = 'audio_model.audio_encoder'
   keys = {f'{enc}.batch_norm.weight': ('batch_norm', 'scale'), f'{enc}.batch_norm.bias': ('batch_norm', 'bias'),
           f'{enc}.batch_norm.running_mean': ('batch_norm', 'mean'),
           f'{enc}.batch_norm.running_var': ('batch_norm', 'var'),
-          **_dense(f'{enc}.patch_embed.proj', 'patch_proj'), **_norm(f'{enc}.norm', 'norm'),
-          **_dense('audio_projection.linear1', 'projection', 'linear1'),
-          **_dense('audio_projection.linear2', 'projection', 'linear2')}
+          **dense(f'{enc}.patch_embed.proj', 'patch_proj'), **norm(f'{enc}.norm', 'norm'),
+          **dense('audio_projection.linear1', 'projection', 'linear1'),
+          **dense('audio_projection.linear2', 'projection', 'linear2')}
   if config.enable_patch_layer_norm:
-    keys.update(_norm(f'{enc}.patch_embed.norm', 'patch_norm'))
+    keys.update(norm(f'{enc}.patch_embed.norm', 'patch_norm'))
   for i, depth in enumerate(config.depths):
     for j in range(depth):
       key, block = f'{enc}.layers.{i}.blocks.{j}', f'stage_{i}_block_{j}'
       keys[f'{key}.attention.self.relative_position_bias_table'] = (block, 'relative_position_bias_table')
       for torch_name, name in (('self.query', 'q'), ('self.key', 'k'), ('self.value', 'v'), ('output.dense', 'o')):
-        keys.update(_dense(f'{key}.attention.{torch_name}', block, 'layer', 'attn', name))
-      keys.update(_norm(f'{key}.layernorm_before', block, 'layer', 'attn_norm'))
-      keys.update(_norm(f'{key}.layernorm_after', block, 'layer', 'ffn_norm'))
-      keys.update(_dense(f'{key}.intermediate.dense', block, 'layer', 'ffn', 'wi'))
-      keys.update(_dense(f'{key}.output.dense', block, 'layer', 'ffn', 'wo'))
+        keys.update(dense(f'{key}.attention.{torch_name}', block, 'layer', 'attn', name))
+      keys.update(norm(f'{key}.layernorm_before', block, 'layer', 'attn_norm'))
+      keys.update(norm(f'{key}.layernorm_after', block, 'layer', 'ffn_norm'))
+      keys.update(dense(f'{key}.intermediate.dense', block, 'layer', 'ffn', 'wi'))
+      keys.update(dense(f'{key}.output.dense', block, 'layer', 'ffn', 'wo'))
     if i < len(config.depths) - 1:
       keys[f'{enc}.layers.{i}.downsample.reduction.weight'] = (f'stage_{i}_merge', 'reduction', 'kernel')
-      keys.update(_norm(f'{enc}.layers.{i}.downsample.norm', f'stage_{i}_merge', 'norm'))
+      keys.update(norm(f'{enc}.layers.{i}.downsample.norm', f'stage_{i}_merge', 'norm'))
   return keys
 
 
 def _text_key_map(config: bert.BertConfig) -> dict[str, hf_folder.ParamPath]:
   """transformers ClapModel key -> TextEncoder param path."""
+  dense = hf_folder.dense_keys
   keys = {f'text_model.{key}': ('encoder', *path) for key, path in bert.key_map(config).items()}
-  return {**keys, **_dense('text_model.pooler.dense', 'pooler'),
-          **_dense('text_projection.linear1', 'projection', 'linear1'),
-          **_dense('text_projection.linear2', 'projection', 'linear2')}
+  return {**keys, **dense('text_model.pooler.dense', 'pooler'),
+          **dense('text_projection.linear1', 'projection', 'linear1'),
+          **dense('text_projection.linear2', 'projection', 'linear2')}
 
 
 def _is_unused(key: str) -> bool:
@@ -426,9 +420,7 @@ def load(folder: str | os.PathLike) -> tuple[ClapConfig, dict]:
     ValueError: not a CLAP config, or one this port does not support (fusion).
     CheckpointError: no weights file, a corrupt one, or unknown / missing / misshapen keys.
   """
-  folder = os.fspath(folder)
-  if not os.path.isdir(folder):
-    raise FileNotFoundError(f'CLAP model folder not found: {folder}')
+  folder = hf_folder.check_folder(folder, 'CLAP model')
   config = ClapConfig.from_dicts(hf_folder.read_json(folder, 'config.json'),
                                  hf_folder.read_json(folder, 'preprocessor_config.json', required=False))
   state = hf_folder.read_weights(folder)

@@ -93,8 +93,7 @@ def mean_pool(states: jax.Array, mask: jax.Array) -> jax.Array:
 
 def key_map(config: BertConfig) -> dict[str, hf_folder.ParamPath]:
   """PyTorch (transformers) key, without any 'bert.' prefix -> Flax param path."""
-  dense = lambda key, *path: {f'{key}.weight': (*path, 'kernel'), f'{key}.bias': (*path, 'bias')}
-  norm = lambda key, *path: {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
+  dense, norm = hf_folder.dense_keys, hf_folder.norm_keys
   keys = {
       'embeddings.word_embeddings.weight': ('word_embeddings', 'embedding'),
       'embeddings.token_type_embeddings.weight': ('token_type_embeddings', 'embedding'),

@@ -70,6 +70,16 @@ def read_weights(folder: str) -> dict[str, np.ndarray]:
   raise CheckpointError(f'no model.safetensors or pytorch_model.bin in {folder}')
 
 
+def dense_keys(key: str, *path: str) -> dict[str, ParamPath]:
+  """The key map of a torch Linear (or Conv) `key` to the Flax Dense (or Conv) at `path`."""
+  return {f'{key}.weight': (*path, 'kernel'), f'{key}.bias': (*path, 'bias')}
+
+
+def norm_keys(key: str, *path: str) -> dict[str, ParamPath]:
+  """The key map of a torch LayerNorm `key` to the Flax LayerNorm at `path`."""
+  return {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
+
+
 def convert(state: Mapping[str, np.ndarray], key_map: Mapping[str, ParamPath], expected: Mapping,
             ignore: Callable[[str], bool]) -> dict:
   """Builds a Flax params tree from a PyTorch state dict.
