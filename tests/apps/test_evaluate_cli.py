@@ -1,4 +1,5 @@
 """python -m magnet_jax.apps.evaluate end to end on tiny folders, and its one-line errors."""
+import dataclasses
 import json
 import os
 import re
@@ -87,3 +88,79 @@ def test_bad_inputs(folders):
     quality.report(embedded, other, ('fad',))
   with pytest.raises(ValueError, match='kl needs a reference folder'):
     quality.report(embedded, embedded.stats(), ('kl',))
+
+
+def test_roles_are_checked_before_anything_loads(folders, tmp_path):
+  root, ref, gen = folders
+  with pytest.raises(ValueError, match=r'metric clap needs --clap_folder PATH'):
+    quality.choose_models(('fad', 'clap'))
+  with pytest.raises(NotADirectoryError, match='CLAP folder not found'):
+    quality.choose_models(('clap',), clap_folder=str(tmp_path / 'nope'))
+  with pytest.raises(ValueError, match='--embedder vggish needs --vggish_checkpoint'):
+    quality.choose_models(('fad',), embedder='vggish')
+  with pytest.raises(FileNotFoundError, match='VGGish checkpoint not found'):
+    quality.choose_models(('fad',), embedder='vggish', vggish_checkpoint=str(tmp_path / 'v.pth'))
+  with pytest.raises(ValueError, match='add --embedder vggish'):
+    quality.choose_models(('fad',), vggish_checkpoint=str(tmp_path / 'v.pth'))
+  with pytest.raises(ValueError, match='--classifier ast needs --ast_folder'):
+    quality.choose_models(('kl',), classifier='ast')
+  with pytest.raises(ValueError, match='add --classifier ast'):
+    quality.choose_models(('kl',), ast_folder=str(tmp_path))
+  with pytest.raises(ValueError, match='--clap_folder is given but clap is not among the metrics'):
+    quality.choose_models(('fad',), clap_folder=str(tmp_path))
+  choice = quality.choose_models(('kl', 'clap'), embedder='vggish', classifier='ast', ast_folder=str(tmp_path),
+                                 clap_folder=str(tmp_path))
+  assert (choice.embedder, choice.classifier, choice.clap_folder) == (None, 'ast', str(tmp_path))  # no fad: no VGGish
+  stats = str(root / 'other.npz')
+  EmbeddingStats(np.zeros(200), np.eye(200), 'vggish/1', 2).save(stats)
+  for args, message in [
+      ((f'--generated={gen}', f'--reference={ref}', '--metrics=fad,clap'), 'metric clap needs --clap_folder PATH'),
+      ((f'--generated={gen}', f'--reference_stats={stats}'), 'metric kl needs --reference (a folder)'),
+      ((f'--generated={gen}', f'--clap_folder={tmp_path}', '--metrics=clap'),
+       'metric clap needs texts: none of the 5')]:
+    code, _, stderr = _run(*args)
+    assert code == 1 and 'Traceback' not in '\n'.join(stderr) and message in stderr[-1], (args, stderr)
+
+
+class _FakeClap:
+  """A CLAP scorer at 48 kHz: the score is the mean clip length in seconds, so the rate and the pairs are checked."""
+  name = 'fake-clap/1'
+  sample_rate = 48000
+
+  def __init__(self):
+    self.texts = []
+
+  def score(self, clips, texts):
+    self.texts.extend(texts)
+    return float(np.mean([len(audio) / self.sample_rate for _, audio in clips]))
+
+
+def test_clap_role_texts_and_report_columns(folders, tmp_path):
+  """Texts from sidecars, else from a prompts file's names; files without text are counted and left out."""
+  _, ref, _ = folders
+  from magnet_jax.generation.requests import Prompt
+  gen = _write_clips(tmp_path / 'gen', range(3))
+  (tmp_path / 'gen' / 'clip_0.json').write_text(json.dumps({'prompt': 'soft piano', 'seed': 0}))
+  prompts = [Prompt('clip 1')]  # magnet-jax names it clip-1_0: not a file here, so clip_1 has no text
+  assert quality.read_texts(quality.list_audio(gen), prompts) == {'clip_0': 'soft piano'}
+  os.rename(os.path.join(gen, 'clip_2.wav'), os.path.join(gen, 'loud-drums_0.wav'))
+  texts = quality.read_texts(quality.list_audio(gen), [Prompt('Loud drums!')])
+  assert texts == {'clip_0': 'soft piano', 'loud-drums_0': 'Loud drums!'}
+  embedder, clap = quality.MusicnnEmbedder(batch_size=8, progress=False), _FakeClap()
+  models = quality.Models(embedder, embedder, clap)
+  generated = quality.embed_folder(models, gen, texts)
+  reference = quality.embed_folder(quality.Models(embedder, embedder), ref)
+  assert clap.texts == ['soft piano', 'Loud drums!']  # sorted files: clip_0, clip_1 (no text), loud-drums_0
+  assert generated.clap == {'model': 'fake-clap/1', 'score': pytest.approx(3.2), 'clips': 2, 'without_text': 1}
+  result = quality.report(generated, reference, ('fad', 'kl', 'clap'))
+  assert result['models'] == {'fad': embedder.name, 'kl': embedder.name, 'clap': 'fake-clap/1'}
+  assert result['clap_clips'] == 2 and result['clap_without_text'] == 1 and result['metrics']['clap'] == 3.2
+  assert quality.markdown_table(result).splitlines()[0] == (
+      '| fad | kl | clap | clips | skipped | fad embedder | kl classifier | clap model |')
+  only_clap = quality.embed_folder(quality.Models(clap=clap), gen, texts)
+  assert only_clap.embeddings is None and only_clap.label_probs is None
+  assert quality.report(only_clap, None, ('clap',))['metrics'] == {'clap': 3.2}
+  with pytest.raises(ValueError, match='none of the 3 files has one'):
+    quality.embed_folder(quality.Models(clap=clap), gen, {})
+  with pytest.raises(ValueError, match=r"classified by one model, got 'musicnn-MTT_musicnn/1' \(generated\) and 'a/1'"):
+    quality.report(generated, dataclasses.replace(reference, classifier='a/1'), ('kl',))
