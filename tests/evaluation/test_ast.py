@@ -11,9 +11,9 @@ from magnet_jax.io.errors import CheckpointError
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
-
-MAX_LENGTH = 100  # frames: 1 s segments
-LABELS = ('speech', 'music', 'dog', 'guitar', 'drum')
+from tests.evaluation import tiny_models  # noqa: E402
+from tests.evaluation.tiny_models import AST_LABELS as LABELS  # noqa: E402
+from tests.evaluation.tiny_models import AST_MAX_LENGTH as MAX_LENGTH  # noqa: E402
 
 
 def _audio(seconds: float, seed: int) -> np.ndarray:
@@ -30,24 +30,9 @@ def _audio(seconds: float, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def reference(tmp_path_factory):
-  """(folder, torch model, feature extractor): non-square patch grid (strides 12 x 8), AudioSet-like labels, a
-  preprocessor with its own mean / std, random cls / distillation / position embeddings."""
+  """(folder, torch model, feature extractor) of tiny_models.ast_folder."""
   folder = tmp_path_factory.mktemp('ast') / 'tiny-ast'
-  config = transformers.ASTConfig(
-      hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, num_mel_bins=64,
-      max_length=MAX_LENGTH, frequency_stride=12, time_stride=8, initializer_range=0.1,
-      id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
-  torch.manual_seed(0)
-  model = transformers.ASTForAudioClassification(config).eval()
-  with torch.no_grad():
-    for p in (model.audio_spectrogram_transformer.embeddings.cls_token,
-              model.audio_spectrogram_transformer.embeddings.distillation_token,
-              model.audio_spectrogram_transformer.embeddings.position_embeddings):
-      p.normal_(std=0.5)
-  model.save_pretrained(folder)
-  extractor = transformers.ASTFeatureExtractor(num_mel_bins=64, max_length=MAX_LENGTH, mean=-3.0, std=4.0)
-  extractor.save_pretrained(folder)
-  return folder, model, extractor
+  return (folder, *tiny_models.ast_folder(folder))
 
 
 @pytest.fixture(scope='module')

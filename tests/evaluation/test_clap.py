@@ -12,75 +12,19 @@ from magnet_jax.io.errors import CheckpointError
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 tokenizers = pytest.importorskip('tokenizers')
+from tests.evaluation import tiny_models  # noqa: E402
+from tests.evaluation.tiny_models import CLAP_MAX_S as MAX_S  # noqa: E402
 
 SR = clap.SAMPLE_RATE
-MAX_S = 1  # 101 frames, stretched to the 128 of the image: the bicubic path
 TEXTS = ['warm lo-fi piano with vinyl crackle', 'Heavy METAL guitars, fast drums!', 'a',
          'ambient pads ' * 40]  # the last one is truncated to 77 tokens
-CORPUS = ['a calm piano melody over soft strings', 'energetic electronic dance music with heavy bass',
-          'a jazz trio with upright bass and brushed drums', 'lo-fi hip hop beat with vinyl crackle',
-          'epic orchestral score with choir and timpani', 'heavy metal guitars and fast drums'] * 5
-
-
-def _tokenizer_files(folder: str) -> None:
-  """A byte-level BPE vocabulary trained on a few captions, saved as RoBERTa's vocab.json + merges.txt."""
-  from tokenizers import models, pre_tokenizers, trainers
-
-  tok = tokenizers.Tokenizer(models.BPE())
-  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-  trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=['<s>', '<pad>', '</s>', '<unk>', '<mask>'],
-                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-  tok.train_from_iterator(CORPUS, trainer)
-  tok.model.save(folder)
-  with open(os.path.join(folder, 'tokenizer_config.json'), 'w') as f:
-    json.dump({'tokenizer_class': 'RobertaTokenizer', 'model_max_length': 512}, f)
-
-
-def _randomize(model) -> None:
-  """Random weights everywhere (transformers initialises biases, norms and position biases as constants) and batch
-  norm statistics of the scale of a dB spectrogram."""
-  gen = torch.Generator().manual_seed(0)
-  normal = lambda shape, std: torch.randn(shape, generator=gen) * std
-  state = model.state_dict()
-  for key, value in state.items():
-    if not value.is_floating_point():
-      continue
-    if key.endswith('running_mean'):
-      value.copy_(-40.0 + normal(value.shape, 5.0))
-    elif key.endswith('running_var'):
-      value.copy_(300.0 * (1.0 + torch.rand(value.shape, generator=gen)))
-    elif 'norm' in key.lower() and key.endswith('weight'):
-      value.copy_(1.0 + normal(value.shape, 0.1))
-    elif value.ndim == 1 or 'relative_position_bias_table' in key:
-      value.copy_(normal(value.shape, 0.2))
-    elif value.ndim >= 2:
-      value.copy_(normal(value.shape, 1.0 / value[0].numel() ** 0.5))
-  model.load_state_dict(state)
 
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
   """(folder, torch ClapModel, ClapFeatureExtractor, RobertaTokenizer) of a tiny random CLAP saved to disk."""
   folder = str(tmp_path_factory.mktemp('clap') / 'tiny_clap')
-  os.makedirs(folder)
-  _tokenizer_files(folder)
-  text = dict(vocab_size=400, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-              max_position_embeddings=80, pad_token_id=1, bos_token_id=0, eos_token_id=2)
-  # A 32 x 32 image of 8 mel bands x 4 time slices: 8 x 8 patches in windows of 4, shifted in stage 0's second
-  # block; stage 1's 4 x 4 grid is one unshifted window.
-  audio = dict(num_mel_bins=8, spec_size=32, window_size=4, patch_size=4, patch_stride=[4, 4],
-               patch_embeds_hidden_size=16, depths=[2, 1], num_attention_heads=[2, 4], hidden_size=32,
-               enable_fusion=False)
-  config = transformers.ClapConfig(text_config=text, audio_config=audio, projection_dim=24)
-  torch.manual_seed(0)
-  model = transformers.ClapModel(config).eval()
-  _randomize(model)
-  model.save_pretrained(folder)
-  extractor = transformers.ClapFeatureExtractor(feature_size=8, max_length_s=MAX_S, frequency_min=50,
-                                                truncation='rand_trunc', padding='repeatpad')
-  extractor.save_pretrained(folder)
-  tokenizer = transformers.RobertaTokenizer.from_pretrained(folder)
-  return folder, model, extractor, tokenizer
+  return (folder, *tiny_models.clap_folder(folder))
 
 
 @pytest.fixture(scope='module')

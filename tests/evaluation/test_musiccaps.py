@@ -95,6 +95,32 @@ def test_resume_generates_only_what_is_missing(dataset, run, tmp_path):
   assert result['metrics'] == before['metrics'] and result['seconds_per_sample'] == before['seconds_per_sample']
 
 
+def test_paper_table_with_vggish_ast_and_clap(dataset, run, tmp_path):
+  """The paper's columns from the three models (random weights, saved as their originals are): the run's files are
+  scored again, none generated."""
+  pytest.importorskip('torch')
+  from tests.evaluation import tiny_models
+  _, captions, audio = dataset
+  out, _ = run
+  copy = tmp_path / 'run'
+  shutil.copytree(out, copy)
+  tiny_models.vggish_checkpoint(tmp_path / 'vggish.pth')
+  tiny_models.ast_folder(tmp_path / 'ast')
+  tiny_models.clap_folder(tmp_path / 'clap')
+  code, stdout, stderr = _run(f'--captions={captions}', f'--audio_dir={audio}', f'--out={copy}', '--duration=1',
+                              f'--vggish_checkpoint={tmp_path / "vggish.pth"}', f'--ast_folder={tmp_path / "ast"}',
+                              f'--clap_folder={tmp_path / "clap"}', '--set=decoding_steps=[2,1,1,1]')
+  assert code == 0, '\n'.join(stderr[-20:])
+  report = json.load(open(copy / 'musiccaps.json'))
+  assert report['generated_now'] == 0 and report['generated_clips'] == 3 and report['kl_mode'] == 'paired'
+  assert report['models'] == {'fad': 'vggish/1', 'kl': 'ast-ast/1', 'clap': 'clap-clap/1'}
+  metrics = report['metrics']
+  assert metrics['fad'] > 0 and metrics['kl'] >= 0 and -1 <= metrics['clap'] <= 1 and report['clap_clips'] == 3
+  assert metrics['fad'] != json.load(open(out / 'musiccaps.json'))['metrics']['fad']  # not musicnn's
+  header = '| FAD (vggish/1) | KL (ast-ast/1) | CLAP (clap-clap/1) | s / sample | clips |'
+  assert header in stdout
+
+
 def test_bad_input(dataset, tmp_path):
   root, captions, audio = dataset
   code, _, stderr = _run(f'--captions={_write_csv(tmp_path / "c.csv", CAPTIONS, ("ytid", "text"))}',

@@ -51,15 +51,9 @@ def test_a_1khz_sine_lands_in_its_mel_band():
 @pytest.fixture(scope='module')
 def torch_model():
   """torchvggish's VGG with random weights (built once: 72M parameters)."""
-  torch = pytest.importorskip('torch')
-  from reference.vggish import VGG
-  torch.manual_seed(0)
-  model = VGG().eval()
-  for m in model.modules():  # larger weights than torch's init so that the ReLUs do not zero most features
-    if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-      torch.nn.init.normal_(m.weight, std=(2.0 / m.weight[0].numel()) ** 0.5)
-      torch.nn.init.normal_(m.bias, std=0.1)
-  return model
+  pytest.importorskip('torch')
+  from tests.evaluation import tiny_models
+  return tiny_models.vggish_model()
 
 
 def test_network_parity_with_torch_before_the_last_relu(torch_model):
