@@ -62,8 +62,8 @@ _BARS = flags.DEFINE_integer('bars', None, 'Bars of a --bpm loop.')
 _BEATS_PER_BAR = flags.DEFINE_integer('beats-per-bar', 4, 'Beats per bar of a --bpm loop.')
 _LOOP_COUNT = flags.DEFINE_integer('loop-count', 1, 'Write each --loop this many times in a row (for listening).')
 _BEST_OF = flags.DEFINE_integer('best-of', 1, 'Generate N candidates per file together and keep the best scored.')
-_SCORER = flags.DEFINE_string('best-of-scorer', 'stats', 'Scorer of --best-of candidates '
-                              '(magnet_jax.evaluation.prompt_following).')
+_SCORER = flags.DEFINE_string('best-of-scorer', 'stats', 'Scorer of --best-of candidates: stats, or clap:FOLDER '
+                              '(a local CLAP model folder); see magnet_jax.evaluation.prompt_following.')
 _STEP_PROGRESS = flags.DEFINE_bool('step-progress', False, 'Report decoding steps; Ctrl-C then stops at the next '
                                    'step, writing nothing of the batch.')
 _OVERLAP = flags.DEFINE_float('overlap', None, 'Long form: seconds each window keeps of the previous one '

@@ -1,8 +1,9 @@
 """How well audio follows its text: scorers that rank candidates (best-of-N) and report prompt adherence.
 
 A `Scorer` maps (texts [B], audio [B, C, N], sample rate) to [B] scores, higher = follows its text better; scores
-compare candidates of one text, not texts with each other. `SCORERS` holds them by name: 'stats' (below) always;
-a text-audio model (e.g. a CLAP score) registers itself here under its own name (`register`).
+compare candidates of one text, not texts with each other. `SCORERS` holds them by name: 'stats' (below) always,
+others by `register`; 'clap:FOLDER' is the CLAP similarity of each clip to its text, with the CLAP model of a local
+transformers ClapModel folder (`clap_scorer`).
 
 'stats' reads what the embedded default's captions say (`corpus.captions`) and checks it with the statistics that
 tell contrasting prompts apart (`audio.stats`): busy words (drums, a groove, fast tempo words) ask for a high onset
@@ -15,14 +16,17 @@ several seeds in one batch and `separation` summarises how far apart the two sid
 (tests/apps/test_embedded.py asserts it on the shipped model).
 """
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from magnet_jax.audio import audio_stats, stats
+from magnet_jax.audio.convert import convert
 from magnet_jax.corpus.captions import INSTRUMENT_WORDS, PATTERN_WORDS, TEMPO_WORDS
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.evaluation import clap
 from magnet_jax.generation.pipeline import MagnetPipeline
 
 Scorer = Callable[[Sequence[str | None], np.ndarray, int], np.ndarray]
@@ -75,9 +79,35 @@ def register(name: str, scorer: Scorer) -> None:
   SCORERS[name] = scorer
 
 
+@functools.cache
+def clap_scorer(folder: str) -> Scorer:
+  """The CLAP scorer of a ClapModel folder (loaded once): the cosine of each clip's CLAP embedding (channels
+  averaged, resampled to 48 kHz) and its text's; a clip without text scores 0.
+
+  Raises:
+    FileNotFoundError, CheckpointError, ValueError: as `clap.ClapScorer` (no such folder, no weights, a fused model).
+  """
+  model = clap.ClapScorer(folder, progress=False)
+
+  def score(texts: Sequence[str | None], audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    clips = [(str(i), convert(np.asarray(clip), sample_rate, model.sample_rate, 1)[0])
+             for i, clip in enumerate(audio)]
+    cosine = np.sum(model.embed_audio(clips) * model.embed_text([text or '' for text in texts]), axis=-1)
+    return np.where([text is not None for text in texts], cosine, 0.0)
+
+  return score
+
+
 def get(name: str) -> Scorer:
+  """The scorer called `name`: one of `SCORERS`, or 'clap:FOLDER'.
+
+  Raises:
+    ValueError: an unknown name (and the errors of `clap_scorer`).
+  """
+  if name.startswith('clap:'):
+    return clap_scorer(name.removeprefix('clap:'))
   if name not in SCORERS:
-    raise ValueError(f'unknown scorer {name!r}; known: {sorted(SCORERS)}')
+    raise ValueError(f'unknown scorer {name!r}; known: {sorted(SCORERS)} or clap:FOLDER')
   return SCORERS[name]
 
 
