@@ -9,8 +9,9 @@ original's fc2 has no activation; harritaylor/torchvggish appends one) and befor
 post-processing, which is what FAD uses.
 
 Weights come from a local file in torchvggish's state-dict layout (`vggish-10086976.pth`: features.{0,3,6,8,11,13},
-embeddings.{0,2,4}), read by the restricted torch reader (`io/torch_pickle`, no torch), or a .safetensors / .npz of
-the same names; nothing is downloaded.
+embeddings.{0,2,4}), read by the restricted torch reader (`io/torch_pickle`, no torch; the released file is in the
+legacy pre-1.6 torch.save format, which it reads as well as the zip format), or a .safetensors / .npz of the same
+names; nothing is downloaded.
 
 Shapes: B examples, N samples, F frames, T = 96 frames per example, M = 64 mel bands.
 """
@@ -100,8 +101,8 @@ def from_torch_state_dict(state: dict) -> dict:
 
 
 def load(path: str) -> dict:
-  """The parameters of a torchvggish checkpoint: `vggish-10086976.pth` (torch zip format), or a .safetensors / .npz
-  holding the same state-dict names.
+  """The parameters of a torchvggish checkpoint: `vggish-10086976.pth` (a torch.save file, legacy or zip format), or a
+  .safetensors / .npz holding the same state-dict names.
 
   Raises:
     CheckpointError: missing, unreadable, or without VGGish's weights.
@@ -118,11 +119,7 @@ def load(path: str) -> dict:
   elif path.endswith('.safetensors'):
     state = params_io.load_params(path)
   else:
-    try:
-      state = torch_pickle.load(path)
-    except CheckpointError as e:
-      raise CheckpointError(f'{e} (a legacy torch.save file can be re-saved with torch >= 1.6, or converted to '
-                            '.safetensors / .npz)') from e
+    state = torch_pickle.load(path)
   try:
     params = from_torch_state_dict(state)
   except (KeyError, TypeError, AttributeError) as e:

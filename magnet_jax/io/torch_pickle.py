@@ -1,16 +1,26 @@
-"""Reads `torch.save` files without torch: a restricted unpickler over the zip container.
+"""Reads `torch.save` files without torch: a restricted unpickler over both of torch's file formats.
 
-A `torch.save` file (zip format, torch >= 1.6) holds `<root>/data.pkl`, a pickle whose tensors are persistent
-references to raw little-endian storages stored as `<root>/data/<key>`. Only the globals a state dict needs are
-allowed (tensor/parameter rebuilders, storage types, OrderedDict); anything else is refused with an error naming
-it, so a checkpoint can never run code. Tensors come back as numpy arrays (bfloat16 via ml_dtypes).
+- zip format (torch >= 1.6): `<root>/data.pkl`, a pickle whose tensors are persistent references
+  ('storage', type, key, location, numel) to raw little-endian storages stored as `<root>/data/<key>`;
+- legacy format (torch < 1.6, or `torch.save(..., _use_new_zipfile_serialization=False)`; e.g. torchvggish's
+  `vggish-10086976.pth`): one stream of pickles, the magic number, the protocol version (1001), a sys_info dict,
+  the object, whose references are ('storage', type, root_key, location, numel, view_metadata), the list of
+  storage keys, then per key in that order an 8-byte little-endian element count and the storage's raw bytes. A
+  reference with view_metadata (view_key, offset, numel; only torch < 1.0 wrote them) is that slice of its root
+  storage. The still older tar format is refused by name.
+
+Only the globals a state dict needs are allowed (tensor/parameter rebuilders, storage types, OrderedDict); anything
+else is refused with an error naming it, so a checkpoint can never run code. Tensors come back as numpy arrays
+(bfloat16 via ml_dtypes).
 
 An untrusted file can never make the reader crash, read outside a storage or allocate more than the file
 justifies: every tensor's shape, strides and offset are checked against its storage (non-negative, in bounds)
-before anything is copied, a storage's entry must hold exactly its declared elements, and every byte the reader
-allocates (inflated zip entries, copied-out tensors) counts against `MAX_EXPANSION` x the file's size, checked
-before inflating or copying (a zip bomb is refused from its header). Every failure is one CheckpointError naming
-the file and the tensor (its path in the loaded structure, e.g. `best_state/emb.0.weight`).
+before anything is copied; a storage must hold exactly its declared elements (a zip entry's size; a legacy
+storage's element count, which must also fit in the bytes left in the file, checked before reading); a legacy
+view must lie inside its root storage; and every byte the reader allocates (inflated zip entries, the legacy
+file's bytes, copied-out tensors) counts against `MAX_EXPANSION` x the file's size, checked before inflating or
+copying (a zip bomb is refused from its header). Every failure is one CheckpointError naming the file and the
+tensor (its path in the loaded structure, e.g. `best_state/emb.0.weight`) or storage.
 """
 import collections
 import dataclasses
@@ -38,11 +48,19 @@ _STORAGE_DTYPES = {
     'ByteStorage': np.uint8,
     'BoolStorage': np.bool_,
 }
-# Bytes a load may allocate (inflated entries + tensors copied out), as a multiple of the file's size, plus a
-# small allowance. A torch.save file stores its entries uncompressed, so a state dict needs about 1x (2-3x where
-# tensors share a storage, e.g. tied embeddings); a zip bomb or a stride-0 giant view needs far more.
+# Bytes a load may allocate (inflated entries or the legacy file's bytes + tensors copied out), as a multiple of the
+# file's size, plus a small allowance. A torch.save file stores its storages uncompressed, so a state dict needs
+# about 2x (3x where tensors share a storage, e.g. tied embeddings); a zip bomb or a stride-0 giant view needs far
+# more.
 MAX_EXPANSION = 8
 _ALLOWANCE = 1 << 20
+# The legacy format's first two pickles (torch/serialization.py's MAGIC_NUMBER and PROTOCOL_VERSION).
+LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+LEGACY_PROTOCOL = 1001
+_LEGACY_HEAD = 4096  # bytes enough for the magic number's pickle in any protocol
+# What a corrupt file can raise from the pickle and zip machinery (each becomes one CheckpointError).
+_CORRUPT = (KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, TypeError, IndexError,
+            AttributeError, OverflowError, RecursionError, MemoryError, OSError)
 
 
 class _StorageType:
@@ -60,6 +78,24 @@ class _Tensor:
   stride: Any
 
 
+@dataclasses.dataclass(eq=False)
+class _LegacyStorage:
+  """A storage a legacy pickle references: its bytes follow the pickle, so `array` is set once they are read. A view
+  (torch < 1.0) is `numel` elements of its `root` from `offset`, checked to lie inside it when referenced."""
+  key: str
+  dtype: np.dtype
+  numel: int
+  root: '_LegacyStorage | None' = None
+  offset: int = 0
+  array: np.ndarray | None = None
+
+  def resolve(self) -> np.ndarray | None:
+    if self.root is None:
+      return self.array
+    root = self.root.resolve()
+    return None if root is None else root[self.offset:self.offset + self.numel]
+
+
 def _rebuild_tensor(storage, offset, size, stride, *unused):
   return _Tensor(storage, offset, size, stride)
 
@@ -71,6 +107,7 @@ def _rebuild_parameter(data, *unused):
 _ALLOWED = {
     ('collections', 'OrderedDict'): collections.OrderedDict,
     ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
+    ('torch._utils', '_rebuild_tensor'): _rebuild_tensor,  # torch < 0.4's record: the same first four arguments
     ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
 }
 
@@ -84,7 +121,8 @@ class _Budget:
 
   def __init__(self, path: str):
     self.path = path
-    self.left = MAX_EXPANSION * os.path.getsize(path) + _ALLOWANCE
+    self.size = os.path.getsize(path)
+    self.left = MAX_EXPANSION * self.size + _ALLOWANCE
 
   def take(self, nbytes: int, what: str) -> None:
     if nbytes > self.left:
@@ -102,10 +140,20 @@ class _Budget:
       raise CheckpointError(f'{self.path}: zip entry {name} is truncated')
     return raw
 
+  def storage(self, raw: bytes, offset: int, numel: int, dtype: np.dtype, key: str) -> np.ndarray:
+    """`numel` elements of `dtype` at `offset` in `raw` (read-only, no copy; bool storages converted, charged)."""
+    storage = np.frombuffer(raw, dtype=dtype, count=numel, offset=offset)
+    if storage.dtype == np.bool_:  # any nonzero byte is True, as in torch
+      self.take(numel, f'storage {key}')
+      storage = storage.view(np.uint8) != 0
+    return storage
+
   def tensor(self, record: _Tensor, name: str) -> np.ndarray:
     """The tensor of a record, after checking its metadata against its storage."""
     storage, offset, size, stride = record.storage, record.offset, record.size, record.stride
     where = f'{self.path}: tensor {name}'
+    if isinstance(storage, _LegacyStorage):
+      storage = storage.resolve()
     if not isinstance(storage, np.ndarray):
       raise CheckpointError(f'{where}: its storage is not a storage reference')
     if not (isinstance(size, tuple | list) and isinstance(stride, tuple | list) and len(size) == len(stride)
@@ -127,7 +175,7 @@ class _Budget:
     # In bounds, every stride of a dimension longer than 1 is below the storage's size; the others are never used.
     strides = tuple(s * storage.dtype.itemsize if n > 1 else 0 for n, s in zip(size, stride, strict=True))
     view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=strides)
-    return np.array(view, order='C')  # a copy: never a view of the zip's bytes
+    return np.array(view, order='C')  # a copy: never a view of the file's bytes
 
   def materialize(self, value):
     """`value` with every tensor record replaced by its array. Objects the pickle shares (its memo) are converted
@@ -135,6 +183,12 @@ class _Budget:
     done: dict[int, Any] = {}
 
     def walk(value, name):
+      if isinstance(value, _LegacyStorage):  # a bare storage, as the zip format returns one: a copy
+        value = value.resolve()
+        if value is None:
+          raise CheckpointError(f'{self.path}: {name or "<root>"} is a storage without bytes')
+        self.take(value.nbytes, f'storage {name or "<root>"}')
+        return value.copy()
       if not isinstance(value, _Tensor | dict | list | tuple):
         return value
       if id(value) in done:
@@ -155,13 +209,12 @@ class _Budget:
     return walk(value, '')
 
 
-class _Unpickler(pickle.Unpickler):
+class _Restricted(pickle.Unpickler):
+  """Allows only `_ALLOWED` and the storage types as globals, and no persistent ids (the subclasses read theirs)."""
 
-  def __init__(self, file, archive: zipfile.ZipFile, root: str, budget: _Budget):
+  def __init__(self, file, path: str):
     super().__init__(file)
-    self._archive, self._root, self._budget = archive, root, budget
-    self._path = budget.path
-    self._storages: dict[str, np.ndarray] = {}  # torch's loader reads each storage once, however often referenced
+    self._path = path
 
   def find_class(self, module: str, name: str):
     if (module, name) in _ALLOWED:
@@ -171,11 +224,27 @@ class _Unpickler(pickle.Unpickler):
     raise CheckpointError(f'{self._path}: refusing to unpickle {module}.{name} (not part of a state dict)')
 
   def persistent_load(self, pid):
-    if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == 'storage'):
+    raise CheckpointError(f'{self._path}: unexpected persistent id {str(pid)[:80]!r}')
+
+  def storage_reference(self, pid, length: int) -> tuple[_StorageType, str, int]:
+    """The (type, key, numel) of a ('storage', type, key, location, numel, ...) reference of `length` fields."""
+    if not (isinstance(pid, tuple) and len(pid) == length and pid[0] == 'storage'):
       raise CheckpointError(f'{self._path}: unknown persistent id {str(pid)[:80]!r}')
-    _, storage_type, key, _, numel = pid
+    _, storage_type, key, _, numel = pid[:5]
     if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not _is_int(numel) or numel < 0:
       raise CheckpointError(f'{self._path}: malformed storage reference {str(pid)[:80]!r}')
+    return storage_type, key, numel
+
+
+class _ZipUnpickler(_Restricted):
+
+  def __init__(self, file, archive: zipfile.ZipFile, root: str, budget: _Budget):
+    super().__init__(file, budget.path)
+    self._archive, self._root, self._budget = archive, root, budget
+    self._storages: dict[str, np.ndarray] = {}  # torch's loader reads each storage once, however often referenced
+
+  def persistent_load(self, pid):
+    storage_type, key, numel = self.storage_reference(pid, 5)
     if key in self._storages:
       storage = self._storages[key]
       if storage.dtype != storage_type.dtype or storage.size != numel:
@@ -186,18 +255,113 @@ class _Unpickler(pickle.Unpickler):
     if size != numel * storage_type.dtype.itemsize:
       raise CheckpointError(f'{self._path}: storage {key} ({storage_type.name}) declares {numel} elements but its '
                             f'zip entry holds {size} bytes')
-    storage = np.frombuffer(self._budget.read(self._archive, name), dtype=storage_type.dtype)
-    if storage.dtype == np.bool_:  # any nonzero byte is True, as in torch
-      storage = storage.view(np.uint8) != 0
+    storage = self._budget.storage(self._budget.read(self._archive, name), 0, numel, storage_type.dtype, key)
     self._storages[key] = storage
     return storage
 
 
+class _LegacyUnpickler(_Restricted):
+  """The object pickle of a legacy file: storage references become `_LegacyStorage`s, filled after the pickle."""
+
+  def __init__(self, file, path: str):
+    super().__init__(file, path)
+    self.storages: dict[str, _LegacyStorage] = {}  # root storages by key
+    self._views: dict[str, _LegacyStorage] = {}
+
+  def persistent_load(self, pid):
+    storage_type, key, numel = self.storage_reference(pid, 6)
+    root = self.storages.setdefault(key, _LegacyStorage(key, storage_type.dtype, numel))
+    if root.dtype != storage_type.dtype or root.numel != numel:
+      raise CheckpointError(f'{self._path}: storage {key} is referenced as two different types or sizes')
+    view = pid[5]
+    if view is None:
+      return root
+    if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str) and _is_int(view[1])
+            and _is_int(view[2])):
+      raise CheckpointError(f'{self._path}: malformed view of storage {key}: {str(view)[:80]!r}')
+    view_key, offset, size = view
+    if offset < 0 or size < 0 or offset + size > numel:
+      raise CheckpointError(f'{self._path}: view {view_key} of storage {key} ({size} elements from {offset}) '
+                            f'reaches past its {numel} elements')
+    known = self._views.setdefault(view_key, _LegacyStorage(view_key, root.dtype, size, root, offset))
+    if (known.root, known.offset, known.numel) != (root, offset, size):
+      raise CheckpointError(f'{self._path}: view {view_key} is referenced as two different slices')
+    return known
+
+
+def _load_zip(path: str) -> Any:
+  try:
+    archive = zipfile.ZipFile(path)
+  except (zipfile.BadZipFile, OSError) as e:
+    raise CheckpointError(f'{path}: not a torch zip checkpoint (truncated?): {e}') from e
+  with archive:
+    pickles = [n for n in archive.namelist() if n.endswith('/data.pkl')]
+    if len(pickles) != 1:
+      raise CheckpointError(f'{path}: expected one data.pkl in the archive, found {len(pickles)}')
+    root = pickles[0][:-len('/data.pkl')]
+    budget = _Budget(path)
+    data = budget.read(archive, pickles[0])
+    return budget.materialize(_ZipUnpickler(io.BytesIO(data), archive, root, budget).load())
+
+
+def _load_legacy(path: str) -> Any:
+  with open(path, 'rb') as f:
+    head = f.read(_LEGACY_HEAD)
+  if head[257:262] == b'ustar':
+    raise CheckpointError(f'{path}: the oldest torch.save format (a tar archive), not supported: re-save it with '
+                          'torch, or convert it to .safetensors')
+  try:
+    magic = _Restricted(io.BytesIO(head), path).load()
+  except (CheckpointError, *_CORRUPT):  # garbage: the one message below
+    magic = None
+  if not (_is_int(magic) and magic == LEGACY_MAGIC):
+    raise CheckpointError(f'{path}: not a torch checkpoint (neither a torch.save zip archive nor a legacy '
+                          'torch.save file: no magic number)')
+  budget = _Budget(path)
+  budget.take(budget.size, 'the legacy file')
+  with open(path, 'rb') as f:
+    data = f.read(budget.size)
+  stream = io.BytesIO(data)
+  _Restricted(stream, path).load()  # the magic number, checked above
+  version = _Restricted(stream, path).load()
+  if not (_is_int(version) and version == LEGACY_PROTOCOL):
+    raise CheckpointError(f'{path}: unsupported legacy torch.save protocol version {str(version)[:40]}')
+  sys_info = _Restricted(stream, path).load()
+  if not isinstance(sys_info, dict) or sys_info.get('little_endian') is False:
+    raise CheckpointError(f'{path}: legacy torch.save file not written on a little-endian machine (sys_info '
+                          f'{str(sys_info)[:80]})')
+  unpickler = _LegacyUnpickler(stream, path)
+  result = unpickler.load()
+  keys = _Restricted(stream, path).load()
+  if not (isinstance(keys, list) and all(isinstance(key, str) for key in keys)):
+    raise CheckpointError(f'{path}: malformed list of storage keys {str(keys)[:80]}')
+  if len(set(keys)) != len(keys) or set(keys) != set(unpickler.storages):
+    missing = sorted(set(unpickler.storages) - set(keys))
+    raise CheckpointError(f'{path}: the storage keys after the pickle ({len(keys)}) do not match the storages it '
+                          f'references ({len(unpickler.storages)}; missing {missing[:3]})')
+  at = stream.tell()
+  for key in keys:
+    storage = unpickler.storages[key]
+    itemsize = storage.dtype.itemsize
+    if at + 8 > len(data):
+      raise CheckpointError(f'{path}: truncated: the file ends before storage {key}\'s element count')
+    count = int.from_bytes(data[at:at + 8], 'little', signed=True)
+    at += 8
+    if count < 0 or count * itemsize > len(data) - at:
+      raise CheckpointError(f'{path}: storage {key} declares {count} elements ({count * itemsize} bytes) but only '
+                            f'{len(data) - at} bytes are left in the file (truncated or crafted)')
+    if count != storage.numel:
+      raise CheckpointError(f'{path}: storage {key} holds {count} elements but is referenced with {storage.numel}')
+    storage.array = budget.storage(data, at, count, storage.dtype, key)
+    at += count * itemsize
+  return budget.materialize(result)
+
+
 def load(path: str | os.PathLike) -> Any:
-  """Loads a `torch.save` file (zip format) as nested python containers of numpy arrays.
+  """Loads a `torch.save` file (zip or legacy format) as nested python containers of numpy arrays.
 
   Raises:
-    CheckpointError: the file is missing, not a torch zip checkpoint, truncated, holds non-state-dict objects, or a
+    CheckpointError: the file is missing, not a torch checkpoint, truncated, holds non-state-dict objects, or a
       tensor whose metadata does not fit its storage or would allocate more than the file justifies (see the
       module docstring).
   """
@@ -205,20 +369,10 @@ def load(path: str | os.PathLike) -> Any:
   if not os.path.isfile(path):
     raise CheckpointError(f'checkpoint file not found: {path}')
   try:
-    archive = zipfile.ZipFile(path)
-  except (zipfile.BadZipFile, OSError) as e:
-    raise CheckpointError(f'{path}: not a torch zip checkpoint (truncated or legacy format?): {e}') from e
-  with archive:
-    pickles = [n for n in archive.namelist() if n.endswith('/data.pkl')]
-    if len(pickles) != 1:
-      raise CheckpointError(f'{path}: expected one data.pkl in the archive, found {len(pickles)}')
-    root = pickles[0][:-len('/data.pkl')]
-    budget = _Budget(path)
-    try:
-      data = budget.read(archive, pickles[0])
-      return budget.materialize(_Unpickler(io.BytesIO(data), archive, root, budget).load())
-    except CheckpointError:
-      raise
-    except (KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, TypeError, IndexError,
-            AttributeError, OverflowError, RecursionError, MemoryError, OSError) as e:
-      raise CheckpointError(f'{path}: corrupt or truncated checkpoint: {type(e).__name__}: {e}') from e
+    with open(path, 'rb') as f:
+      is_zip = f.read(4) == b'PK\x03\x04'  # how torch itself tells the formats apart
+    return _load_zip(path) if is_zip else _load_legacy(path)
+  except CheckpointError:
+    raise
+  except _CORRUPT as e:
+    raise CheckpointError(f'{path}: corrupt or truncated checkpoint: {type(e).__name__}: {e}') from e

@@ -73,8 +73,9 @@ def test_network_parity_with_torch_before_the_last_relu(torch_model):
 
 
 def test_checkpoint_formats_load_the_same_parameters(tmp_path):
-  """torch.save (read without torch), safetensors and npz files of one state dict load the same parameters (a state
-  dict of VGGish's names with small shapes where `load` does not check them: the formats are what is tested)."""
+  """torch.save (zip and legacy formats, read without torch), safetensors and npz files of one state dict load the
+  same parameters (a state dict of VGGish's names with small shapes where `load` does not check them: the formats
+  are what is tested)."""
   torch = pytest.importorskip('torch')
   from safetensors.numpy import save_file
   rng = np.random.default_rng(0)
@@ -84,10 +85,13 @@ def test_checkpoint_formats_load_the_same_parameters(tmp_path):
                                                        'embeddings.4.weight': (128, 4096)})
   state = {name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes.items()}
   torch.save({k: torch.from_numpy(v) for k, v in state.items()}, tmp_path / 'vggish.pth')
+  # the format of the released vggish-10086976.pth (torch < 1.6)
+  torch.save({k: torch.from_numpy(v) for k, v in state.items()}, tmp_path / 'legacy.pth',
+             _use_new_zipfile_serialization=False)
   save_file(state, str(tmp_path / 'vggish.safetensors'))
   np.savez(tmp_path / 'vggish.npz', **state)
   params = vggish.from_torch_state_dict(state)
-  for name in ('vggish.pth', 'vggish.safetensors', 'vggish.npz'):
+  for name in ('vggish.pth', 'legacy.pth', 'vggish.safetensors', 'vggish.npz'):
     loaded = vggish.load(str(tmp_path / name))
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params), strict=True):
       np.testing.assert_array_equal(np.asarray(a), b, err_msg=name)
@@ -96,9 +100,10 @@ def test_checkpoint_formats_load_the_same_parameters(tmp_path):
   np.savez(tmp_path / 'other.npz', weight=np.zeros(3))
   with pytest.raises(CheckpointError, match='not a torchvggish state dict'):
     vggish.load(str(tmp_path / 'other.npz'))
-  (tmp_path / 'legacy.pth').write_bytes(b'\x80\x02not a zip')
-  with pytest.raises(CheckpointError, match='legacy torch.save file can be re-saved'):
-    vggish.load(str(tmp_path / 'legacy.pth'))
+  (tmp_path / 'garbage.pth').write_bytes(b'\x80\x02not a checkpoint')
+  with pytest.raises(CheckpointError, match='garbage.pth: not a torch checkpoint') as error:
+    vggish.load(str(tmp_path / 'garbage.pth'))
+  assert '\n' not in str(error.value)
 
 
 def test_embedder(torch_model, tmp_path):

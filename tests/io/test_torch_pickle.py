@@ -1,11 +1,14 @@
 """The restricted torch.save reader against crafted files: tensor metadata out of bounds, negative strides, stride-0
 giants, zip bombs and malformed records are one CheckpointError naming the tensor, never a crash, a read outside
-the storage or a giant allocation (a property test over random records); real torch files read exactly."""
+the storage or a giant allocation (a property test over random records, zip and legacy); real torch files read
+exactly, in both formats. Legacy-format files (torch < 1.6): crafted element counts, truncations, views, globals
+and headers."""
 import collections
 import io
 import pickle
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import ml_dtypes
@@ -32,6 +35,14 @@ class _Global:
 class _Storage:
   def __init__(self, kind: str, key: str, numel):
     self.pid = ('storage', _Global('torch', kind), key, 'cpu', numel)
+
+
+class _LegacyStorage(_Storage):
+  """A legacy-format reference: one more field, the view (view_key, offset, numel) or None."""
+
+  def __init__(self, kind: str, key: str, numel, view=None):
+    super().__init__(kind, key, numel)
+    self.pid += (view,)
 
 
 class _Record:
@@ -66,6 +77,25 @@ def write_checkpoint(path, state, storages: dict, compress: bool = False):
     archive.writestr('archive/data.pkl', buffer.getvalue())
     for key, raw in storages.items():
       archive.writestr(f'archive/data/{key}', raw)
+
+
+SYS_INFO = {'protocol_version': 1001, 'little_endian': True, 'type_sizes': {'short': 2, 'int': 4, 'long': 4}}
+
+
+def write_legacy(path, state, storages, keys=None, magic=torch_pickle.LEGACY_MAGIC, version=1001,
+                 sys_info=SYS_INFO):
+  """A legacy torch.save stream: magic, version, sys_info, `state`, the key list (`keys`, default the storages'),
+  then per storage (key, raw bytes[, element count]) its 8-byte little-endian count (default bytes / itemsize of
+  the float32 default, or as given) and its bytes."""
+  buffer = io.BytesIO()
+  for header in (magic, version, sys_info):
+    pickle.dump(header, buffer, protocol=2)
+  _Writer(buffer, protocol=2).dump(state)
+  pickle.dump([key for key, *_ in storages] if keys is None else keys, buffer, protocol=2)
+  for _, raw, *count in storages:
+    buffer.write(int(count[0] if count else len(raw) // 4).to_bytes(8, 'little', signed=True) + raw)
+  path.write_bytes(buffer.getvalue())
+  return path
 
 
 def _one_tensor(tmp_path, values, offset, size, stride, numel=None, kind='FloatStorage'):
@@ -182,15 +212,20 @@ def _expected(values, declared, offset, size, stride):
 
 
 def test_random_tensor_records_load_correctly_or_fail_cleanly(tmp_path):
-  """Property: for any record, the reader returns exactly the oracle's array or raises CheckpointError."""
+  """Property: for any record, the reader returns exactly the oracle's array or raises CheckpointError (stored zip,
+  deflated zip and legacy files in turn)."""
   rng = np.random.default_rng(20)
   outcomes = collections.Counter()
   for case in range(400):
     kind, values, declared, offset, size, stride = _random_case(rng)
     path = tmp_path / f'{case}.bin'
-    storage = _Storage(kind, '0', declared)
-    write_checkpoint(path, {'t': _Record(storage, offset, tuple(size), tuple(stride))}, {'0': values.tobytes()},
-                     compress=bool(case % 2))
+    if case % 3 == 2:  # legacy: the pickle declares `declared` elements, the count before the bytes the true one
+      record = _Record(_LegacyStorage(kind, '0', declared), offset, tuple(size), tuple(stride))
+      write_legacy(path, {'t': record}, [('0', values.tobytes(), values.size)])
+    else:
+      storage = _Storage(kind, '0', declared)
+      write_checkpoint(path, {'t': _Record(storage, offset, tuple(size), tuple(stride))}, {'0': values.tobytes()},
+                       compress=bool(case % 3))
     expected = _expected(values, declared, offset, size, stride)
     try:
       loaded = torch_pickle.load(path)['t']
@@ -249,3 +284,184 @@ def test_real_torch_views_match_torch(tmp_path):
   for key, value in state.items():
     expected = value.float().numpy() if value.dtype == torch.bfloat16 else value.numpy()
     np.testing.assert_array_equal(np.asarray(loaded[key], expected.dtype), expected, err_msg=key)
+
+
+def _torch_state(torch):
+  """A state dict of every dtype a checkpoint holds, tied weights, views sharing a storage, a parameter and nesting."""
+  base = torch.arange(60, dtype=torch.float32).reshape(6, 10) - 20.5
+  model = collections.OrderedDict([
+      ('emb.weight', base), ('head.weight', base),  # tied: one tensor twice
+      ('proj.weight', base.t()), ('rows', base[1:4]), ('cols', base[:, ::3]),  # views of the same storage
+      ('half', base.half()), ('bf16', base.to(torch.bfloat16)[2]), ('steps', torch.arange(-3, 9)),
+      ('mask', base > 0), ('param', torch.nn.Parameter(base[2:, 1:5].clone())), ('scalar', base[3, 4]),
+      ('empty', base[:0])])
+  return {'model': model, 'ema': {'decay': 0.999, 'model': collections.OrderedDict(w=base.t()[::2].half())},
+          'epoch': 7, 'names': ['a', ('b', 1)]}
+
+
+def _assert_same(got, expected, where=''):
+  """Equal structure (container types, keys, leaves) and bitwise-equal arrays of equal dtype."""
+  assert type(got) is type(expected), (where, type(got), type(expected))
+  if isinstance(expected, dict):
+    assert list(got) == list(expected), where
+    for key in expected:
+      _assert_same(got[key], expected[key], f'{where}/{key}')
+  elif isinstance(expected, list | tuple):
+    assert len(got) == len(expected), where
+    for i, (a, b) in enumerate(zip(got, expected, strict=True)):
+      _assert_same(a, b, f'{where}[{i}]')
+  elif isinstance(expected, np.ndarray):
+    assert got.dtype == expected.dtype and got.shape == expected.shape, where
+    np.testing.assert_array_equal(got.reshape(-1).view(np.uint8), expected.reshape(-1).view(np.uint8), err_msg=where)
+  else:
+    assert got == expected, where
+
+
+def test_legacy_files_load_as_the_zip_format(tmp_path):
+  """torch.save(..., _use_new_zipfile_serialization=False) of float32/16, bfloat16, int64, bool, tied and
+  transposed tensors in nested dicts loads exactly as the zip file of the same state, and as torch reads it."""
+  torch = pytest.importorskip('torch')
+  state = _torch_state(torch)
+  torch.save(state, tmp_path / 'zip.pth')
+  torch.save(state, tmp_path / 'legacy.pth', _use_new_zipfile_serialization=False)
+  assert (tmp_path / 'legacy.pth').read_bytes()[:2] == b'\x80\x02' and zipfile.is_zipfile(tmp_path / 'zip.pth')
+  legacy, from_zip = torch_pickle.load(tmp_path / 'legacy.pth'), torch_pickle.load(tmp_path / 'zip.pth')
+  _assert_same(legacy, from_zip)
+  model = legacy['model']
+  assert model['emb.weight'] is model['head.weight'] and model['bf16'].dtype == ml_dtypes.bfloat16
+  for key, value in state['model'].items():
+    expected = value.detach().float().numpy() if value.dtype == torch.bfloat16 else value.detach().numpy()
+    np.testing.assert_array_equal(np.asarray(model[key], expected.dtype), expected, err_msg=key)
+  np.testing.assert_array_equal(legacy['ema']['model']['w'], state['ema']['model']['w'].numpy())
+
+
+def test_legacy_views_and_shared_storages(tmp_path):
+  """Torch < 1.0 storage views (a slice of a root storage) read their slice; one root read once for all."""
+  values = np.arange(8, dtype=np.float32)
+  view = _LegacyStorage('FloatStorage', 'root', 8, ('v1', 2, 4))
+  state = {'view': _Record(view, 1, (3,), (1,)), 'root': _Record(_LegacyStorage('FloatStorage', 'root', 8), 0,
+                                                                   (2, 4), (4, 1)),
+           'again': _Record(_LegacyStorage('FloatStorage', 'root', 8, ('v1', 2, 4)), 0, (2, 2), (1, 2))}
+  loaded = torch_pickle.load(write_legacy(tmp_path / 'views.pth', state, [('root', values.tobytes())]))
+  np.testing.assert_array_equal(loaded['view'], [3, 4, 5])
+  np.testing.assert_array_equal(loaded['root'], values.reshape(2, 4))
+  np.testing.assert_array_equal(loaded['again'], [[2, 4], [3, 5]])
+  past_view = {'w': _Record(view, 2, (3,), (1,))}  # inside the root, past the view's 4 elements
+  with pytest.raises(CheckpointError, match='tensor w: .* reach past its storage of 4 elements'):
+    torch_pickle.load(write_legacy(tmp_path / 'past.pth', past_view, [('root', values.tobytes())]))
+
+
+def _legacy_case(tmp_path, case: str):
+  """A crafted legacy file (one float32 tensor of 4 elements, storage key '0') with one defect."""
+  values = np.arange(4, dtype=np.float32).tobytes()
+  record = _Record(_LegacyStorage('FloatStorage', '0', 4), 0, (4,), (1,))
+  kwargs, storages, state = {}, [('0', values)], {'w': record}
+  if case == 'global':
+    state = {'w': record, 'x': _Call(_Global('os', 'system'), ('echo pwned',))}
+  elif case == 'huge count':
+    record = _Record(_LegacyStorage('FloatStorage', '0', 2 ** 40), 0, (4,), (1,))
+    state, storages = {'w': record}, [('0', values, 2 ** 40)]
+  elif case == 'negative count':
+    storages = [('0', values, -1)]
+  elif case == 'count mismatch':
+    storages = [('0', values[:12], 3)]
+  elif case == 'truncated':
+    storages = [('0', values[:13], 4)]
+  elif case == 'magic':
+    kwargs = {'magic': 12345}
+  elif case == 'version':
+    kwargs = {'version': 1000}
+  elif case == 'big endian':
+    kwargs = {'sys_info': dict(SYS_INFO, little_endian=False)}
+  elif case == 'missing key':
+    kwargs = {'keys': []}
+  elif case == 'extra key':
+    kwargs, storages = {'keys': ['0', '1']}, [('0', values), ('1', values)]
+  elif case == 'view past root':
+    state = {'w': _Record(_LegacyStorage('FloatStorage', '0', 4, ('v', 2, 3)), 0, (1,), (1,))}
+  elif case == 'malformed view':
+    state = {'w': _Record(_LegacyStorage('FloatStorage', '0', 4, ('v', -1)), 0, (1,), (1,))}
+  elif case == 'two types':
+    state = {'w': record, 'h': _Record(_LegacyStorage('HalfStorage', '0', 4), 0, (4,), (1,))}
+  elif case == 'zip reference':
+    state = {'w': _Record(_Storage('FloatStorage', '0', 4), 0, (4,), (1,))}
+  return write_legacy(tmp_path / f'{case}.pth', state, storages, **kwargs)
+
+
+class _Call:
+  def __init__(self, function, args):
+    self.function, self.args = function, args
+
+  def __reduce__(self):
+    return self.function, self.args
+
+
+@pytest.mark.parametrize('case,message', [
+    ('global', 'refusing to unpickle os.system'),
+    ('huge count', r'storage 0 declares 1099511627776 elements \(4398046511104 bytes\) but only 16 bytes are left'),
+    ('negative count', 'storage 0 declares -1 elements'),
+    ('count mismatch', 'storage 0 holds 3 elements but is referenced with 4'),
+    ('truncated', r'storage 0 declares 4 elements \(16 bytes\) but only 13 bytes are left in the file'),
+    ('magic', 'not a torch checkpoint .*no magic number'),
+    ('version', 'unsupported legacy torch.save protocol version 1000'),
+    ('big endian', 'not written on a little-endian machine'),
+    ('missing key', r'storage keys after the pickle \(0\) do not match the storages it references \(1'),
+    ('extra key', 'do not match'),
+    ('view past root', r'view v of storage 0 \(3 elements from 2\) reaches past its 4 elements'),
+    ('malformed view', 'malformed view of storage 0'),
+    ('two types', 'storage 0 is referenced as two different types or sizes'),
+    ('zip reference', 'unknown persistent id'),
+])
+def test_crafted_legacy_files_are_one_line(tmp_path, case, message):
+  path = _legacy_case(tmp_path, case)
+  with pytest.raises(CheckpointError, match=message) as error:
+    torch_pickle.load(path)
+  assert '\n' not in str(error.value) and str(path) in str(error.value)
+
+
+def test_truncated_legacy_files_fail_cleanly(tmp_path):
+  """A legacy file cut at every byte: one CheckpointError each (only the whole file loads)."""
+  state = {'a': _Record(_LegacyStorage('FloatStorage', '0', 4), 0, (2, 2), (2, 1)),
+           'b': _Record(_LegacyStorage('LongStorage', '1', 2), 0, (2,), (1,))}
+  storages = [('0', np.arange(4, dtype=np.float32).tobytes()), ('1', np.arange(2).tobytes(), 2)]
+  data = write_legacy(tmp_path / 'whole.pth', state, storages).read_bytes()
+  assert torch_pickle.load(tmp_path / 'whole.pth')['b'].tolist() == [0, 1]
+  for cut in range(len(data)):
+    path = tmp_path / 'cut.pth'
+    path.write_bytes(data[:cut])
+    with pytest.raises(CheckpointError) as error:
+      torch_pickle.load(path)
+    assert '\n' not in str(error.value), cut
+
+
+def test_random_bytes_in_a_legacy_file_fail_cleanly(tmp_path):
+  """Corrupting a legacy file byte by byte: a CheckpointError or a load, never another exception."""
+  state = {'w': _Record(_LegacyStorage('FloatStorage', '0', 6), 0, (2, 3), (3, 1)), 'n': [1, 2.0, 'x']}
+  clean = write_legacy(tmp_path / 'clean.pth', state, [('0', np.arange(6, dtype=np.float32).tobytes())]).read_bytes()
+  rng = np.random.default_rng(1)
+  for case in range(150):
+    data = bytearray(clean)
+    for at in rng.integers(0, len(data), size=int(rng.integers(1, 4))):
+      data[at] = int(rng.integers(0, 256))
+    path = tmp_path / f'{case}.pth'
+    path.write_bytes(bytes(data))
+    try:
+      torch_pickle.load(path)
+    except CheckpointError as e:
+      assert '\n' not in str(e)
+
+
+def test_other_files_are_one_line(tmp_path):
+  """Garbage, an empty file and the oldest (tar) torch format: one line saying what the file is not."""
+  (tmp_path / 'garbage.pth').write_bytes(b'\x80\x02not a checkpoint')
+  (tmp_path / 'empty.pth').write_bytes(b'')
+  with tarfile.open(tmp_path / 'old.tar', 'w') as archive:
+    info = tarfile.TarInfo('pickle')
+    info.size = 3
+    archive.addfile(info, io.BytesIO(b'abc'))
+  (tmp_path / 'cut.zip').write_bytes(b'PK\x03\x04' + bytes(40))
+  for name, message in [('garbage.pth', 'not a torch checkpoint'), ('empty.pth', 'not a torch checkpoint'),
+                        ('old.tar', 'oldest torch.save format'), ('cut.zip', 'not a torch zip checkpoint')]:
+    with pytest.raises(CheckpointError, match=message) as error:
+      torch_pickle.load(tmp_path / name)
+    assert '\n' not in str(error.value) and name in str(error.value)
