@@ -1,7 +1,7 @@
 """How fast the evaluation itself runs: seconds of audio embedded per second of wall time by each evaluation model
 at its real size (random weights: nothing is downloaded), in JAX and in its original on the same weights and clips.
 
-  nice python -m benchmarks.evaluation_speed --out benchmarks/results/evaluation_speed.json   # ~5 min on 2 cores
+  nice python -m benchmarks.evaluation_speed --out benchmarks/results/evaluation_speed.json   # ~10 min on 2 cores
   python -m benchmarks.evaluation_speed --quick --models musicnn,vggish --nomusicnn_tf --out /tmp/speed.json
 
 Models (`--models`), each timed through the call the evaluation makes, on `--clips` clips of `--seconds` of noise:
