@@ -8,7 +8,7 @@ Models (`--models`), each timed through the call the evaluation makes, on `--cli
   musicnn  the shipped weights, `quality.MusicnnEmbedder.embed` (batches of 32 3 s patches); original: musicnn's
            TensorFlow `extractor.extractor` on the same clips as 16 kHz WAV files, one call per file as it is used
            (each call builds its graph and restores the checkpoint), in its own process (`--musicnn_tf`).
-  vggish   torchvggish's VGG (72M) with random weights saved by torch.save (`tests/evaluation/tiny_models`),
+  vggish   torchvggish's VGG (72M) with random weights saved by torch.save (`reference/evaluation_models.py`),
            `quality.VggishEmbedder.embed` (batches of 32 0.96 s examples); original: reference/vggish.py's VGG on
            the same state dict, fed our front end's examples (the jitted log-mel, timed with it).
   ast      the size of MIT/ast-finetuned-audioset-10-10-0.4593 (transformers' ASTConfig defaults: 768 hidden, 12
@@ -20,7 +20,7 @@ Models (`--models`), each timed through the call the evaluation makes, on `--cli
            transformers' ClapAudioConfig defaults are HTSAT-tiny: 96, [2, 2, 6, 2], 768), a RoBERTa-base text
            encoder, projection 512, enable_fusion False; 48 kHz clips, `clap.ClapScorer.embed_audio` (batches of
            8); original: transformers' ClapFeatureExtractor (rand_trunc, repeatpad) + ClapModel.get_audio_features.
-           The tokenizer is the small one of tiny_models (only audio is timed).
+           The tokenizer is the small one of reference/evaluation_models.py (only audio is timed).
 
 Each system makes one warm-up call on all the clips, then `--repeats` timed calls (their median is reported).
 JAX's compile time is what jax.monitoring reports of tracing, lowering and XLA compilation during the warm-up (not
@@ -196,9 +196,9 @@ def _musicnn_tf(clips: list[np.ndarray], folder: str, repeats: int) -> Timing:
 
 
 def run_vggish(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
-  from tests.evaluation import tiny_models
+  from reference import evaluation_models
   path = os.path.join(folder, 'vggish.pth')
-  tiny_models.vggish_checkpoint(path)
+  evaluation_models.vggish_checkpoint(path)
   start = time.perf_counter()
   embedder = quality.VggishEmbedder(path, progress=False)
   load_s = time.perf_counter() - start
@@ -266,7 +266,7 @@ def run_clap(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   import transformers
 
   from magnet_jax.evaluation.clap import ClapScorer
-  from tests.evaluation import tiny_models
+  from reference import evaluation_models
   audio = dict(patch_embeds_hidden_size=128, depths=[2, 2, 12, 2], num_attention_heads=[4, 8, 16, 32],
                hidden_size=1024, enable_fusion=False)
   config = transformers.ClapConfig(text_config={}, audio_config=audio, projection_dim=512)  # text: RoBERTa-base
@@ -276,7 +276,7 @@ def run_clap(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   extractor = transformers.ClapFeatureExtractor(feature_size=64, max_length_s=10, frequency_min=50,
                                                 frequency_max=14000, truncation='rand_trunc', padding='repeatpad')
   extractor.save_pretrained(folder)
-  tiny_models._tokenizer_files(folder)
+  evaluation_models._tokenizer_files(folder)
   start = time.perf_counter()
   scorer = ClapScorer(folder, progress=False)
   load_s = time.perf_counter() - start

@@ -11,9 +11,9 @@ from magnet_jax.io.errors import CheckpointError
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
-from tests.evaluation import tiny_models  # noqa: E402
-from tests.evaluation.tiny_models import AST_LABELS as LABELS  # noqa: E402
-from tests.evaluation.tiny_models import AST_MAX_LENGTH as MAX_LENGTH  # noqa: E402
+from reference import evaluation_models  # noqa: E402
+from reference.evaluation_models import AST_LABELS as LABELS  # noqa: E402
+from reference.evaluation_models import AST_MAX_LENGTH as MAX_LENGTH  # noqa: E402
 
 
 def _audio(seconds: float, seed: int) -> np.ndarray:
@@ -30,9 +30,9 @@ def _audio(seconds: float, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def reference(tmp_path_factory):
-  """(folder, torch model, feature extractor) of tiny_models.ast_folder."""
+  """(folder, torch model, feature extractor) of evaluation_models.ast_folder."""
   folder = tmp_path_factory.mktemp('ast') / 'tiny-ast'
-  return (folder, *tiny_models.ast_folder(folder))
+  return (folder, *evaluation_models.ast_folder(folder))
 
 
 @pytest.fixture(scope='module')

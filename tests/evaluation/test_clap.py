@@ -12,8 +12,8 @@ from magnet_jax.io.errors import CheckpointError
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 tokenizers = pytest.importorskip('tokenizers')
-from tests.evaluation import tiny_models  # noqa: E402
-from tests.evaluation.tiny_models import CLAP_MAX_S as MAX_S  # noqa: E402
+from reference import evaluation_models  # noqa: E402
+from reference.evaluation_models import CLAP_MAX_S as MAX_S  # noqa: E402
 
 SR = clap.SAMPLE_RATE
 TEXTS = ['warm lo-fi piano with vinyl crackle', 'Heavy METAL guitars, fast drums!', 'a',
@@ -24,7 +24,7 @@ TEXTS = ['warm lo-fi piano with vinyl crackle', 'Heavy METAL guitars, fast drums
 def tiny(tmp_path_factory):
   """(folder, torch ClapModel, ClapFeatureExtractor, RobertaTokenizer) of a tiny random CLAP saved to disk."""
   folder = str(tmp_path_factory.mktemp('clap') / 'tiny_clap')
-  return (folder, *tiny_models.clap_folder(folder))
+  return (folder, *evaluation_models.clap_folder(folder))
 
 
 @pytest.fixture(scope='module')

@@ -99,14 +99,14 @@ def test_paper_table_with_vggish_ast_and_clap(dataset, run, tmp_path):
   """The paper's columns from the three models (random weights, saved as their originals are): the run's files are
   scored again, none generated."""
   pytest.importorskip('torch')
-  from tests.evaluation import tiny_models
+  from reference import evaluation_models
   _, captions, audio = dataset
   out, _ = run
   copy = tmp_path / 'run'
   shutil.copytree(out, copy)
-  tiny_models.vggish_checkpoint(tmp_path / 'vggish.pth')
-  tiny_models.ast_folder(tmp_path / 'ast')
-  tiny_models.clap_folder(tmp_path / 'clap')
+  evaluation_models.vggish_checkpoint(tmp_path / 'vggish.pth')
+  evaluation_models.ast_folder(tmp_path / 'ast')
+  evaluation_models.clap_folder(tmp_path / 'clap')
   code, stdout, stderr = _run(f'--captions={captions}', f'--audio_dir={audio}', f'--out={copy}', '--duration=1',
                               f'--vggish_checkpoint={tmp_path / "vggish.pth"}', f'--ast_folder={tmp_path / "ast"}',
                               f'--clap_folder={tmp_path / "clap"}', '--set=decoding_steps=[2,1,1,1]')

@@ -52,8 +52,8 @@ def test_a_1khz_sine_lands_in_its_mel_band():
 def torch_model():
   """torchvggish's VGG with random weights (built once: 72M parameters)."""
   pytest.importorskip('torch')
-  from tests.evaluation import tiny_models
-  return tiny_models.vggish_model()
+  from reference import evaluation_models
+  return evaluation_models.vggish_model()
 
 
 def test_network_parity_with_torch_before_the_last_relu(torch_model):

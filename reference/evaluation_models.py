@@ -1,6 +1,6 @@
-"""Evaluation models with random weights saved as their originals save them, for parity and end-to-end tests: a
-tiny transformers ASTForAudioClassification folder, a tiny ClapModel folder (with a RoBERTa tokenizer trained
-here) and torchvggish's VGGish (its fixed size: 72M parameters)."""
+"""Evaluation models with random weights, saved as their originals save them, for the parity and end-to-end tests
+and the evaluation-speed benchmark: a tiny transformers ASTForAudioClassification folder, a tiny ClapModel folder
+(with a RoBERTa tokenizer trained here) and torchvggish's VGGish (its fixed size: 72M parameters)."""
 import json
 import os
 
