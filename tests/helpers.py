@@ -108,3 +108,9 @@ def without(*packages: str) -> str:
           f'    if name.split(".")[0] in {packages!r}:\n'
           '      raise ModuleNotFoundError(f"No module named {name!r}", name=name)\n'
           'sys.meta_path.insert(0, _Absent())\n')
+
+
+def run_module(module: str, *args: str) -> tuple[int, str, list[str]]:
+  """`python -m module args` from the repository root -> (exit code, stdout, stderr lines)."""
+  result = subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True, cwd=REPO_ROOT)
+  return result.returncode, result.stdout, result.stderr.strip().splitlines()

@@ -3,8 +3,6 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ import soundfile
 from magnet_jax.corpus.writer import make_clip
 from magnet_jax.evaluation import quality
 from magnet_jax.evaluation.metrics import EmbeddingStats
-from tests.helpers import REPO_ROOT
+from tests.helpers import run_module
 
 
 def _write_clips(folder, indices, rate=16000, seconds=3.2):
@@ -24,9 +22,7 @@ def _write_clips(folder, indices, rate=16000, seconds=3.2):
 
 
 def _run(*args):
-  result = subprocess.run([sys.executable, '-m', 'magnet_jax.apps.evaluate', *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT)
-  return result.returncode, result.stdout, result.stderr.strip().splitlines()
+  return run_module('magnet_jax.apps.evaluate', *args)
 
 
 @pytest.fixture(scope='module')

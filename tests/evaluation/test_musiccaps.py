@@ -4,8 +4,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import soundfile
@@ -13,7 +11,7 @@ import soundfile
 from magnet_jax.corpus.writer import make_clip
 from magnet_jax.evaluation import musiccaps, quality
 from magnet_jax.generation import pretrained
-from tests.helpers import REPO_ROOT
+from tests.helpers import run_module
 
 CAPTIONS = [('yt-a', 'A calm solo piano melody.'), ('yt-b', 'Fast electronic drums with a deep bass.'),
             ('yt-missing', 'A string quartet.'), ('yt-c', 'A slow acoustic guitar ballad.')]
@@ -29,9 +27,7 @@ def _write_csv(path, rows, columns=('ytid', 'start_s', 'end_s', 'audioset_positi
 
 
 def _run(*args):
-  result = subprocess.run([sys.executable, '-m', 'magnet_jax.apps.musiccaps', *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT)
-  return result.returncode, result.stdout, result.stderr.strip().splitlines()
+  return run_module('magnet_jax.apps.musiccaps', *args)
 
 
 @pytest.fixture(scope='module')
