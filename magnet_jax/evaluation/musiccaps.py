@@ -20,7 +20,6 @@ over all rows; with --batch_size 1 it is the per-sample latency the paper report
 """
 import csv
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Sequence
 
@@ -106,8 +105,7 @@ def generation_summary(paths: Sequence[str]) -> dict:
   used (more than one of each only when resumed runs differed)."""
   per_sample, used = [], {'checkpoint': [], 'preset': [], 'decoding': []}
   for path in paths:
-    with open(records.sidecar_path(path)) as f:
-      record = json.load(f)
+    record = records.read_sidecar(path)
     per_sample.append(record['timings']['generate_s'] / len(record['batch_prompts']))
     for key, values in used.items():
       if record.get(key) not in values:

@@ -262,14 +262,7 @@ def read_texts(paths: Sequence[str], prompts: Sequence[Prompt] = ()) -> dict[str
   by_stem = {r.stem: r.text for r in expand(list(prompts), 0, 1, None)} if prompts else {}
   texts = {}
   for path in paths:
-    sidecar = records.sidecar_path(path)
-    text = None
-    if os.path.isfile(sidecar):
-      try:
-        with open(sidecar) as f:
-          text = json.load(f).get('prompt')
-      except (json.JSONDecodeError, AttributeError) as e:
-        raise ValueError(f'{sidecar}: not a JSON sidecar ({e})') from e
+    text = (records.read_sidecar(path) or {}).get('prompt')
     text = text if text is not None else by_stem.get(stem(path))
     if text:
       texts[stem(path)] = text

@@ -2,6 +2,7 @@
 checkpoint, durations, timings, versions). Shared by the command line (`apps.sample_run`) and the server
 (`serving`), so a file from either carries the same record."""
 import importlib.metadata
+import json
 import os
 import platform
 from collections.abc import Mapping
@@ -17,6 +18,25 @@ from magnet_jax.io import params as params_io
 def sidecar_path(path: str) -> str:
   """The sidecar of an audio file: same stem, .json."""
   return os.path.splitext(path)[0] + '.json'
+
+
+def read_sidecar(path: str) -> dict | None:
+  """The sidecar of the audio file `path`, or None when it has none.
+
+  Raises:
+    ValueError: a sidecar that is not a JSON object.
+  """
+  sidecar = sidecar_path(path)
+  if not os.path.isfile(sidecar):
+    return None
+  try:
+    with open(sidecar) as f:
+      record = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{sidecar}: not a JSON sidecar ({e})') from e
+  if not isinstance(record, dict):
+    raise ValueError(f'{sidecar}: not a JSON sidecar (a {type(record).__name__}, not an object)')
+  return record
 
 
 def versions() -> dict:

@@ -160,3 +160,11 @@ def test_clap_role_texts_and_report_columns(folders, tmp_path):
     quality.embed_folder(quality.Models(clap=clap), gen, {})
   with pytest.raises(ValueError, match=r"classified by one model, got 'musicnn-MTT_musicnn/1' \(generated\) and 'a/1'"):
     quality.report(generated, dataclasses.replace(reference, classifier='a/1'), ('kl',))
+
+
+@pytest.mark.parametrize('content', ['nope', '[1, 2]'])
+def test_a_sidecar_that_is_not_a_json_object_is_one_line(tmp_path, content):
+  gen = _write_clips(tmp_path / 'gen', range(1))
+  (tmp_path / 'gen' / 'clip_0.json').write_text(content)
+  with pytest.raises(ValueError, match=r'clip_0\.json: not a JSON sidecar'):
+    quality.read_texts(quality.list_audio(gen))
