@@ -10,7 +10,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from magnet_jax.apps import runner as cli
-from magnet_jax.training import distributed
+from magnet_jax.parallel import distributed
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'ml_collections config file (configs/*.py).',
                                           lock_config=True)

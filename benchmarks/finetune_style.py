@@ -5,7 +5,7 @@ before and after (from its metrics.jsonl).
   python -m benchmarks.finetune_style --corpus /tmp/mallets --full /tmp/ft-full --lora /tmp/ft-lora \
       --data-dir /tmp/mallets-tokens [--seeds 0,1,2,3] [--out benchmarks/results/finetune_style.json]
 
-`--full` is a full fine-tuning workdir of configs/embedded_finetune.py, `--lora` a LoRA one (its
+`--full` is a full fine-tuning workdir of configs/default_model_finetune.py, `--lora` a LoRA one (its
 lora.safetensors is applied to the embedded default); the corpus is `python -m magnet_jax.apps.corpus
 --category mallets` output (its valid split's clips give the style's reference statistics).
 """
@@ -18,7 +18,7 @@ import numpy as np
 from absl import app, flags
 
 from magnet_jax.audio import audio_stats
-from magnet_jax.configs import embedded_finetune
+from magnet_jax.configs import default_model_finetune
 from magnet_jax.corpus.clips import read_split
 from magnet_jax.generation import pretrained
 from magnet_jax.io.files import atomic_write
@@ -57,7 +57,7 @@ def _validation(workdir: str) -> dict[str, float]:
 
 
 def _full_params():
-  config = embedded_finetune.get_config()
+  config = default_model_finetune.get_config()
   config.data.dir = _DATA_DIR.value
   state, _ = trainer.restore_state(config, _FULL.value)
   return state.params
@@ -66,10 +66,10 @@ def _full_params():
 def main(_):
   seeds = [int(s) for s in _SEEDS.value]
   start = time.perf_counter()
-  base = pretrained.load(embedded_finetune.DEFAULT_DIR, dtype='float32')
+  base = pretrained.load(default_model_finetune.DEFAULT_DIR, dtype='float32')
   corpus = read_split(_CORPUS.value, 'valid', base.sample_rate)
   loaders = {'base': lambda: base, 'full': lambda: dataclasses.replace(base, lm_params=_full_params()),
-             'lora': lambda: pretrained.load(embedded_finetune.DEFAULT_DIR, dtype='float32',
+             'lora': lambda: pretrained.load(default_model_finetune.DEFAULT_DIR, dtype='float32',
                                              lora=os.path.join(_LORA.value, 'lora.safetensors'))}
   reference = _medians(corpus.audio, corpus.sample_rate)
   results = {'captions': CAPTIONS, 'seeds': seeds, 'style_clips': reference,

@@ -11,9 +11,9 @@ import numpy as np
 
 from benchmarks.latency import spec
 from benchmarks.latency.measure import Target, peak_flops
+from magnet_jax.parallel.sharding import make_mesh, rules_for
 from magnet_jax.training import trainer
 from magnet_jax.training.optim import make_optimizer
-from magnet_jax.training.sharding import make_mesh, rules_for
 
 
 def train_config(name: str, batch: int, length: int, gpu: bool):

@@ -21,7 +21,7 @@ from magnet_jax.apps import runner as cli
 from magnet_jax.apps.sample_run import MAX_DURATION, SampleOptions, sample
 from magnet_jax.audio import files as audio
 from magnet_jax.decoding import DecodingConfig, presets
-from magnet_jax.generation import compile_cache, schedules
+from magnet_jax.generation import compile_cache, prompt_schedule
 from magnet_jax.generation.requests import Prompt, read_prompts_file
 
 _PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatable); with --schedule, one '
@@ -116,7 +116,7 @@ def sampling_overrides() -> dict:
 
 def options_from_flags() -> SampleOptions:
   if _SCHEDULE.value:
-    prompts = [Prompt.scheduled(schedules.parse_entry(text) for text in _PROMPT.value)] if _PROMPT.value else []
+    prompts = [Prompt.scheduled(prompt_schedule.parse_entry(text) for text in _PROMPT.value)] if _PROMPT.value else []
   else:
     prompts = [Prompt(text) for text in _PROMPT.value]
   if _PROMPTS_FILE.value:

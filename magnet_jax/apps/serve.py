@@ -9,8 +9,8 @@ from absl import flags, logging
 
 from magnet_jax.apps import runner as cli
 from magnet_jax.generation import compile_cache
+from magnet_jax.parallel.sharding import PRESETS
 from magnet_jax.serving.service import ServeOptions
-from magnet_jax.training.sharding import PRESETS
 
 DEFAULTS = ServeOptions()
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '

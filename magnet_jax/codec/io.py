@@ -20,7 +20,7 @@ CONFIG_FILE = 'codec.json'
 PARAMS_FILE = 'codec.safetensors'
 FORMAT = 'magnet-jax-codec'
 # The codec trained by the project on its procedural corpus, shipped with the package (configs/codec_default.py).
-# It is the codec/ folder of the embedded default pipeline (magnet_jax/assets/default, configs/embedded.py).
+# It is the codec/ folder of the embedded default pipeline (magnet_jax/assets/default, configs/default_model.py).
 EMBEDDED_CODEC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'default',
                                   'codec')
 

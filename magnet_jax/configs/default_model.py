@@ -3,11 +3,11 @@
 Rebuild magnet_jax/assets/default (corpus -> tokens -> training with this config -> export), about 75 minutes on
 2 CPU cores:
 
-  python -m magnet_jax.apps.embedded --workdir=/tmp/magnet-embedded
+  python -m magnet_jax.apps.default_model --workdir=/tmp/magnet-embedded
 
-whose training step is (see magnet_jax/training/embedded.py):
+whose training step is (see magnet_jax/training/default_model.py):
 
-  python train.py --config=configs/embedded.py --workdir=/tmp/magnet-embedded/train \
+  python train.py --config=configs/default_model.py --workdir=/tmp/magnet-embedded/train \
       --config.data.dir=/tmp/magnet-embedded/tokens
 """
 from magnet_jax.configs import base

@@ -13,7 +13,7 @@ def make_source(config: ml_collections.ConfigDict, model: MagnetConfig, process_
     config: the full config (`data` and `train` sections).
     model: the model config (codebooks, card, frames).
     process_index: which of the `process_count` parts of every global batch this process yields
-      (`magnet_jax.training.sharding.batch_part`: the rows its devices hold).
+      (`magnet_jax.parallel.sharding.batch_part`: the rows its devices hold).
     process_count: processes in the job; each yields `train.batch_size / process_count` examples per step.
   """
   data = config.data

@@ -26,7 +26,7 @@ from magnet_jax.decoding.decoder import (
     magnet_logits_fn,
 )
 from magnet_jax.decoding.generate import generate, masked_decode
-from magnet_jax.decoding.schedule import cosine_schedule, mask_schedule, num_masked, step_tables, torch_linspace01
+from magnet_jax.decoding.mask_schedule import cosine_schedule, mask_schedule, num_masked, step_tables, torch_linspace01
 
 __all__ = ['DONT_REMASK_SCORE', 'DecodeState', 'DecodingConfig', 'LogitsFn', 'MaskedDecoder', 'RescoreFn',
            'StepHook', 'check_config', 'check_finite', 'check_inputs', 'cosine_schedule', 'generate', 'initial_context',

@@ -30,7 +30,7 @@ import numpy as np
 from magnet_jax.decoding import sampling, spans
 from magnet_jax.decoding.config import DecodingConfig, check_config
 from magnet_jax.decoding.guidance import Uncond, cfg_forward, guide
-from magnet_jax.decoding.schedule import num_masked, step_tables
+from magnet_jax.decoding.mask_schedule import num_masked, step_tables
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
 

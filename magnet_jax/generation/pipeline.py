@@ -18,7 +18,7 @@ tokens, so nothing needs a crossfade: a stream takes each window's audio from th
 middle of its right one, where the codec decodes of both windows see half an overlap of identical tokens around
 the cut.
 
-Control: a description may be a prompt schedule (text over time: a new window at each change, `schedules`); the
+Control: a description may be a prompt schedule (text over time: a new window at each change, `prompt_schedule`); the
 unconditional half of classifier-free guidance is data (the null condition, or a `negative` prompt's states), so
 negative prompts run the same program; `on_step` selects the program's progress variant, whose ordered host
 callback after every decoding step reports progress and can cancel (`Cancelled`) between steps; `generate_loop`
@@ -48,17 +48,17 @@ from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.codec import CodecConfig
 from magnet_jax.decoding import (
-    DecodingConfig,
-    check_config,
-    check_finite,
-    initial_context,
-    masked_decode,
-    output_length,
+  DecodingConfig,
+  check_config,
+  check_finite,
+  initial_context,
+  masked_decode,
+  output_length,
 )
 from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
-from magnet_jax.generation import schedules, windows
+from magnet_jax.generation import prompt_schedule, windows
+from magnet_jax.generation.prompt_schedule import Description
 from magnet_jax.generation.requests import check_seeds
-from magnet_jax.generation.schedules import Description
 from magnet_jax.io.errors import Cancelled
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.text import TextEncoder
@@ -308,7 +308,7 @@ class MagnetPipeline:
     every change of the descriptions' schedules (`windows.scheduled_plan`)."""
     total = known.shape[-1]
     width, overlap_frames = self._geometry(total, decoding, overlap)
-    changes = schedules.change_frames([schedules.entries(d) for d in descriptions], self.frame_rate, total)
+    changes = prompt_schedule.change_frames([prompt_schedule.entries(d) for d in descriptions], self.frame_rate, total)
     return width, *windows.scheduled_plan(total, width, overlap_frames, int(known.sum()), changes)
 
   def _windows(self, descriptions: Sequence[Description], codes: np.ndarray, known: np.ndarray, seed: Seeds,
@@ -336,7 +336,7 @@ class MagnetPipeline:
     """
     if isinstance(descriptions, str) or not len(descriptions):
       raise ValueError('descriptions must be a non-empty list of prompts')
-    timelines = [schedules.entries(d) for d in descriptions]
+    timelines = [prompt_schedule.entries(d) for d in descriptions]
     count = len(timelines)
     if codes.shape[:2] != (count, self.lm_config.n_q):
       raise ValueError(f'codes must be [B={count}, K={self.lm_config.n_q}, T], got {codes.shape}')
@@ -357,7 +357,8 @@ class MagnetPipeline:
       if fresh is not None:
         known[fresh[index]:start + width] = False
       first = start + int(np.argmin(known[window]))
-      conditions = self.cfg_conditions([schedules.text_at(t, first / self.frame_rate) for t in timelines], negative)
+      texts = [prompt_schedule.text_at(t, first / self.frame_rate) for t in timelines]
+      conditions = self.cfg_conditions(texts, negative)
       stopped, listener = [], None
       if on_step is not None:
         def listener(done: int, base: int = index * decoding.num_steps, stopped: list = stopped) -> bool:
@@ -425,7 +426,7 @@ class MagnetPipeline:
     """Generates left to right, yielding audio as it becomes final (long form: one chunk per window).
 
     Args:
-      descriptions: B prompts (None: unconditional), or prompt schedules [(seconds, text), ...] (`schedules`): a
+      descriptions: B prompts (None: unconditional), or prompt schedules [(seconds, text), ...] (`prompt_schedule`): a
         new window starts at each change and is conditioned on the new text, continuing what precedes it.
       duration: seconds in all, prompt included (default: `self.duration`); any length.
       seed: see the class docstring.

@@ -45,9 +45,9 @@ LM_FILE = 'state_dict.bin'
 CODEC_FILE = 'compression_state_dict.bin'
 PIPELINE_FILE = 'pipeline.json'
 PIPELINE_FORMAT = 'magnet-jax-pipeline'
-# The tiny MAGNeT the project trains on its own corpus, shipped with the package (see configs/embedded.py).
+# The tiny MAGNeT the project trains on its own corpus, shipped with the package (see configs/default_model.py).
 EMBEDDED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'assets', 'default')
-EMBEDDED_BUILD = '`python -m magnet_jax.apps.embedded --workdir=/tmp/magnet-embedded` (configs/embedded.py)'
+EMBEDDED_BUILD = '`python -m magnet_jax.apps.default_model --workdir=/tmp/magnet-embedded` (configs/default_model.py)'
 
 
 def _text_encoder_name(xp_cfg: Mapping) -> str:

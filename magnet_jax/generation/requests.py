@@ -3,7 +3,7 @@
 Prompt files: `.txt`, one prompt per line (blank lines and lines starting with '#' are skipped); or `.jsonl`, one
 JSON object per line with "description" (or "prompt") and optionally "seed" (int >= 0) and "duration" (seconds > 0,
 finite) overriding --seed / --duration for that line, "negative" (a negative prompt) and "schedule" ([[seconds,
-text], ...], a prompt schedule, `schedules`; it replaces "description"). Sample j of a prompt uses its seed + j.
+text], ...], a prompt schedule, `prompt_schedule`; it replaces "description"). Sample j of a prompt uses its seed + j.
 Output files are named `<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ...
 before the extension.
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from magnet_jax.generation import schedules
+from magnet_jax.generation import prompt_schedule
 
 MAX_SEED = 2 ** 31  # seeds are int32 on the device
 SLUG_CHARS = 60
@@ -29,17 +29,17 @@ class Prompt:
   text: str | None
   seed: int | None = None
   duration: float | None = None
-  schedule: schedules.Schedule | None = None
+  schedule: prompt_schedule.Schedule | None = None
   negative: str | None = None
 
   @classmethod
   def scheduled(cls, entries, **kwargs) -> 'Prompt':
     """A prompt of a schedule [(seconds, text), ...] (checked)."""
-    schedule = schedules.entries(list(entries))
-    return cls(schedules.describe(schedule), schedule=schedule, **kwargs)
+    schedule = prompt_schedule.entries(list(entries))
+    return cls(prompt_schedule.describe(schedule), schedule=schedule, **kwargs)
 
   @property
-  def description(self) -> schedules.Description:
+  def description(self) -> prompt_schedule.Description:
     """What the pipeline conditions on: the schedule, or the text."""
     return self.schedule if self.schedule is not None else self.text
 
@@ -51,11 +51,11 @@ class Request:
   seed: int
   duration: float | None
   stem: str
-  schedule: schedules.Schedule | None = None
+  schedule: prompt_schedule.Schedule | None = None
   negative: str | None = None
 
   @property
-  def description(self) -> schedules.Description:
+  def description(self) -> prompt_schedule.Description:
     return self.schedule if self.schedule is not None else self.text
 
 
@@ -111,10 +111,10 @@ def _json_prompt(line: str, where: str) -> Prompt:
   duration = None if duration is None else float(duration)
   if 'schedule' in entry:
     try:
-      schedule = schedules.entries(entry['schedule'] if isinstance(entry['schedule'], list) else ())
+      schedule = prompt_schedule.entries(entry['schedule'] if isinstance(entry['schedule'], list) else ())
     except ValueError as e:
       raise ValueError(f'{where}: "schedule" must be [[seconds, text], ...]: {e}') from e
-    return Prompt(schedules.describe(schedule), seed, duration, schedule, negative)
+    return Prompt(prompt_schedule.describe(schedule), seed, duration, schedule, negative)
   if not isinstance(text, str):
     raise ValueError(f'{where}: needs a "description" (or "prompt") string')
   return Prompt(text, seed, duration, negative=negative)

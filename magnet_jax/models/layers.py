@@ -1,6 +1,6 @@
 """Building blocks shared by the LM's modules: initialisers, LayerNorm, projections, positions.
 
-Every parameter carries logical axis names (see `magnet_jax.training.sharding`) so that model parallelism is a change
+Every parameter carries logical axis names (see `magnet_jax.parallel.sharding`) so that model parallelism is a change
 of rules in the config, not of code.
 """
 import math

@@ -10,7 +10,7 @@ as a single-prompt call decodes it, so each file is bit for bit what `MagnetPipe
 for that prompt and seed alone.
 
 Devices: the batch is split over the `data` axis of a mesh of all local devices and the parameters laid out by a
-`training.sharding` preset (data_parallel replicates them; tensor_parallel splits heads / MLP / vocab over
+`parallel.sharding` preset (data_parallel replicates them; tensor_parallel splits heads / MLP / vocab over
 `model`), with the logical-axis rules the trainer uses. Batches are padded with empty prompts to a multiple of the
 `data` axis.
 
@@ -27,7 +27,7 @@ import numpy as np
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation.pipeline import MagnetPipeline
 from magnet_jax.models.params import logical_axes
-from magnet_jax.training import sharding
+from magnet_jax.parallel import sharding
 
 MODES = ('text', 'continuation', 'infill', 'outpaint', 'loop')
 
@@ -82,7 +82,7 @@ class Devices:
 
 def place(pipeline: MagnetPipeline, preset: str = 'data_parallel', model: int = 1) -> Devices:
   """Lays the pipeline's LM parameters out over all local devices (`model` ways tensor parallel, the rest data
-  parallel) under the `training.sharding` preset; the codec and the text encoder stay replicated.
+  parallel) under the `parallel.sharding` preset; the codec and the text encoder stay replicated.
 
   Raises:
     ValueError: an unknown preset or a `model` size that does not divide the local devices.

@@ -47,7 +47,7 @@ class ServeOptions:
   max_upload_mb: float = 20.0     # uploaded audio; larger gets 413.
   deadline: float = 600.0         # default seconds within which a job must start.
   warmup: tuple[float, ...] | None = None  # durations compiled for every batch bucket at start (None: default).
-  sharding: str = 'data_parallel'  # training.sharding preset for the LM's parameters.
+  sharding: str = 'data_parallel'  # parallel.sharding preset for the LM's parameters.
   model_parallel: int = 1         # size of the mesh's `model` axis (tensor parallel).
   drain: float = 60.0             # seconds SIGTERM waits for queued jobs.
   dtype: str | None = None        # LM compute dtype (None: bfloat16 on accelerators, float32 on CPU).

@@ -1,6 +1,6 @@
 """Training MAGNeT (and the codec): one sharded, jitted train step and the loop around it.
 
-  masking.py        span masks at a target rate (audiocraft's rate table); the schedule is decoding/schedule.py
+  masking.py        span masks at a target rate (audiocraft's rate table); the schedule is decoding/mask_schedule.py
   loss.py           level draw, masked inputs, the masked-level cross-entropy, CFG dropout
   optim.py          AdamW with warmup + cosine / inverse-sqrt, clipping, EMA
   sharding.py       the data x model mesh and logical-axis presets

@@ -1,12 +1,12 @@
 """The embedded default model (magnet_jax/assets/default) rebuilt from nothing: the library behind
 
-  python -m magnet_jax.apps.embedded [--workdir DIR] [--num-clips 2000] [--seed 0] [--out DIR] [--config.X=Y ...]
+  python -m magnet_jax.apps.default_model [--workdir DIR] [--num-clips 2000] [--seed 0] [--out DIR] [--config.X=Y ...]
 
 Steps, each logged and run in this process into --workdir (an interrupted build continues there: a step whose
 output is complete is skipped, training resumes from its checkpoint):
   1. corpus: `corpus.generate_corpus` (as `python -m magnet_jax.apps.corpus`) into WORKDIR/corpus
   2. tokens: `data.prepare.prepare` with the embedded codec and cached MiniLM text states into WORKDIR/tokens
-  3. train:  `training.trainer.train` with configs/embedded.py (and the --config.X=Y overrides) into WORKDIR/train
+  3. train:  `training.trainer.train` with configs/default_model.py (and the --config.X=Y overrides) into WORKDIR/train
   4. export: the trained LM, the codec and MiniLM as a pipeline folder (`pretrained.save_pipeline`) with
              `DECODING` as its decoding defaults and the build's facts (steps, times, final losses, prompt-following
              statistics) in pipeline.json's metadata. The LM is stored in float32.
@@ -40,8 +40,8 @@ from magnet_jax.text import TextEncoder
 from magnet_jax.training import trainer
 from magnet_jax.training.checkpointing import Checkpointer
 
-CONFIG_FILE = os.path.join(os.path.dirname(configs.__file__), 'embedded.py')
-BUILD_COMMAND = 'python -m magnet_jax.apps.embedded'
+CONFIG_FILE = os.path.join(os.path.dirname(configs.__file__), 'default_model.py')
+BUILD_COMMAND = 'python -m magnet_jax.apps.default_model'
 TEXT_ENCODER = 'minilm'
 CLIP_SECONDS = 5.0  # corpus clips and training segments
 # Decoding defaults of the shipped model (pipeline.json): fewer steps and a lower CFG than audiocraft's defaults
@@ -54,7 +54,7 @@ def _log(message: str) -> None:
 
 
 def load_config(overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """configs/embedded.py with `--config.X=Y` overrides, exactly as train.py reads it."""
+  """configs/default_model.py with `--config.X=Y` overrides, exactly as train.py reads it."""
   argv = [BUILD_COMMAND, f'--config={CONFIG_FILE}', *overrides]
   values = flags.FlagValues()
   config_flags.DEFINE_config_file('config', None, 'config file', flag_values=values, lock_config=True, sys_argv=argv)
@@ -118,7 +118,7 @@ def build(workdir: str, out: str = pretrained.EMBEDDED_DIR, num_clips: int = 200
     num_clips, seed: the corpus (its train split trains the LM).
     codec_dir: the codec folder that tokenizes the corpus and decodes the LM's tokens.
     workers: corpus rendering processes.
-    overrides: `--config.X=Y` overrides of configs/embedded.py (e.g. a shorter smoke build).
+    overrides: `--config.X=Y` overrides of configs/default_model.py (e.g. a shorter smoke build).
   """
   workdir = os.path.abspath(workdir)
   corpus_dir, tokens_dir, train_dir = (os.path.join(workdir, name) for name in ('corpus', 'tokens', 'train'))
@@ -134,7 +134,7 @@ def build(workdir: str, out: str = pretrained.EMBEDDED_DIR, num_clips: int = 200
                               SegmentOptions(CLIP_SECONDS), TEXT_ENCODER, cache_text=True),
             bool(glob.glob(os.path.join(tokens_dir, '*', '*', 'dataset_info.json'))))
   checkpoint = _latest_step(train_dir)
-  steps.run('train', f'configs/embedded.py {shlex.join(overrides)}'.strip(),
+  steps.run('train', f'configs/default_model.py {shlex.join(overrides)}'.strip(),
             functools.partial(trainer.train, config, train_dir, resume=checkpoint is not None),
             checkpoint == config.train.num_steps)
 
@@ -145,7 +145,8 @@ def build(workdir: str, out: str = pretrained.EMBEDDED_DIR, num_clips: int = 200
   start = time.perf_counter()
   _, stats = evaluate(pipeline)
   metadata = {
-      'source': 'a tiny MAGNeT trained on the embedded codec\'s tokens of the procedural corpus (configs/embedded.py)',
+      'source': ('a tiny MAGNeT trained on the embedded codec\'s tokens of the procedural corpus '
+                 '(configs/default_model.py)'),
       'build_command': f'{BUILD_COMMAND} ' + shlex.join(['--workdir', workdir, '--num-clips', str(num_clips),
                                                           '--seed', str(seed), *overrides]),
       'corpus': {'num_clips': num_clips, 'seed': seed, 'clip_seconds': CLIP_SECONDS},

@@ -18,10 +18,10 @@ import optax
 from magnet_jax.generation import lora
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import init_params, logical_axes
+from magnet_jax.parallel.sharding import param_shardings
 from magnet_jax.training import freezing
 from magnet_jax.training.init import load_init_params
 from magnet_jax.training.optim import TrainState
-from magnet_jax.training.sharding import param_shardings
 
 ADAPTER_FILE = 'lora.safetensors'  # written to the workdir at the end of a LoRA run
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from magnet_jax.decoding.schedule import cosine_schedule
+from magnet_jax.decoding.mask_schedule import cosine_schedule
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.training.masking import span_mask
 

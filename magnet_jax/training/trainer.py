@@ -19,6 +19,7 @@ from magnet_jax.data.sources import make_source
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import boxed_init, init_params
+from magnet_jax.parallel.sharding import batch_part, batch_sharding, make_mesh, param_shardings, replicated, rules_for
 from magnet_jax.training import loop
 from magnet_jax.training.checkpointing import Checkpointer, abstract_like
 from magnet_jax.training.finetune import ADAPTER_FILE, FineTune
@@ -26,7 +27,6 @@ from magnet_jax.training.finetune import check_config as check_finetune
 from magnet_jax.training.hooks import TrainingHooks
 from magnet_jax.training.loss import masked_level_loss
 from magnet_jax.training.optim import TrainState, check_optim, learning_rate_schedule, make_optimizer, update_ema
-from magnet_jax.training.sharding import batch_part, batch_sharding, make_mesh, param_shardings, replicated, rules_for
 
 
 def validate(config: ml_collections.ConfigDict) -> MagnetConfig:

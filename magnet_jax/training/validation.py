@@ -22,9 +22,9 @@ from magnet_jax.data.loader import read_examples
 from magnet_jax.data.synthetic import make_examples
 from magnet_jax.models import MagnetLM
 from magnet_jax.models.config import MagnetConfig
+from magnet_jax.parallel.sharding import batch_sharding, replicated
 from magnet_jax.training.loss import masked_inputs
 from magnet_jax.training.masking import span_mask
-from magnet_jax.training.sharding import batch_sharding, replicated
 
 
 def validation_set(config: ml_collections.ConfigDict, model: MagnetConfig) -> dict[str, np.ndarray]:

@@ -104,7 +104,7 @@ def test_bad_inputs_fail_before_the_model_loads(tmp_path):
 
 def test_missing_embedded_default_says_how_to_build_it(tmp_path, monkeypatch):
   monkeypatch.setattr(pretrained, 'EMBEDDED_DIR', str(tmp_path / 'default'))
-  with pytest.raises(FileNotFoundError, match='embedded default model is not built yet.*apps.embedded --workdir'):
+  with pytest.raises(FileNotFoundError, match='embedded default model is not built yet.*apps.default_model --workdir'):
     pretrained.load()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from magnet_jax import decoding
 from magnet_jax.audio import convert
-from magnet_jax.generation import schedules, windows
+from magnet_jax.generation import prompt_schedule, windows
 from magnet_jax.generation.pipeline import Cancelled, _keys, _window_program, tempo_loop_samples
 from magnet_jax.generation.requests import Prompt, read_prompts_file
 
@@ -78,17 +78,17 @@ def test_a_change_inside_a_window_regenerates_from_its_frame(pipeline, plain, re
 
 
 def test_schedules_from_python_flags_and_prompt_files(tmp_path):
-  assert schedules.entries('x') == ((0.0, 'x'),)
-  assert schedules.entries([(0, 'a'), ('30', 'b')]) == ((0.0, 'a'), (30.0, 'b'))
-  assert schedules.text_at(((0.0, 'a'), (30.0, 'b')), 29.9) == 'a'
-  assert schedules.parse_entry('30:add drums: loud') == (30.0, 'add drums: loud')
+  assert prompt_schedule.entries('x') == ((0.0, 'x'),)
+  assert prompt_schedule.entries([(0, 'a'), ('30', 'b')]) == ((0.0, 'a'), (30.0, 'b'))
+  assert prompt_schedule.text_at(((0.0, 'a'), (30.0, 'b')), 29.9) == 'a'
+  assert prompt_schedule.parse_entry('30:add drums: loud') == (30.0, 'add drums: loud')
   assert Prompt.scheduled([(0, 'a'), (3, 'b')]).text == '0:a | 3:b'
   for bad, message in [([], 'at least one'), ([(5, 'a')], 'start at 0 s'), ([(0, 'a'), (0, 'b')], 'strictly'),
                        ([('x', 'a')], r'must be \(seconds, text\)')]:
     with pytest.raises(ValueError, match=message):
-      schedules.entries(bad)
+      prompt_schedule.entries(bad)
   with pytest.raises(ValueError, match='each --prompt is SECONDS:TEXT'):
-    schedules.parse_entry('ambient pads')
+    prompt_schedule.parse_entry('ambient pads')
   (tmp_path / 'p.jsonl').write_text('{"schedule": [[0, "a"], [2.5, "b"]], "seed": 4, "negative": "noise"}\n')
   [prompt] = read_prompts_file(tmp_path / 'p.jsonl')
   assert prompt.schedule == ((0.0, 'a'), (2.5, 'b')) and prompt.seed == 4 and prompt.negative == 'noise'

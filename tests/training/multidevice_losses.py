@@ -11,8 +11,8 @@ import numpy as np
 
 sys.path.insert(0, '.')
 from magnet_jax.configs import tiny  # noqa: E402
+from magnet_jax.parallel.sharding import make_mesh, rules_for  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402
-from magnet_jax.training.sharding import make_mesh, rules_for  # noqa: E402
 from magnet_jax.training.trainer import create_state, make_train_step, state_shardings, validate  # noqa: E402
 from tests.helpers import MESHES, synthetic_losses  # noqa: E402
 

@@ -1,5 +1,5 @@
 """The shipped embedded default (magnet_jax/assets/default): it loads without torch or downloads, was built from
-configs/embedded.py with the embedded codec, and its sound follows the prompt across seeds."""
+configs/default_model.py with the embedded codec, and its sound follows the prompt across seeds."""
 import dataclasses
 import os
 import subprocess
@@ -13,7 +13,7 @@ from magnet_jax.audio import rms_db
 from magnet_jax.evaluation import prompt_following
 from magnet_jax.generation import pretrained
 from magnet_jax.io import params as params_io
-from magnet_jax.training import embedded, trainer
+from magnet_jax.training import default_model, trainer
 from tests.helpers import load_config, without
 
 SEEDS = (0, 1, 2, 3)
@@ -50,14 +50,14 @@ def test_shipped_default_loads_without_torch():
 
 def test_shipped_default_is_built_from_its_config_with_the_embedded_codec(pipeline):
   spec = params_io.load_json(os.path.join(pretrained.EMBEDDED_DIR, pretrained.PIPELINE_FILE))
-  model = trainer.validate(load_config('embedded'))
+  model = trainer.validate(load_config('default_model'))
   assert dataclasses.replace(pipeline.lm_config, dtype=model.dtype) == model
-  assert spec['text_encoder'] == embedded.TEXT_ENCODER
-  assert pipeline.decoding == embedded.DECODING
+  assert spec['text_encoder'] == default_model.TEXT_ENCODER
+  assert pipeline.decoding == default_model.DECODING
   assert os.path.samefile(os.path.join(pretrained.EMBEDDED_DIR, 'codec'), codec.EMBEDDED_CODEC_DIR)
   facts = spec['metadata']
-  assert facts['build_command'].startswith(embedded.BUILD_COMMAND)
-  assert facts['train']['step'] == load_config('embedded').train.num_steps
+  assert facts['build_command'].startswith(default_model.BUILD_COMMAND)
+  assert facts['train']['step'] == load_config('default_model').train.num_steps
 
 
 def test_outputs_are_finite_audible_and_of_the_default_length(pipeline, contrasts):
@@ -83,15 +83,15 @@ def test_build_runs_every_step_once_and_exports_a_loadable_pipeline(tmp_path, ca
   workdir, out = tmp_path / 'work', tmp_path / 'out'
   tiny = ['--config.model.dim=32', '--config.model.num_heads=2', '--config.model.num_layers=1',
           '--config.train.batch_size=4', '--config.train.num_steps=2', '--config.train.checkpoint_every=2']
-  metadata = embedded.build(str(workdir), str(out), num_clips=24, overrides=tiny)
+  metadata = default_model.build(str(workdir), str(out), num_clips=24, overrides=tiny)
   assert set(metadata['steps']) == {'corpus', 'tokens', 'train'}
   assert metadata['train']['step'] == 2 and np.isfinite(metadata['train']['loss'])
   assert set(metadata['prompt_following']['separation']) == {c.statistic for c in prompt_following.CONTRASTS}
   loaded = pretrained.load(out)
-  assert loaded.lm_config.dim == 32 and loaded.decoding == embedded.DECODING
+  assert loaded.lm_config.dim == 32 and loaded.decoding == default_model.DECODING
   assert loaded.generate(['solo flute'], duration=0.5).shape == (1, 1, 24 * 320)
 
   capfd.readouterr()
-  again = embedded.build(str(workdir), str(out), num_clips=24, overrides=tiny)  # continues: nothing to redo
+  again = default_model.build(str(workdir), str(out), num_clips=24, overrides=tiny)  # continues: nothing to redo
   assert capfd.readouterr().out.count('already done') == 3
   assert again['steps'] == metadata['steps']

@@ -16,11 +16,11 @@ from magnet_jax.io.errors import CheckpointError  # noqa: E402
 from magnet_jax.models import MagnetLM  # noqa: E402
 from magnet_jax.models.config import MagnetConfig  # noqa: E402
 from magnet_jax.models.params import init_params, logical_axes  # noqa: E402
+from magnet_jax.parallel.sharding import make_mesh, param_shardings, rules_for  # noqa: E402
 from magnet_jax.training import trainer  # noqa: E402
 from magnet_jax.training.finetune import ADAPTER_FILE, FineTune  # noqa: E402
 from magnet_jax.training.loss import masked_level_loss  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402
-from magnet_jax.training.sharding import make_mesh, param_shardings, rules_for  # noqa: E402
 from magnet_jax.training.validation import Validator  # noqa: E402
 from reference import audiocraft_lm  # noqa: E402
 from tests.helpers import load_config, restore_state  # noqa: E402

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magnet_jax.decoding.schedule import cosine_schedule
+from magnet_jax.decoding.mask_schedule import cosine_schedule
 from magnet_jax.training.masking import mask_rate_to_num_spans, span_mask, spans_from_starts
 
 

@@ -18,8 +18,9 @@ import jax
 import numpy as np
 import pytest
 
-from magnet_jax.training import distributed, trainer
-from magnet_jax.training.sharding import make_mesh
+from magnet_jax.parallel import distributed
+from magnet_jax.parallel.sharding import make_mesh
+from magnet_jax.training import trainer
 from tests.helpers import load_config, restore_state
 
 TOL = 1e-5  # fp32, relative: only the order of cross-device reductions differs

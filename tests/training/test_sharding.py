@@ -8,7 +8,7 @@ from jax.sharding import PartitionSpec
 
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import logical_axes
-from magnet_jax.training.sharding import make_mesh, param_shardings, rules_for
+from magnet_jax.parallel.sharding import make_mesh, param_shardings, rules_for
 from tests.helpers import run_on_8_devices
 
 TOL = 1e-5  # fp32: only the order of cross-device reductions differs
