@@ -1,4 +1,5 @@
-"""LoRA: low-rank adapters on a frozen MagnetLM, their file format, and merging them into plain params.
+"""LoRA: low-rank adapters on a frozen MagnetLM, their file format, and merging them into plain params (what
+generation needs to apply an adapter; training them, from the config to their init and axes, is training/lora.py).
 
 An adapter set mirrors the params: the kernel at `path` gets {'a': [*L, *I, r], 'b': [*L, r, *O]} (e.g.
 adapters['transformer']['layers']['self_attn']['query']['a']) for the targeted kernels of shape
@@ -25,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
-from jax.sharding import PartitionSpec
 from safetensors import SafetensorError
 from safetensors.numpy import safe_open, save_file
 
@@ -33,7 +33,7 @@ from magnet_jax.io.errors import CheckpointError
 from magnet_jax.io.files import atomic_write
 
 # Kernels an adapter may target -> (input dims, output dims) after the layer axis.
-_KERNEL_DIMS = {'query': (1, 2), 'key': (1, 2), 'value': (1, 2), 'out': (2, 1), 'wi': (1, 1), 'wo': (1, 1)}
+KERNEL_DIMS = {'query': (1, 2), 'key': (1, 2), 'value': (1, 2), 'out': (2, 1), 'wi': (1, 1), 'wo': (1, 1)}
 TARGET_GROUPS = {  # the names lora.targets accepts, besides regular expressions over kernel paths
     'self_attn': r'/self_attn/(query|key|value|out)$',
     'cross_attn': r'/cross_attention/(query|key|value|out)$',
@@ -55,21 +55,6 @@ class LoraConfig:
   def scale(self) -> float:
     return self.alpha / self.rank
 
-  @classmethod
-  def from_config(cls, lora: Mapping) -> 'LoraConfig':
-    """From the config's `lora` section (rank > 0), checked: one ValueError per bad field."""
-    rank, alpha, dropout = int(lora['rank']), float(lora['alpha']), float(lora['dropout'])
-    if rank < 1:
-      raise ValueError(f'lora.rank must be >= 1 to train adapters, got {rank}')
-    if alpha <= 0:
-      raise ValueError(f'lora.alpha must be > 0, got {alpha}')
-    if not 0.0 <= dropout < 1.0:
-      raise ValueError(f'lora.dropout must be in [0, 1), got {dropout}')
-    targets = tuple(str(t) for t in lora['targets'])
-    if not targets:
-      raise ValueError('lora.targets is empty; name some of ' + ', '.join(TARGET_GROUPS) + ' or kernel path regexes')
-    return cls(rank, alpha, dropout, targets)
-
 
 def flat_adapters(adapters: Mapping) -> dict[str, dict]:
   """Nested adapters -> {kernel path: {'a', 'b'}}."""
@@ -85,68 +70,16 @@ def nest_adapters(flat: Mapping[str, Mapping]) -> dict:
   return traverse_util.unflatten_dict({f'{p}/{k}': v for p, ab in flat.items() for k, v in ab.items()}, sep='/')
 
 
-def kernel_paths(params: Mapping) -> list[str]:
-  """Paths ('/'-joined) of the kernels adapters can target."""
-  flat = traverse_util.flatten_dict(dict(params), sep='/')
-  return sorted(p for p in flat if p.rsplit('/', 1)[-1] in _KERNEL_DIMS and '/transformer/' in f'/{p}')
-
-
-def target_paths(params: Mapping, targets: Sequence[str]) -> list[str]:
-  """The kernel paths `targets` (group names or regexes) select.
-
-  Raises:
-    ValueError: a target is not a valid regex, or selects no kernel.
-  """
-  candidates = kernel_paths(params)
-  chosen = set()
-  for target in targets:
-    try:
-      pattern = re.compile(TARGET_GROUPS.get(target, target))
-    except re.error as e:
-      raise ValueError(f'lora.targets: {target!r} is not a regular expression ({e})') from e
-    hits = [p for p in candidates if pattern.search('/' + p)]
-    if not hits:
-      raise ValueError(f'lora.targets: {target!r} matches no kernel; kernels are e.g. {candidates[0]!r} (or use '
-                       f'{", ".join(TARGET_GROUPS)})')
-    chosen.update(hits)
-  return sorted(chosen)
-
-
-def _split(shape: Sequence[int], name: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-  """(layer dims, input dims, output dims) of a kernel shape."""
-  n_in, n_out = _KERNEL_DIMS[name]
+def kernel_dims(shape: Sequence[int], name: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+  """(layer dims, input dims, output dims) of a kernel shape; `name` is its last path part (a KERNEL_DIMS key)."""
+  n_in, n_out = KERNEL_DIMS[name]
   lead = len(shape) - n_in - n_out
   return tuple(shape[:lead]), tuple(shape[lead:lead + n_in]), tuple(shape[lead + n_in:])
 
 
-def init_adapters(base: Mapping, lora: LoraConfig, rng: jax.Array) -> dict:
-  """Adapters for `base` (arrays or ShapeDtypeStructs): a ~ N(0, 1 / fan_in), b = 0 (the base model at init)."""
-  flat = traverse_util.flatten_dict(dict(base), sep='/')
-  adapters = {}
-  for i, path in enumerate(target_paths(base, lora.targets)):
-    lead, dims_in, dims_out = _split(flat[path].shape, path.rsplit('/', 1)[-1])
-    fan_in = int(np.prod(dims_in))
-    a = jax.random.normal(jax.random.fold_in(rng, i), (*lead, *dims_in, lora.rank), jnp.float32) / np.sqrt(fan_in)
-    adapters[path] = {'a': a, 'b': jnp.zeros((*lead, lora.rank, *dims_out), jnp.float32)}
-  return nest_adapters(adapters)
-
-
-def adapter_axes(base_axes: Mapping, base: Mapping, adapters: Mapping) -> dict:
-  """Logical PartitionSpecs of `adapters` from the base kernels' (`models.params.logical_axes`); rank replicated."""
-  flat_axes = traverse_util.flatten_dict(dict(base_axes), sep='/')
-  flat = traverse_util.flatten_dict(dict(base), sep='/')
-  specs = {}
-  for path in flat_adapters(adapters):
-    lead, dims_in, _ = _split(flat[path].shape, path.rsplit('/', 1)[-1])
-    axes = tuple(flat_axes[path]) + (None,) * (len(flat[path].shape) - len(flat_axes[path]))
-    split = len(lead) + len(dims_in)
-    specs[path] = {'a': PartitionSpec(*axes[:split], None), 'b': PartitionSpec(*axes[:len(lead)], None, *axes[split:])}
-  return nest_adapters(specs)
-
-
 def delta(a: jax.Array, b: jax.Array, shape: Sequence[int], name: str) -> jax.Array:
   """a [*L, *I, r] @ b [*L, r, *O] -> [*L, *I, *O] (float32)."""
-  lead, dims_in, dims_out = _split(shape, name)
+  lead, dims_in, dims_out = kernel_dims(shape, name)
   rank = a.shape[-1]
   a2 = a.reshape(*lead, int(np.prod(dims_in)), rank)
   b2 = b.reshape(*lead, rank, int(np.prod(dims_out)))
@@ -230,11 +163,11 @@ def apply_adapters(params: Mapping, config: Any, adapters: Sequence[tuple[str, f
     for path, ab in flat_adapters(tensors).items():
       if path not in flat:
         raise ValueError(f'LoRA adapter {file}: the model has no kernel {path}')
-      lead, dims_in, dims_out = _split(flat[path].shape, path.rsplit('/', 1)[-1])
+      lead, dims_in, dims_out = kernel_dims(flat[path].shape, path.rsplit('/', 1)[-1])
       rank = ab['a'].shape[-1]
       if ab['a'].shape != (*lead, *dims_in, rank) or ab['b'].shape != (*lead, rank, *dims_out):
         raise ValueError(f'LoRA adapter {file}: {path} has a {ab["a"].shape} / b {ab["b"].shape}, which do not fit '
                          f'the kernel {flat[path].shape}')
-    scale = strength * float(header['alpha']) / int(header['rank'])
+    scale = strength * LoraConfig(int(header['rank']), float(header['alpha'])).scale
     merged = jax.device_get(jax.jit(merge, static_argnums=2)(merged, tensors, scale))
   return merged

@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from magnet_jax.generation import lora
+from magnet_jax.generation.lora import merge, save_adapter
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import init_params, logical_axes
 from magnet_jax.parallel.sharding import param_shardings
-from magnet_jax.training import freezing
+from magnet_jax.training import freezing, lora
 from magnet_jax.training.init import load_init_params
 from magnet_jax.training.optim import TrainState
 
@@ -48,7 +48,7 @@ class FineTune:
     self.model = model
     self.init = config.init
     self.trainable = tuple(config.train.trainable)
-    self.lora = lora.LoraConfig.from_config(config.lora) if int(config.lora.rank) else None
+    self.lora = lora.config_from(config.lora) if int(config.lora.rank) else None
     shapes = jax.eval_shape(functools.partial(init_params, model), jax.random.key(0))
     if self.lora:
       for field, value in (('train.trainable', self.trainable), ('init.reinit', tuple(self.init.reinit))):
@@ -109,7 +109,7 @@ class FineTune:
     """The model's params from the trainable ones (jittable; `rng` drives LoRA dropout, None = none)."""
     if not self.lora:
       return trainable
-    return lora.merge(base, trainable, self.lora.scale, self.lora.dropout if rng is not None else 0.0, rng)
+    return merge(base, trainable, self.lora.scale, self.lora.dropout if rng is not None else 0.0, rng)
 
   def counts(self, state: TrainState, base) -> dict[str, int]:
     """Parameter and optimizer-state element counts (what the optimizer holds, what stays frozen)."""
@@ -125,4 +125,4 @@ class FineTune:
   def export(self, path: str, trainable) -> None:
     """Writes the adapter file of a LoRA run (nothing otherwise)."""
     if self.lora:
-      lora.save_adapter(path, trainable, self.lora, dataclasses.asdict(self.model))
+      save_adapter(path, trainable, self.lora, dataclasses.asdict(self.model))

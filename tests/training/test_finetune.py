@@ -19,6 +19,7 @@ from magnet_jax.models.params import init_params, logical_axes  # noqa: E402
 from magnet_jax.parallel.sharding import make_mesh, param_shardings, rules_for  # noqa: E402
 from magnet_jax.training import trainer  # noqa: E402
 from magnet_jax.training.finetune import ADAPTER_FILE, FineTune  # noqa: E402
+from magnet_jax.training.lora import init_adapters, target_paths  # noqa: E402
 from magnet_jax.training.loss import masked_level_loss  # noqa: E402
 from magnet_jax.training.optim import make_optimizer  # noqa: E402
 from magnet_jax.training.validation import Validator  # noqa: E402
@@ -123,7 +124,7 @@ def test_frozen_params_unchanged_and_no_optimizer_state(released, full_run):
 
 def test_lora_at_init_is_the_base_model_exactly():
   params = init_params(RELEASED, jax.random.key(0))
-  adapters = lora.init_adapters(params, lora.LoraConfig(4, 8.0), jax.random.key(1))
+  adapters = init_adapters(params, lora.LoraConfig(4, 8.0), jax.random.key(1))
   merged = lora.merge(params, adapters, 2.0)
   for path, value in _flat(params).items():
     np.testing.assert_array_equal(_flat(merged)[path], value, err_msg=path)
@@ -135,8 +136,7 @@ def test_lora_run_checkpoints_adapters_only_and_exports_them(lora_run):
   base = pretrained.load(exported, dtype='float32')
   adapters = lora.load_adapter(os.path.join(workdir, ADAPTER_FILE))[0]
   kernels = lora.flat_adapters(adapters)
-  assert set(lora.flat_adapters(state.params)) == set(kernels) == set(lora.target_paths(base.lm_params,
-                                                                                          lora.TARGET_GROUPS))
+  assert set(lora.flat_adapters(state.params)) == set(kernels) == set(target_paths(base.lm_params, lora.TARGET_GROUPS))
   for path, value in _flat(adapters).items():  # the file holds the checkpoint's adapters, b trained away from 0
     np.testing.assert_array_equal(value, _flat(state.params)[path])
   assert any(np.abs(ab['b']).max() > 0 for ab in kernels.values())
