@@ -3,8 +3,8 @@
   python train.py --config=configs/tiny.py --workdir=/tmp/magnet-tiny [--config.optim.lr=1e-3] [--resume]
 
 Multi-host: run the same command on every host (process). On a TPU pod slice, under SLURM (srun) or Open MPI
-the processes find each other by themselves; elsewhere pass --coordinator_address=HOST0:PORT --num_processes=N
---process_id=I (or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID). See docs/sharding.md.
+the processes find each other by themselves; elsewhere pass --coordinator-address=HOST0:PORT --num-processes=N
+--process-id=I (or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID). See docs/sharding.md.
 """
 from absl import flags, logging
 from ml_collections import config_flags
@@ -19,13 +19,13 @@ _RESUME = flags.DEFINE_bool('resume', False, 'Continue exactly from the latest c
 _DISTRIBUTED = flags.DEFINE_enum('distributed', 'auto', distributed.MODES,
                                  'Join a multi-process job: auto = when the flags/env below are set or a TPU pod, '
                                  'SLURM or Open MPI launcher is detected; on = always; off = never.')
-_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0 (env JAX_COORDINATOR_ADDRESS).')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in the job (env JAX_NUM_PROCESSES).')
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0 .. num_processes - 1 (env JAX_PROCESS_ID).')
-_INIT_TIMEOUT = flags.DEFINE_integer('init_timeout', 300, 'Seconds to wait for every process to connect.')
-_HEARTBEAT_TIMEOUT = flags.DEFINE_integer('heartbeat_timeout', 100,
+_COORDINATOR = flags.DEFINE_string('coordinator-address', None, 'HOST:PORT of process 0 (env JAX_COORDINATOR_ADDRESS).')
+_NUM_PROCESSES = flags.DEFINE_integer('num-processes', None, 'Processes in the job (env JAX_NUM_PROCESSES).')
+_PROCESS_ID = flags.DEFINE_integer('process-id', None, 'This process, 0 .. num_processes - 1 (env JAX_PROCESS_ID).')
+_INIT_TIMEOUT = flags.DEFINE_integer('init-timeout', 300, 'Seconds to wait for every process to connect.')
+_HEARTBEAT_TIMEOUT = flags.DEFINE_integer('heartbeat-timeout', 100,
                                           'Seconds of silence after which a process counts as dead and the job stops.')
-_SHUTDOWN_TIMEOUT = flags.DEFINE_integer('shutdown_timeout', 300,
+_SHUTDOWN_TIMEOUT = flags.DEFINE_integer('shutdown-timeout', 300,
                                          'Seconds a finished process waits for the others at the final barrier.')
 flags.mark_flags_as_required(['config', 'workdir'])
 

@@ -2,12 +2,12 @@
 at its real size (random weights: nothing is downloaded), in JAX and in its original on the same weights and clips.
 
   nice python -m benchmarks.evaluation_speed --out benchmarks/results/evaluation_speed.json   # ~10 min on 2 cores
-  python -m benchmarks.evaluation_speed --quick --models musicnn,vggish --nomusicnn_tf --out /tmp/speed.json
+  python -m benchmarks.evaluation_speed --quick --models musicnn,vggish --nomusicnn-tf --out /tmp/speed.json
 
 Models (`--models`), each timed through the call the evaluation makes, on `--clips` clips of `--seconds` of noise:
   musicnn  the shipped weights, `quality.MusicnnEmbedder.embed` (batches of 32 3 s patches); original: musicnn's
            TensorFlow `extractor.extractor` on the same clips as 16 kHz WAV files, one call per file as it is used
-           (each call builds its graph and restores the checkpoint), in its own process (`--musicnn_tf`).
+           (each call builds its graph and restores the checkpoint), in its own process (`--musicnn-tf`).
   vggish   torchvggish's VGG (72M) with random weights saved by torch.save (`reference/evaluation_models.py`),
            `quality.VggishEmbedder.embed` (batches of 32 0.96 s examples); original: reference/vggish.py's VGG on
            the same state dict, fed our front end's examples (the jitted log-mel, timed with it).
@@ -45,9 +45,10 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # before torch is imported:
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import tqdm  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from benchmarks.latency.measure import cpu_name, version  # noqa: E402
+from magnet_jax.apps import runner  # noqa: E402
 from magnet_jax.evaluation import musicnn, quality, vggish  # noqa: E402
 from magnet_jax.io.files import atomic_write  # noqa: E402
 
@@ -66,8 +67,8 @@ flags.DEFINE_float('seconds', 10.0, 'length of each clip in seconds', lower_boun
 flags.DEFINE_integer('repeats', 2, 'timed calls after the warm-up call (the median is reported)', lower_bound=1)
 flags.DEFINE_bool('quick', False, 'smoke run: 2 clips of 2 s, one timed call')
 flags.DEFINE_bool('originals', True, 'also time the PyTorch / TensorFlow originals')
-flags.DEFINE_bool('musicnn_tf', True, "time musicnn's TensorFlow original (its own process; skipped if it fails)")
-flags.DEFINE_integer('musicnn_tf_timeout_s', 600, "limit of the musicnn original's process", lower_bound=1)
+flags.DEFINE_bool('musicnn-tf', True, "time musicnn's TensorFlow original (its own process; skipped if it fails)")
+flags.DEFINE_integer('musicnn-tf-timeout-s', 600, "limit of the musicnn original's process", lower_bound=1)
 flags.DEFINE_string('out', 'benchmarks/results/evaluation_speed.json', 'JSON output (the Markdown goes beside it)')
 flags.register_validator('models', lambda names: bool(names) and set(names) <= set(MODELS),
                          f'--models must be a non-empty list among {", ".join(MODELS)}')
@@ -154,7 +155,7 @@ def run_musicnn(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   load_s = time.perf_counter() - start
   named = [(f'clip{i}', a) for i, a in enumerate(clips)]
   out = Measured(millions(embedder.params), load_s, timed(lambda: embedder.embed(named), repeats))
-  if FLAGS.originals and FLAGS.musicnn_tf:
+  if FLAGS.originals and FLAGS['musicnn-tf'].value:
     out.original, out.original_params_m = 'musicnn (TensorFlow) extractor, per file', out.params_m
     try:
       out.original_timing = _musicnn_tf(clips, folder, repeats)
@@ -187,7 +188,7 @@ def _musicnn_tf(clips: list[np.ndarray], folder: str, repeats: int) -> Timing:
     paths.append(os.path.join(folder, f'musicnn_{i}.wav'))
     soundfile.write(paths[-1], audio, musicnn.SAMPLE_RATE, subtype='FLOAT')
   done = subprocess.run([sys.executable, '-c', _MUSICNN_TF, str(repeats), *paths], capture_output=True, text=True,
-                        cwd=REPO_ROOT, timeout=FLAGS.musicnn_tf_timeout_s)
+                        cwd=REPO_ROOT, timeout=FLAGS['musicnn-tf-timeout-s'].value)
   lines = [line for line in done.stdout.splitlines() if line.startswith('TIMING ')]
   if done.returncode or not lines:
     raise RuntimeError(f'exit {done.returncode}: {(done.stderr.strip().splitlines() or ["no output"])[-1]}')
@@ -353,8 +354,7 @@ def write(results: dict, path: str) -> str:
   return text
 
 
-def main(argv):
-  del argv
+def main() -> None:
   clips, seconds, repeats = (2, 2.0, 1) if FLAGS.quick else (FLAGS.clips, FLAGS.seconds, FLAGS.repeats)
   started = time.perf_counter()
   results = {'machine': {'cpu': cpu_name(), 'jax': jax.__version__, 'torch': version('torch'),
@@ -385,4 +385,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  runner.run('python -m benchmarks.evaluation_speed', main)

@@ -15,8 +15,9 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from magnet_jax.apps import runner
 from magnet_jax.audio import audio_stats
 from magnet_jax.configs import default_model_finetune
 from magnet_jax.corpus.clips import read_split
@@ -63,7 +64,7 @@ def _full_params():
   return state.params
 
 
-def main(_):
+def main() -> None:
   seeds = [int(s) for s in _SEEDS.value]
   start = time.perf_counter()
   base = pretrained.load(default_model_finetune.DEFAULT_DIR, dtype='float32')
@@ -86,4 +87,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  runner.run('python -m benchmarks.finetune_style', main)

@@ -44,7 +44,7 @@ case "${1:-}" in
     "$PYTHON" -m benchmarks.latency --gpu --out="$out/results.json" ;;
   dry-run)
     out=${2:?usage: benchmarks/gpu.sh dry-run OUT_DIR}
-    "$PYTHON" -m benchmarks.latency --gpu --dry_run --out="$out/results.json" ;;
+    "$PYTHON" -m benchmarks.latency --gpu --dry-run --out="$out/results.json" ;;
   *)
     echo "usage: benchmarks/gpu.sh prepare | run OUT_DIR | dry-run OUT_DIR" >&2
     exit 2 ;;

@@ -41,7 +41,7 @@ class Settings:
   plan: tuple | None = None                            # (duration_s, batch, systems) per group, instead of the grid.
   deadline_s: float = 0.0                              # the whole run's time budget (0: none).
   profile_dir: str = ''                                # trace one magnet-jax decode of the first group here.
-  require_gpu: bool = False                            # refuse to run without a GPU (--gpu without --dry_run).
+  require_gpu: bool = False                            # refuse to run without a GPU (--gpu without --dry-run).
   command: str = ''
 
   def groups(self, gpu: bool) -> list[tuple[spec.Group, tuple[str, ...]]]:
@@ -102,12 +102,12 @@ class Runner:
     calls = self.settings.repeats + 1
     call = self.call_seconds(group, system)
     if calls * call > self.settings.budget_s:
-      return f'estimated {calls * call:.0f} s for {calls} calls exceeds --budget_s={self.settings.budget_s:g}'
+      return f'estimated {calls * call:.0f} s for {calls} calls exceeds --budget-s={self.settings.budget_s:g}'
     total = self._overhead_seconds(group, system) + calls * call
     left = self.seconds_left() - pending_s
     if total > left:
       return f'estimated {total:.0f} s (first call and {calls - 1} warm) exceeds the {max(left, 0):.0f} s left of ' \
-             f'--deadline_s={self.settings.deadline_s:g}'
+             f'--deadline-s={self.settings.deadline_s:g}'
     available = self.machine['memory_bytes'] - committed if group.gpu else available_memory_bytes()
     needed = spec.estimate_bytes(group, system)
     if available is not None and needed > 0.8 * available:
@@ -151,7 +151,7 @@ class Runner:
       for repeat in range(self.settings.repeats):
         round_s = sum(timings[s].runs[-1] if timings[s].runs else timings[s].first_s for s in workers)
         if repeat and round_s > self.seconds_left():
-          logging.warning('%s: stopping after %d warm runs (--deadline_s)', group.name, repeat)
+          logging.warning('%s: stopping after %d warm runs (--deadline-s)', group.name, repeat)
           self.progress.update((self.settings.repeats - repeat) * len(workers))
           break
         for system, worker in list(workers.items()):
@@ -217,7 +217,7 @@ def run(settings: Settings) -> dict:
   machine = probe.request('call', 600)[1]
   probe.close()
   if settings.require_gpu and machine['gpu'] is None:
-    raise ValueError('--gpu: JAX sees no GPU (use --dry_run for the CPU rehearsal)')
+    raise ValueError('--gpu: JAX sees no GPU (use --dry-run for the CPU rehearsal)')
   groups = settings.groups(machine['gpu'] is not None)
   total = (sum(len(s) for _, s in groups) * (settings.repeats + 1)
            + len(settings.train_configs) * (settings.train_steps + 1))

@@ -1,6 +1,6 @@
 """Score a codec on held-out corpus clips: a JSON report of reconstruction mel distance and prompt statistics.
 
-  python -m magnet_jax.apps.codec_evaluate [--codec DIR] [--split test --seed 0 --num_clips 2000]
+  python -m magnet_jax.apps.codec_evaluate [--codec DIR] [--split test --seed 0 --num-clips 2000]
 """
 import json
 
@@ -14,7 +14,7 @@ from magnet_jax.evaluation.codec import report
 _CODEC = flags.DEFINE_string('codec', io.EMBEDDED_CODEC_DIR, 'Codec folder (codec.json + codec.safetensors).')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['train', 'valid', 'test'], 'Corpus split to score.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Corpus seed.')
-_NUM_CLIPS = flags.DEFINE_integer('num_clips', 2000, 'Corpus size (the test split is about 5% of it).')
+_NUM_CLIPS = flags.DEFINE_integer('num-clips', 2000, 'Corpus size (the test split is about 5% of it).')
 _DURATION = flags.DEFINE_float('duration', 5.0, 'Seconds per clip.')
 
 

@@ -12,7 +12,7 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'ml_collections config
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder: checkpoints/, metrics.jsonl, codec/.')
 _RESUME = flags.DEFINE_bool('resume', False, 'Continue from the latest checkpoint in --workdir.')
-_EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'Also write the final codec folder here.')
+_EXPORT_DIR = flags.DEFINE_string('export-dir', None, 'Also write the final codec folder here.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 

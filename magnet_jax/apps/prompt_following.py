@@ -11,18 +11,19 @@ import time
 from absl import flags
 
 from magnet_jax.apps import runner
+from magnet_jax.decoding.config import parse_overrides
 from magnet_jax.evaluation.prompt_following import evaluate, separation
 from magnet_jax.generation import pretrained
 
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Pipeline folder (default: the embedded default).')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3'], 'Seeds, comma-separated: one generation per caption each.')
 _DURATION = flags.DEFINE_float('duration', None, "Seconds (default: the pipeline's).")
-_SET = flags.DEFINE_multi_string('set', [], 'A decoding override NAME=JSON, e.g. temp=2.0 or '
-                                 'decoding_steps=[8,4,4,4] (repeatable).')
+_SET = flags.DEFINE_multi_string('set', [], 'A decoding override NAME=VALUE, e.g. temp=2.0 or decoding_steps=8,4,4,4 '
+                                 '(repeatable; names and ranges: magnet-jax --help).')
 
 
 def main() -> None:
-  overrides = {key: json.loads(value) for key, _, value in (item.partition('=') for item in _SET.value)}
+  overrides = parse_overrides(_SET.value)
   seeds = [int(s) for s in _SEEDS.value]
   pipeline = pretrained.load(_CHECKPOINT.value)
   start = time.perf_counter()

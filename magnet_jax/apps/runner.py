@@ -30,10 +30,28 @@ def _one_line(error: BaseException) -> str:
   return text[1:-1] if quoted else text
 
 
+def dashed_spellings(prog: str, argv: list[str]) -> list[str]:
+  """`argv` with old underscore spellings of dashed flags (--batch_size, --noanneal_temp) respelled with dashes,
+  each with a one-line deprecation warning on stderr; every other argument as given (--config.data.dir included)."""
+  respelled = list(argv[:1])
+  for i, arg in enumerate(argv[1:], 1):
+    if arg == '--':
+      return respelled + argv[i:]
+    dashes = len(arg) - len(arg.lstrip('-'))
+    name, sep, value = arg[dashes:].partition('=')
+    negated = 'no' if name.startswith('no') and name[2:].replace('_', '-') in flags.FLAGS else ''
+    new = negated + name[len(negated):].replace('_', '-')
+    if dashes in (1, 2) and '_' in name and name not in flags.FLAGS and new[len(negated):] in flags.FLAGS:
+      print(f'{prog}: warning: --{name} is deprecated; use --{new}', file=sys.stderr)
+      arg = f'--{new}{sep}{value}'
+    respelled.append(arg)
+  return respelled
+
+
 def _parse_flags(prog: str) -> Callable[[list[str]], list[str]]:
   def parse(argv: list[str]) -> list[str]:
     try:
-      return flags.FLAGS(argv)
+      return flags.FLAGS(dashed_spellings(prog, argv))
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
       sys.exit(f'{prog}: error: {_one_line(e)}')
   return parse

@@ -9,7 +9,6 @@
 Every DecodingConfig field is a flag of the same name with dashes (--decoding-steps 20,10,10,10, --top-p 0.9, ...);
 set ones override --preset, which overrides the checkpoint's defaults. See docs/sampling.md.
 """
-import dataclasses
 import os
 import signal
 import sys
@@ -20,7 +19,8 @@ from absl import flags, logging
 from magnet_jax.apps import runner as cli
 from magnet_jax.apps.sample_run import MAX_DURATION, SampleOptions, sample
 from magnet_jax.audio import files as audio
-from magnet_jax.decoding import DecodingConfig, presets
+from magnet_jax.decoding import presets
+from magnet_jax.decoding.config import FIELDS, help_text, parse_overrides
 from magnet_jax.generation import compile_cache, prompt_schedule
 from magnet_jax.generation.requests import Prompt, read_prompts_file
 
@@ -72,23 +72,9 @@ _BATCH_SIZE = flags.DEFINE_integer('batch-size', 4, 'Files generated together.')
 _DTYPE = flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16', 'float16'], 'LM compute dtype (default: bfloat16 '
                            'on GPU/TPU, float32 on CPU).')
 
-SAMPLING_HELP = {
-    'decoding_steps': 'Decoding steps per level, comma-separated (e.g. 20,10,10,10).',
-    'temp': 'Initial softmax temperature.',
-    'top_k': 'Top-k sampling when > 0 (and --top-p 0).',
-    'top_p': 'Nucleus sampling mass; 0 turns it off.',
-    'max_cfg_coef': 'Classifier-free guidance coefficient at the first step of a level.',
-    'min_cfg_coef': 'Classifier-free guidance coefficient at the last step of a level.',
-    'anneal_temp': 'Decay the temperature linearly to 0 within each level.',
-    'span_scoring': 'Span confidence: max or prod.',
-    'span_arrangement': 'nonoverlap (released default) or stride1 (recommended by the authors).',
-    'rescorer_weight': 'Weight w of the rescorer: w * p_rescorer + (1 - w) * p_magnet (needs --rescorer).',
-    'rescorer_cfg_coef': 'Classifier-free guidance coefficient of the rescorer.',
-}
-_DEFINE = {tuple: flags.DEFINE_string, bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-           str: flags.DEFINE_string}
-_SAMPLING = {f.name: _DEFINE[type(f.default)](f.name.replace('_', '-'), None, SAMPLING_HELP[f.name])
-             for f in dataclasses.fields(DecodingConfig) if f.name != 'use_sampling'}
+# Every DecodingConfig field but use_sampling (--greedy) is a flag; its help and bounds come from the field.
+_SAMPLING = {name: (flags.DEFINE_bool if field.type is bool else flags.DEFINE_string)(
+    name.replace('_', '-'), None, help_text(name)) for name, field in FIELDS.items() if name != 'use_sampling'}
 
 
 def parse_span(text: str) -> tuple[float, float]:
@@ -101,16 +87,11 @@ def parse_span(text: str) -> tuple[float, float]:
 
 
 def sampling_overrides() -> dict:
-  """The DecodingConfig fields set by flags, validated (a bad value is an error before anything loads)."""
-  values = {name: flag.value for name, flag in _SAMPLING.items() if flag.value is not None}
-  if 'decoding_steps' in values:
-    try:
-      values['decoding_steps'] = tuple(int(s) for s in values['decoding_steps'].split(','))
-    except ValueError as e:
-      raise ValueError(f'--decoding-steps expects comma-separated integers, got {values["decoding_steps"]!r}') from e
+  """The DecodingConfig fields set by flags, checked (a bad value is an error before anything loads)."""
+  values = parse_overrides(f'{name}={str(flag.value).lower() if isinstance(flag.value, bool) else flag.value}'
+                           for name, flag in _SAMPLING.items() if flag.value is not None)
   if _GREEDY.value:
     values['use_sampling'] = False
-  DecodingConfig(**values)
   return values
 
 

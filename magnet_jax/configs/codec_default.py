@@ -4,7 +4,7 @@ Rebuild the shipped files (magnet_jax/assets/default/codec/codec.{json,safetenso
 default pipeline), about an hour on 2 CPU cores:
 
   python -m magnet_jax.apps.codec_train --config=configs/codec_default.py --workdir=/tmp/codec-default \
-      --export_dir=magnet_jax/assets/default/codec
+      --export-dir=magnet_jax/assets/default/codec
 
 Score them on the held-out test split:
 

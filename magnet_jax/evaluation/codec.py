@@ -1,6 +1,6 @@
 """How well a codec reconstructs held-out corpus clips, and whether its tokens keep what prompts control.
 
-  python -m magnet_jax.apps.codec_evaluate [--codec DIR] [--split test --seed 0 --num_clips 2000]
+  python -m magnet_jax.apps.codec_evaluate [--codec DIR] [--split test --seed 0 --num-clips 2000]
 
 prints a JSON report: the mean `mel_distance` of decode(encode(x)) against x, overall and per group (category,
 'solo <instrument>'), and per group the mean onset rate and spectral centroid of the references and of the

@@ -16,7 +16,7 @@ again. Generated files are renamed to their ytid only in memory, so KL pairs eac
 
 Seconds per sample: from the sidecars, each batch's generation wall time (text encoding, decoding, the codec and the
 file writes; its compilation excluded: `compile_s` is measured apart) divided by the files of the batch, averaged
-over all rows; with --batch_size 1 it is the per-sample latency the paper reports, larger batches give throughput.
+over all rows; with --batch-size 1 it is the per-sample latency the paper reports, larger batches give throughput.
 """
 import csv
 import dataclasses

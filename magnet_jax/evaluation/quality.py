@@ -194,20 +194,20 @@ def choose_models(metrics: Iterable[str], embedder: str = 'musicnn', classifier:
     raise ValueError(f'unknown embedder {embedder!r} or classifier {classifier!r}: embedders '
                      f'{", ".join(EMBEDDERS)}; classifiers {", ".join(CLASSIFIERS)}')
   if vggish_checkpoint and embedder != 'vggish':
-    raise ValueError(f'--vggish_checkpoint is given but the embedder is {embedder}: add --embedder vggish')
+    raise ValueError(f'--vggish-checkpoint is given but the embedder is {embedder}: add --embedder vggish')
   if ast_folder and classifier != 'ast':
-    raise ValueError(f'--ast_folder is given but the classifier is {classifier}: add --classifier ast')
+    raise ValueError(f'--ast-folder is given but the classifier is {classifier}: add --classifier ast')
   if clap_folder and 'clap' not in metrics:
-    raise ValueError('--clap_folder is given but clap is not among the metrics')
+    raise ValueError('--clap-folder is given but clap is not among the metrics')
   use_embedder = 'fad' in metrics or need_embedder
   if use_embedder and embedder == 'vggish' and not vggish_checkpoint:
-    raise ValueError('--embedder vggish needs --vggish_checkpoint PATH (torchvggish\'s vggish-10086976.pth)')
+    raise ValueError('--embedder vggish needs --vggish-checkpoint PATH (torchvggish\'s vggish-10086976.pth)')
   if use_embedder and vggish_checkpoint and not os.path.isfile(vggish_checkpoint):
     raise FileNotFoundError(f'VGGish checkpoint not found: {vggish_checkpoint}')
   if 'kl' in metrics and classifier == 'ast':
-    _check_folder(ast_folder, '--classifier ast needs --ast_folder PATH (an AST audio classifier folder)', 'AST')
+    _check_folder(ast_folder, '--classifier ast needs --ast-folder PATH (an AST audio classifier folder)', 'AST')
   if 'clap' in metrics:
-    _check_folder(clap_folder, 'metric clap needs --clap_folder PATH (a CLAP model folder)', 'CLAP')
+    _check_folder(clap_folder, 'metric clap needs --clap-folder PATH (a CLAP model folder)', 'CLAP')
   return ModelChoice(embedder if use_embedder else None, classifier if 'kl' in metrics else None,
                      vggish_checkpoint, ast_folder, clap_folder if 'clap' in metrics else None)
 

@@ -55,6 +55,7 @@ from magnet_jax.decoding import (
   masked_decode,
   output_length,
 )
+from magnet_jax.decoding.config import check_overrides
 from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
 from magnet_jax.generation import prompt_schedule, windows
 from magnet_jax.generation.prompt_schedule import Description
@@ -189,11 +190,7 @@ class MagnetPipeline:
     it calls in turn receive the result. Unknown names, a decoding_steps entry count other than n_q, top_k > card,
     or rescoring without a rescorer are errors.
     """
-    fields = {f.name for f in dataclasses.fields(DecodingConfig)}
-    unknown = sorted(set(sampling) - fields)
-    if unknown:
-      raise ValueError(f'unknown sampling parameter(s) {unknown}; valid: {sorted(fields)}')
-    decoding = dataclasses.replace(self.decoding if decoding is None else decoding, **sampling)
+    decoding = dataclasses.replace(self.decoding if decoding is None else decoding, **check_overrides(sampling))
     check_config(self.lm_config, decoding)
     if decoding.rescorer_weight > 0 and self.rescorer_params is None:
       raise ValueError('rescorer_weight > 0 needs a rescorer (pretrained.load_rescorer, --rescorer DIR)')

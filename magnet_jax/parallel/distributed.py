@@ -79,13 +79,13 @@ def initialize(mode: str = 'auto', coordinator_address: str | None = None, num_p
   if mode == 'off' or (mode == 'auto' and not given and launcher is None):
     return False
   if given and len(given) < len(settings) and launcher is None:
-    missing = [f'--{name} (or {ENV[name]})' for name in settings if name not in given]
+    missing = [f'--{name.replace("_", "-")} (or {ENV[name]})' for name in settings if name not in given]
     raise ValueError(f'multi-process run with {given} also needs {", ".join(missing)}')
   for name in ('num_processes', 'process_id'):
     if name in given:
       given[name] = int(given[name])
   if 'num_processes' in given and not 0 <= given.get('process_id', 0) < given['num_processes']:
-    raise ValueError(f'--process_id={given.get("process_id")} is not in [0, --num_processes={given["num_processes"]})')
+    raise ValueError(f'--process-id={given.get("process_id")} is not in [0, --num-processes={given["num_processes"]})')
   # Collectives between the CPU devices of different processes (tests, CPU-only clusters) go over gloo.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   _log_from_lead_only(given.get('process_id', 0))  # before JAX's own connection logs, when the id is known

@@ -1,28 +1,36 @@
 """The API's request body, validated by pydantic: unknown fields and wrong types are errors (no coercion)."""
 import dataclasses
-import typing
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from magnet_jax.audio.files import FORMATS
-from magnet_jax.decoding import DecodingConfig, presets
+from magnet_jax.decoding import presets
+from magnet_jax.decoding.config import FIELDS, help_text
 from magnet_jax.generation.requests import MAX_SEED
 from magnet_jax.serving.engine import MODES
 
 _STRICT = ConfigDict(extra='forbid', strict=True)
 
 
-
-def _json_type(annotation):
-  """Tuples as lists: strict validation takes JSON arrays as lists only."""
-  return list[annotation.__args__[0]] if typing.get_origin(annotation) is tuple else annotation
+def _decoding_type(field: dataclasses.Field):
+  """A DecodingConfig field's type with its metadata's bounds as pydantic constraints (tuples as JSON arrays)."""
+  meta = field.metadata
+  if field.type is str:
+    return Literal[meta['choices']]
+  if field.type is bool:
+    return bool
+  if field.type is float:
+    return Annotated[float, Field(ge=meta['min'], le=meta['max'], allow_inf_nan=False)]
+  number = Annotated[int, Field(ge=meta['min'], le=meta['max'])]
+  return number if field.type is int else Annotated[list[number], Field(min_length=1)]
 
 
 DecodingOverrides = pydantic.create_model(
     'DecodingOverrides', __config__=_STRICT, __doc__='DecodingConfig fields to override (after the preset).',
-    **{f.name: (_json_type(f.type) | None, None) for f in dataclasses.fields(DecodingConfig)})
+    **{name: (_decoding_type(field) | None, Field(None, description=help_text(name)))
+       for name, field in FIELDS.items()})
 
 
 class GenerationRequest(BaseModel):

@@ -1,7 +1,7 @@
 """Training an EnCodec codec on the procedural corpus: the project's 'train your own codec' path.
 
   python -m magnet_jax.apps.codec_train --config=configs/codec_default.py --workdir=DIR [--resume]
-      [--export_dir=magnet_jax/assets/default/codec] [--config.train.num_steps=...]
+      [--export-dir=magnet_jax/assets/default/codec] [--config.train.num_steps=...]
 
 Losses as audiocraft's compression solver without the adversary: waveform L1 + multi-scale mel + RVQ commitment,
 a plain weighted sum (`config.losses`; audiocraft's gradient balancer only matters with adversarial losses, which

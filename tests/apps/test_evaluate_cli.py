@@ -40,7 +40,7 @@ def test_end_to_end_report_and_cached_stats(folders):
   out = str(root / 'report.json')
   stats = str(root / 'ref.npz')
   code, stdout, stderr = _run(f'--generated={gen}', f'--reference={ref}', f'--out={out}',
-                              f'--save_reference_stats={stats}', '--batch_size=8')
+                              f'--save-reference-stats={stats}', '--batch-size=8')
   assert code == 0, stderr
   report = json.load(open(out))
   assert report['generated_clips'] == 4 and report['generated_skipped'] == 1
@@ -88,21 +88,21 @@ def test_bad_inputs(folders):
 
 def test_roles_are_checked_before_anything_loads(folders, tmp_path):
   root, ref, gen = folders
-  with pytest.raises(ValueError, match=r'metric clap needs --clap_folder PATH'):
+  with pytest.raises(ValueError, match=r'metric clap needs --clap-folder PATH'):
     quality.choose_models(('fad', 'clap'))
   with pytest.raises(NotADirectoryError, match='CLAP folder not found'):
     quality.choose_models(('clap',), clap_folder=str(tmp_path / 'nope'))
-  with pytest.raises(ValueError, match='--embedder vggish needs --vggish_checkpoint'):
+  with pytest.raises(ValueError, match='--embedder vggish needs --vggish-checkpoint'):
     quality.choose_models(('fad',), embedder='vggish')
   with pytest.raises(FileNotFoundError, match='VGGish checkpoint not found'):
     quality.choose_models(('fad',), embedder='vggish', vggish_checkpoint=str(tmp_path / 'v.pth'))
   with pytest.raises(ValueError, match='add --embedder vggish'):
     quality.choose_models(('fad',), vggish_checkpoint=str(tmp_path / 'v.pth'))
-  with pytest.raises(ValueError, match='--classifier ast needs --ast_folder'):
+  with pytest.raises(ValueError, match='--classifier ast needs --ast-folder'):
     quality.choose_models(('kl',), classifier='ast')
   with pytest.raises(ValueError, match='add --classifier ast'):
     quality.choose_models(('kl',), ast_folder=str(tmp_path))
-  with pytest.raises(ValueError, match='--clap_folder is given but clap is not among the metrics'):
+  with pytest.raises(ValueError, match='--clap-folder is given but clap is not among the metrics'):
     quality.choose_models(('fad',), clap_folder=str(tmp_path))
   choice = quality.choose_models(('kl', 'clap'), embedder='vggish', classifier='ast', ast_folder=str(tmp_path),
                                  clap_folder=str(tmp_path))
@@ -110,9 +110,9 @@ def test_roles_are_checked_before_anything_loads(folders, tmp_path):
   stats = str(root / 'other.npz')
   EmbeddingStats(np.zeros(200), np.eye(200), 'vggish/1', 2).save(stats)
   for args, message in [
-      ((f'--generated={gen}', f'--reference={ref}', '--metrics=fad,clap'), 'metric clap needs --clap_folder PATH'),
-      ((f'--generated={gen}', f'--reference_stats={stats}'), 'metric kl needs --reference (a folder)'),
-      ((f'--generated={gen}', f'--clap_folder={tmp_path}', '--metrics=clap'),
+      ((f'--generated={gen}', f'--reference={ref}', '--metrics=fad,clap'), 'metric clap needs --clap-folder PATH'),
+      ((f'--generated={gen}', f'--reference-stats={stats}'), 'metric kl needs --reference (a folder)'),
+      ((f'--generated={gen}', f'--clap-folder={tmp_path}', '--metrics=clap'),
        'metric clap needs texts: none of the 5')]:
     code, _, stderr = _run(*args)
     assert code == 1 and 'Traceback' not in '\n'.join(stderr) and message in stderr[-1], (args, stderr)

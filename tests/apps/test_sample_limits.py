@@ -63,9 +63,12 @@ def test_empty_prompts_are_refused_and_unconditional_is_explicit(tmp_path, tiny_
 
 
 def test_command_line_errors_are_one_line_before_loading(tmp_path):
-  """The real entry point: non-finite decoding floats and durations, and empty prompts."""
-  cases = [(['--prompt', 'a', '--max-cfg-coef', 'nan'], 'decoding.max_cfg_coef must be a finite number, got nan'),
-           (['--prompt', 'a', '--temp', 'inf'], 'decoding.temp must be a finite number, got inf'),
+  """The real entry point: non-finite or out-of-range decoding values (an old underscore spelling warns, then
+  counts), non-finite durations, and empty prompts."""
+  finite = 'must be a finite number in [0, 100], got'
+  cases = [(['--prompt', 'a', '--max-cfg-coef', 'nan'], f'decoding.max_cfg_coef {finite} nan'),
+           (['--prompt', 'a', '--temp', 'inf'], f'decoding.temp {finite} inf'),
+           (['--prompt', 'a', '--top_p', '2'], 'decoding.top_p must be a number in [0, 1], got 2.0'),
            (['--prompt', 'a', '--duration', 'inf'], '--duration must be > 0 seconds and at most --max-duration'),
            (['--prompt', ''], "empty prompt '': it would generate unconditionally")]
   for args, message in cases:
@@ -73,3 +76,4 @@ def test_command_line_errors_are_one_line_before_loading(tmp_path):
                           '--out', str(tmp_path / 'out')], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].startswith(f'sample.py: error: {message}'), \
         run.stderr[-2000:]
+    assert ('sample.py: warning: --top_p is deprecated; use --top-p' in run.stderr) == ('--top_p' in args)

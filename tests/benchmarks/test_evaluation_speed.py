@@ -15,7 +15,7 @@ COMMAND = [sys.executable, '-m', 'benchmarks.evaluation_speed']
 
 def test_quick_run_schema(tmp_path):
   out = tmp_path / 'results' / 'speed.json'
-  printed = subprocess.run([*COMMAND, '--quick', '--models=musicnn,vggish', '--nomusicnn_tf', f'--out={out}'],
+  printed = subprocess.run([*COMMAND, '--quick', '--models=musicnn,vggish', '--nomusicnn-tf', f'--out={out}'],
                            check=True, capture_output=True, text=True, timeout=300).stdout
   results = json.loads(out.read_text())
   assert results['settings'] == {'models': ['musicnn', 'vggish'], 'clips': 2, 'clip_s': 2.0, 'repeats': 1,
@@ -25,7 +25,7 @@ def test_quick_run_schema(tmp_path):
   for row in results['rows']:
     assert tuple(row) == evaluation_speed.ROW_KEYS
     assert row['jax_rate'] > 0 and row['jax_compile_s'] >= 0 and row['clips'] == 2
-  assert musicnn_row['original'] is None and musicnn_row['ratio'] is None  # --nomusicnn_tf
+  assert musicnn_row['original'] is None and musicnn_row['ratio'] is None  # --nomusicnn-tf
   assert vggish_row['original_rate'] > 0 and vggish_row['ratio'] > 0
   assert vggish_row['params_m'] == vggish_row['original_params_m'] == pytest.approx(72.1, abs=0.1)
   assert '| vggish | torchvggish VGG | 72.14 |' in printed

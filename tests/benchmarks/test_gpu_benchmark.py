@@ -19,7 +19,7 @@ def test_dry_run(tmp_path):
   subprocess.run(['benchmarks/gpu.sh', 'dry-run', str(tmp_path)], check=True, capture_output=True, text=True,
                  timeout=900, env=env)
   results = json.loads((tmp_path / 'results.json').read_text())
-  assert results['command'] == f'python -m benchmarks.latency --gpu --dry_run --out={tmp_path}/results.json'
+  assert results['command'] == f'python -m benchmarks.latency --gpu --dry-run --out={tmp_path}/results.json'
   assert results['skipped'] == []
   _, batch, systems = spec.GPU_PLAN[0]
   assert [r['system'] for r in results['rows']] == list(systems)
@@ -54,4 +54,4 @@ def test_cases_past_the_deadline_are_skipped():
   assert fresh._fits(group, 'magnet-jax', 0.0, 0.0) is None
   late = runner.Runner(settings, machine, _Progress(), time.perf_counter() - 380)
   assert 'exceeds the' in late._fits(group, 'magnet-jax', 0.0, 0.0)
-  assert '--budget_s' in fresh._fits(spec.Group('small', 30.0, 256, True, True), 'audiocraft-fp32', 0.0, 0.0)
+  assert '--budget-s' in fresh._fits(spec.Group('small', 30.0, 256, True, True), 'audiocraft-fp32', 0.0, 0.0)

@@ -206,9 +206,13 @@ def test_other_modes_decode_every_frame_from_the_logits(kwargs):
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    ({'decoding_steps': (3, 0)}, 'decoding_steps must be positive'), ({'span_scoring': 'mean'}, 'span_scoring'),
-    ({'span_arrangement': 'overlap'}, 'span_arrangement'), ({'top_p': 1.5}, '0 <= top_p <= 1'),
-    ({'rescorer_weight': 2.0}, r'rescorer_weight must be in \[0, 1\]')])
+    ({'decoding_steps': (3, 0)}, r'decoding_steps must be one integer per level, each in \[1, 1000\], got \(3, 0\)'),
+    ({'decoding_steps': ()}, 'decoding_steps must be one integer per level'),
+    ({'span_scoring': 'mean'}, "span_scoring must be one of 'max', 'prod', got 'mean'"),
+    ({'span_arrangement': 'overlap'}, 'span_arrangement'), ({'top_p': 1.5}, r'top_p must be a number in \[0, 1\]'),
+    ({'temp': 101.0}, r'temp must be a number in \[0, 100\]'), ({'top_k': 2.5}, 'top_k must be an integer'),
+    ({'anneal_temp': 'yes'}, 'anneal_temp must be true or false'),
+    ({'rescorer_weight': 2.0}, r'rescorer_weight must be a number in \[0, 1\]')])
 def test_decoding_config_rejects_bad_values(kwargs, message):
   with pytest.raises(ValueError, match=message):
     decoding.DecodingConfig(**kwargs)

@@ -45,8 +45,8 @@ def dataset(tmp_path_factory):
 def run(dataset):
   root, captions, audio = dataset
   out = root / 'run'
-  code, stdout, stderr = _run(f'--captions={captions}', f'--audio_dir={audio}', f'--out={out}', '--duration=1',
-                              '--embed_batch_size=8', '--set=decoding_steps=[2,1,1,1]')
+  code, stdout, stderr = _run(f'--captions={captions}', f'--audio-dir={audio}', f'--out={out}', '--duration=1',
+                              '--embed-batch-size=8', '--set=decoding_steps=[2,1,1,1]')
   assert code == 0, '\n'.join(stderr[-20:])
   return out, stdout
 
@@ -103,9 +103,9 @@ def test_paper_table_with_vggish_ast_and_clap(dataset, run, tmp_path):
   evaluation_models.vggish_checkpoint(tmp_path / 'vggish.pth')
   evaluation_models.ast_folder(tmp_path / 'ast')
   evaluation_models.clap_folder(tmp_path / 'clap')
-  code, stdout, stderr = _run(f'--captions={captions}', f'--audio_dir={audio}', f'--out={copy}', '--duration=1',
-                              f'--vggish_checkpoint={tmp_path / "vggish.pth"}', f'--ast_folder={tmp_path / "ast"}',
-                              f'--clap_folder={tmp_path / "clap"}', '--set=decoding_steps=[2,1,1,1]')
+  code, stdout, stderr = _run(f'--captions={captions}', f'--audio-dir={audio}', f'--out={copy}', '--duration=1',
+                              f'--vggish-checkpoint={tmp_path / "vggish.pth"}', f'--ast-folder={tmp_path / "ast"}',
+                              f'--clap-folder={tmp_path / "clap"}', '--set=decoding_steps=[2,1,1,1]')
   assert code == 0, '\n'.join(stderr[-20:])
   report = json.load(open(copy / 'musiccaps.json'))
   assert report['generated_now'] == 0 and report['generated_clips'] == 3 and report['kl_mode'] == 'paired'
@@ -120,7 +120,7 @@ def test_paper_table_with_vggish_ast_and_clap(dataset, run, tmp_path):
 def test_bad_input(dataset, tmp_path):
   root, captions, audio = dataset
   code, _, stderr = _run(f'--captions={_write_csv(tmp_path / "c.csv", CAPTIONS, ("ytid", "text"))}',
-                         f'--audio_dir={audio}', f'--out={tmp_path / "out"}')
+                         f'--audio-dir={audio}', f'--out={tmp_path / "out"}')
   assert code == 1 and 'Traceback' not in '\n'.join(stderr), stderr
   assert stderr[-1].startswith('magnet_jax.apps.musiccaps: error: ') and 'has no column caption (columns: ytid, text)' \
       in stderr[-1], stderr

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from magnet_jax.audio.files import AtomicAudioFile
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.decoding.config import FIELDS, help_text
 from magnet_jax.generation import random_pipeline
 from magnet_jax.serving.app import create_app
 from magnet_jax.serving.service import ServeOptions, Service
@@ -114,6 +115,9 @@ def test_modes_with_audio_match_the_pipeline(client, reference, tmp_path, mode):
     ({'prompts': ['a'] * 9}, 422, 'prompts: 9 given, at most 8 per request'),
     ({'prompts': ['word ' * 80]}, 422, 'prompts.0: 82 tokens, at most 64'),
     ({'prompts': ['a'], 'decoding': {'top_k': 1000}}, 422, 'decoding.top_k=1000 exceeds card=32'),
+    ({'prompts': ['a'], 'decoding': {'temp': 101}}, 422, 'decoding.temp: Input should be less than or equal to 100'),
+    ({'prompts': ['a'], 'decoding': {'decoding_steps': [4, 0]}}, 422,
+     'decoding.decoding_steps.1: Input should be greater than or equal to 1'),
     ({'prompts': ['a'], 'mode': 'infill', 'infill': [0, 1]}, 422, 'mode infill needs an uploaded audio file'),
     ({'prompts': ['a'], 'format': 'mp3'}, 422, "format: Input should be 'wav' or 'flac'"),
 ])
@@ -169,3 +173,17 @@ def test_metrics_page_and_openapi(client):
   assert '/v1/generations/{job_id}/events' in schema['paths']
   assert schema['components']['schemas']['GenerationRequest']['additionalProperties'] is False
   assert client.get('/v1/health').json() == {'status': 'ok', 'queued': 0}
+
+
+def test_decoding_schema_is_the_config_metadata(client):
+  """Each decoding field's range and help in the API schema are DecodingConfig's metadata."""
+  properties = client.get('/openapi.json').json()['components']['schemas']['DecodingOverrides']['properties']
+  assert set(properties) == set(FIELDS)
+  for name, field in FIELDS.items():
+    schema = properties[name]['anyOf'][0]
+    assert properties[name]['description'] == help_text(name)
+    if field.type is str:
+      assert tuple(schema['enum']) == field.metadata['choices'], name
+    elif field.type is not bool:
+      bounds = schema.get('items', schema)
+      assert (bounds['minimum'], bounds['maximum']) == (field.metadata['min'], field.metadata['max']), name

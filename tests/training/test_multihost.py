@@ -26,7 +26,7 @@ from tests.helpers import load_config, restore_state
 TOL = 1e-5  # fp32, relative: only the order of cross-device reductions differs
 STEPS = 6
 TIMEOUT = 300  # seconds for any launched job
-HEARTBEAT = 5  # seconds: --heartbeat_timeout of the lost-process tests
+HEARTBEAT = 5  # seconds: --heartbeat-timeout of the lost-process tests
 TRAIN = ['--config=configs/tiny.py', f'--config.train.num_steps={STEPS}', '--config.train.log_every=1',
          '--config.train.checkpoint_every=3', '--config.sharding.preset=fsdp']
 TENSOR_PARALLEL = ['--config.sharding.mesh.data=2', '--config.sharding.mesh.model=4',
@@ -44,12 +44,12 @@ def _launch(workdir, num_processes: int, *flags: str, devices: int = 8) -> list[
   returns (process, stderr log path) per process."""
   env = dict(os.environ, JAX_PLATFORMS='cpu',
              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices // num_processes}')
-  coordinator = [f'--coordinator_address=localhost:{_free_port()}', f'--num_processes={num_processes}']
+  coordinator = [f'--coordinator-address=localhost:{_free_port()}', f'--num-processes={num_processes}']
   os.makedirs(workdir, exist_ok=True)
   launched = []
   for i in range(num_processes):
     log = os.path.join(os.path.dirname(workdir), f'{os.path.basename(workdir)}.{i}.log')
-    args = [*flags, *(coordinator + [f'--process_id={i}'] if num_processes > 1 else [])]
+    args = [*flags, *(coordinator + [f'--process-id={i}'] if num_processes > 1 else [])]
     with open(log, 'w') as f:
       launched.append((subprocess.Popen([sys.executable, 'train.py', f'--workdir={workdir}', *args], env=env,
                                         stdout=subprocess.DEVNULL, stderr=f), log))
@@ -147,7 +147,7 @@ def test_lost_process_stops_the_other_with_a_clear_error(tmp_path, victim, sig, 
   workdir = str(tmp_path / 'lost')
   launched = _launch(workdir, 2, '--config=configs/tiny.py', '--config.train.num_steps=100000',
                      '--config.train.log_every=1', '--config.train.checkpoint_every=100000',
-                     f'--heartbeat_timeout={HEARTBEAT}')
+                     f'--heartbeat-timeout={HEARTBEAT}')
   (lost, _), (survivor, log) = launched[victim], launched[1 - victim]
   metrics = os.path.join(workdir, 'metrics.jsonl')
   try:
@@ -176,7 +176,7 @@ def test_lost_process_stops_the_other_with_a_clear_error(tmp_path, victim, sig, 
 
 @pytest.mark.parametrize('kwargs, message', [
     ({'mode': 'sometimes'}, 'expected one of'),
-    ({'num_processes': 2}, 'needs --coordinator_address'),
+    ({'num_processes': 2}, 'needs --coordinator-address'),
     ({'coordinator_address': 'localhost:1', 'num_processes': 2, 'process_id': 2}, 'not in'),
 ])
 def test_initialize_rejects_bad_settings(kwargs, message, monkeypatch):
