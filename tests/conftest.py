@@ -37,6 +37,20 @@ def pytest_unconfigure(config):
     shutil.rmtree(os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 
 
+# Test files in the order xdist hands them out (`make test` passes --no-loadscope-reorder): the slowest first, so
+# that the workers finish together (benchmarks/results/ci-time.md has the times); files not listed follow in
+# collection order. test_devices.py goes last: it reads the 8-device run that test_sharding.py starts.
+FIRST = ('tests/training/test_distributed.py', 'tests/training/test_sharding.py', 'tests/training/test_trainer.py')
+LAST = ('tests/serving/test_devices.py',)
+
+
+def pytest_collection_modifyitems(items):
+  def rank(item):
+    path = item.nodeid.partition('::')[0]
+    return FIRST.index(path) if path in FIRST else len(FIRST) + (path in LAST)
+  items.sort(key=rank)  # stable: each file's tests stay together and in order
+
+
 def once_per_run(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
   """The folder `name` under the run's temporary root, filled by build(folder) in the first process that asks for it;
   the other xdist workers of the run wait for it (a file lock) and reuse it. A failed build leaves nothing."""
