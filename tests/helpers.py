@@ -3,6 +3,7 @@ import contextlib
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -77,10 +78,11 @@ MESHES = {
 }
 
 
-def run_on_8_devices(script: str, timeout: float = 900) -> dict:
-  """Runs a test script (path from the repository root) with 8 simulated CPU devices; its last stdout line, JSON."""
+def run_on_8_devices(module: str, timeout: float = 900) -> dict:
+  """Runs `python -m module` (e.g. 'tests.multidevice') from the repository root with 8 simulated CPU devices; its
+  last stdout line, JSON."""
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
-  out = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=timeout,
+  out = subprocess.run([sys.executable, '-m', module], env=env, capture_output=True, text=True, timeout=timeout,
                        cwd=REPO_ROOT)
   assert out.returncode == 0, out.stderr[-3000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -108,6 +110,13 @@ def without(*packages: str) -> str:
           f'    if name.split(".")[0] in {packages!r}:\n'
           '      raise ModuleNotFoundError(f"No module named {name!r}", name=name)\n'
           'sys.meta_path.insert(0, _Absent())\n')
+
+
+def free_port() -> int:
+  """A TCP port that is free on 127.0.0.1 now (for a server or a coordinator a test starts)."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
 
 
 def run_module(module: str, *args: str) -> tuple[int, str, list[str]]:

@@ -13,7 +13,7 @@ and a low spectral centroid, high ones (flute) for a high centroid. A text with 
 `CONTRASTS` pairs captions whose audio one statistic tells apart on the procedural corpus (drum grooves have more
 onsets per second than pad drones, flutes a higher spectral centroid than basses); `evaluate` generates each for
 several seeds in one batch and `separation` summarises how far apart the two sides are
-(tests/training/test_embedded.py asserts it on the shipped model).
+(tests/training/test_default_model.py asserts it on the shipped model).
 """
 import dataclasses
 import functools

@@ -1,5 +1,5 @@
-"""Run by test_devices.py in a subprocess with 8 simulated CPU devices: the server's batch on one device, split
-over data=8, and over data=2 x model=4 (tensor-parallel parameters). Prints one JSON line."""
+"""Part of the 8-device run (tests/multidevice.py, checked by tests/serving/test_devices.py): the server's batch on
+one device, split over data=8, and over data=2 x model=4 (tensor-parallel parameters)."""
 import json
 
 import jax
@@ -31,8 +31,8 @@ def main():
     audio, specs = run(preset, model)
     result[name] = {'identical': bool(np.array_equal(audio, single)), 'max_diff': float(np.abs(audio - single).max()),
                     'model_sharded': any('model' in spec for spec in specs)}
-  print(json.dumps(result))
+  return result
 
 
 if __name__ == '__main__':
-  main()
+  print(json.dumps(main()))

@@ -18,7 +18,7 @@ from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation import random_pipeline
 from magnet_jax.serving.app import create_app
 from magnet_jax.serving.service import ServeOptions, Service
-from tests.serving.test_serve_cli import free_port
+from tests.helpers import free_port
 
 webdriver = pytest.importorskip('selenium.webdriver')
 from selenium.webdriver.common.by import By  # noqa: E402

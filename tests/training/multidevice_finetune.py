@@ -1,7 +1,7 @@
-"""Run by tests/training/test_finetune_sharding.py in a subprocess with 8 simulated CPU devices.
+"""Part of the 8-device run (tests/multidevice.py, checked by tests/parallel/test_sharding.py).
 
 LoRA training for a few steps and validation of the result on several meshes and presets, with the same data and
-seeds; prints one JSON line {mesh name: {'losses', 'valid', 'adapter_diff', 'adapter_sharding'}}.
+seeds; main() returns {mesh name: {'losses', 'valid', 'adapter_diff', 'adapter_sharding'}}.
 """
 import json
 import sys
@@ -53,8 +53,8 @@ def main():
     diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(reference),
                                                           strict=True))
     results[name] = {'losses': losses, 'valid': valid, 'adapter_diff': diff, 'adapter_sharding': sharding}
-  print(json.dumps(results))
+  return results
 
 
 if __name__ == '__main__':
-  main()
+  print(json.dumps(main()))

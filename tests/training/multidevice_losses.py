@@ -1,6 +1,6 @@
-"""Run by tests/test_sharding.py in a subprocess with 8 simulated CPU devices (XLA_FLAGS set by the caller).
+"""Part of the 8-device run (tests/multidevice.py, checked by tests/parallel/test_sharding.py).
 
-Trains the tiny config for a few steps on several meshes with the same data and seed, and prints one JSON line:
+Trains the tiny config for a few steps on several meshes with the same data and seed; main() returns
 {mesh name: [loss per step], ...} plus the final params' max abs difference to the 1-device run.
 """
 import json
@@ -42,8 +42,8 @@ def main():
     diff = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference),
                                                           strict=True))
     results[name] = {'losses': losses, 'param_diff': diff, 'mlp_sharding': sharding}
-  print(json.dumps(results))
+  return results
 
 
 if __name__ == '__main__':
-  main()
+  print(json.dumps(main()))

@@ -2,7 +2,6 @@
 flags give one line, and SIGTERM drains: every queued job is finished and published whole, then it exits 0."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ import time
 import httpx
 import soundfile
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, free_port
 
 ENTRY = 'from magnet_jax.apps.main import main; main()'
 
@@ -18,12 +17,6 @@ ENTRY = 'from magnet_jax.apps.main import main; main()'
 def _command(*args):
   return subprocess.run([sys.executable, '-c', ENTRY, *args], capture_output=True, text=True, timeout=300,
                         cwd=REPO_ROOT, env=dict(os.environ, JAX_PLATFORMS='cpu'))
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 def test_console_script_dispatch_and_flag_errors():

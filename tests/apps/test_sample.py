@@ -153,6 +153,7 @@ def test_entry_points_one_line_errors_and_torch_free_generation(tiny_pipeline_fo
           f"'--out', {str(out)!r}, '--format', 'flac', '--normalize', '--loop']\n"
           "from magnet_jax.apps.sample import main\nmain()")
   env = {**os.environ, 'MAGNET_JAX_CACHE': str(cache), 'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0'}
+  env.pop('JAX_COMPILATION_CACHE_DIR', None)  # the test run's cache (tests/conftest.py) would take this one's place
   run = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]
   assert f'wrote {out / "calm-piano_0.flac"}' in run.stdout and 'compiling (first run only' in run.stdout

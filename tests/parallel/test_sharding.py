@@ -9,20 +9,20 @@ from jax.sharding import PartitionSpec
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.params import logical_axes
 from magnet_jax.parallel.sharding import make_mesh, param_shardings, rules_for
-from tests.helpers import run_on_8_devices
 
 TOL = 1e-5  # fp32: only the order of cross-device reductions differs
 
 
 @pytest.fixture(scope='module')
-def multidevice():
-  return run_on_8_devices('tests/training/multidevice_losses.py')
+def multidevice(on_8_devices):
+  """Training on the meshes (tests/training/multidevice_losses.py in the 8-device run)."""
+  return on_8_devices['train']
 
 
 @pytest.fixture(scope='module')
-def multidevice_lora():
+def multidevice_lora(on_8_devices):
   """LoRA training and validation on the same meshes (tests/training/multidevice_finetune.py)."""
-  return run_on_8_devices('tests/training/multidevice_finetune.py')
+  return on_8_devices['lora']
 
 
 @pytest.mark.parametrize('name', ['data8', 'data2_model4', 'fsdp8'])
