@@ -13,7 +13,7 @@ Models (`--models`), each timed through the call the evaluation makes, on `--cli
            the same state dict, fed our front end's examples (the jitted log-mel, timed with it).
   ast      the size of MIT/ast-finetuned-audioset-10-10-0.4593 (transformers' ASTConfig defaults: 768 hidden, 12
            layers, 1024 frames, 128 mel bins, strides 10; 527 labels), saved with save_pretrained,
-           `ast.AstClassifier.label_probs` (batches of 8 10.24 s segments); original: transformers'
+           `ast_classifier.AstClassifier.label_probs` (batches of 8 10.24 s segments); original: transformers'
            ASTFeatureExtractor + ASTForAudioClassification, softmax of the logits, batches of 8.
   clap     the size of laion/larger_clap_music: HTSAT-base audio encoder (patch_embeds_hidden_size 128, depths
            [2, 2, 12, 2], heads [4, 8, 16, 32], hidden 1024, window 8, 256 x 256 image of 64 mel bands;
@@ -231,7 +231,7 @@ def run_ast(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   torch = _torch()
   import transformers
 
-  from magnet_jax.evaluation.ast import AstClassifier
+  from magnet_jax.evaluation.ast_classifier import AstClassifier
   labels = {i: f'class_{i}' for i in range(527)}
   config = transformers.ASTConfig(id2label=labels, label2id={v: k for k, v in labels.items()})
   torch.manual_seed(0)

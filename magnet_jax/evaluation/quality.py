@@ -171,7 +171,7 @@ class ModelChoice:
     if self.classifier == 'musicnn':
       classifier = get_musicnn()
     elif self.classifier == 'ast':
-      from magnet_jax.evaluation.ast import AstClassifier  # its own branch: loaded only when asked for
+      from magnet_jax.evaluation.ast_classifier import AstClassifier  # its own branch: loaded only when asked for
       classifier = AstClassifier(self.ast_folder, progress=progress)
     if self.clap_folder is not None:
       from magnet_jax.evaluation.clap import ClapScorer

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from magnet_jax.evaluation import ast
+from magnet_jax.evaluation import ast_classifier as ast
 from magnet_jax.io.errors import CheckpointError
 
 torch = pytest.importorskip('torch')
