@@ -63,7 +63,8 @@ def test_front_end_matches_feature_extractor(reference, classifier, seconds):
 
 def test_logits_match_torch(reference, classifier):
   """Same inputs into transformers' model and ours (a partial last batch included): logits to 1e-5 relative."""
-  spec = np.stack([ast_classifier.features(_audio(s, seed), classifier.config) for seed, s in enumerate((0.5, 1.0, 1.3, 2.0))])
+  spec = np.stack([ast_classifier.features(_audio(s, seed), classifier.config)
+                   for seed, s in enumerate((0.5, 1.0, 1.3, 2.0))])
   expected = _torch_logits(reference[1], spec)
   got = classifier.logits(spec)
   assert got.shape == (4, len(LABELS)) and expected.std() > 0.1
@@ -74,7 +75,7 @@ def test_label_probs_average_segments_end_to_end(reference, classifier):
   """A 2.6 s clip is three 1 s segments (the last 0.6 s), each classified from the extractor's features by the
   torch model; a 2.1 s clip drops its 0.1 s tail; a clip under 0.15 s keeps its only segment."""
   long, tail, short = _audio(2.6, seed=3), _audio(2.1, seed=4), _audio(0.1, seed=5)
-  step, extra = MAX_LENGTH * ast.HOP, ast.FRAME - ast.HOP
+  step, extra = MAX_LENGTH * ast_classifier.HOP, ast_classifier.FRAME - ast_classifier.HOP
   expected = []
   for audio, starts in ((long, (0, step, 2 * step)), (tail, (0, step)), (short, (0,))):
     pieces = [audio[s:s + step + extra] for s in starts]
@@ -89,10 +90,10 @@ def test_label_probs_average_segments_end_to_end(reference, classifier):
 
 def test_segment_frames_are_the_clip_frames():
   audio = _audio(2.5, seed=6)
-  pieces = ast.segments(audio, MAX_LENGTH)
+  pieces = ast_classifier.segments(audio, MAX_LENGTH)
   assert [len(p) for p in pieces] == [16240, 16240, 8000]
-  whole = ast.fbank(audio, 64)
-  np.testing.assert_array_equal(np.concatenate([ast.fbank(p, 64) for p in pieces]), whole)
+  whole = ast_classifier.fbank(audio, 64)
+  np.testing.assert_array_equal(np.concatenate([ast_classifier.fbank(p, 64) for p in pieces]), whole)
 
 
 def test_deterministic_and_independent_of_batching(reference, classifier):
@@ -111,7 +112,7 @@ def test_pytorch_bin_folder(reference, classifier, tmp_path):
   shutil.copy(reference[0] / 'config.json', folder)
   shutil.copy(reference[0] / 'preprocessor_config.json', folder)
   torch.save(safetensors.torch.load_file(reference[0] / 'model.safetensors'), folder / 'pytorch_model.bin')
-  config, params = ast.load(folder)
+  config, params = ast_classifier.load(folder)
   assert config == classifier.config
   jax.tree.map(np.testing.assert_array_equal, params, classifier.params)
 
