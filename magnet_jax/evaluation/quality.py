@@ -35,7 +35,7 @@ import tqdm
 
 from magnet_jax.audio import files as audio_files
 from magnet_jax.audio.convert import convert
-from magnet_jax.evaluation import musicnn, vggish
+from magnet_jax.evaluation import bootstrap, metrics, musicnn, vggish
 from magnet_jax.evaluation.metrics import EmbeddingStats, fad, kl_divergence
 from magnet_jax.generation import records
 from magnet_jax.generation.requests import Prompt, expand
@@ -58,6 +58,8 @@ class Embedded:
   classifier: str | None = None   # name/version of the classifier of `label_probs`
   skipped: list[str] = dataclasses.field(default_factory=list)  # 'path: why' for unreadable files
   clap: dict | None = None        # {'model', 'score', 'clips', 'without_text'}; None without a CLAP model
+  owner: np.ndarray | None = None  # [P] int: the clip (index into names) of each embedding row
+  clap_similarities: np.ndarray | None = None  # [clap['clips']] cosines of the clips with a text, in names' order
 
   def stats(self) -> EmbeddingStats:
     if self.embeddings is None:
@@ -65,10 +67,20 @@ class Embedded:
     return EmbeddingStats.from_embeddings(self.embeddings, self.embedder)
 
   def subset(self, names: Iterable[str]) -> 'Embedded':
-    """The clips of `names` (embeddings are kept whole: per-clip patches are not tracked)."""
+    """The clips of `names`, with their embeddings and label distributions (CLAP results are dropped)."""
     keep = [self.names.index(n) for n in names]
     probs = None if self.label_probs is None else self.label_probs[keep]
-    return dataclasses.replace(self, names=[self.names[i] for i in keep], label_probs=probs)
+    embeddings = owner = None
+    if self.embeddings is not None:
+      rows = [np.flatnonzero(self.owner == i) for i in keep]
+      embeddings = self.embeddings[np.concatenate(rows)]
+      owner = np.concatenate([np.full(len(r), j) for j, r in enumerate(rows)])
+    return dataclasses.replace(self, names=[self.names[i] for i in keep], label_probs=probs, embeddings=embeddings,
+                               owner=owner, clap=None, clap_similarities=None)
+
+  def clip_embeddings(self) -> list[tuple[str, np.ndarray]]:
+    """[(name, [P_i, D] embeddings of that clip)]."""
+    return [(name, self.embeddings[self.owner == i]) for i, name in enumerate(self.names)]
 
 
 def _softmax_by_clip(logits: np.ndarray, owner: np.ndarray, clips: int) -> np.ndarray:
@@ -110,7 +122,7 @@ class MusicnnEmbedder:
     logits = np.concatenate(logits) if logits else np.zeros((0, len(self.labels)), np.float32)
     seconds = sum(len(audio) for _, audio in clips) / self.sample_rate
     return Embedded([name for name, _ in clips], features, _softmax_by_clip(logits, owner, len(clips)), seconds,
-                    self.name, self.name)
+                    self.name, self.name, owner=owner)
 
   def label_probs(self, clips: Sequence[tuple[str, np.ndarray]]) -> np.ndarray:
     """[(name, audio at 16 kHz)] -> [N, 50] tag distributions (the classifier role)."""
@@ -130,8 +142,9 @@ class VggishEmbedder:
   def embed(self, clips: Sequence[tuple[str, np.ndarray]], desc: str = 'embed') -> Embedded:
     """[(name, audio [N] float32 at 16 kHz)] -> Embedded (embeddings only), in jitted batches of `batch_size`."""
     embeddings = vggish.embed(self.params, [audio for _, audio in clips], self.batch_size, desc, self.progress)
+    owner = np.concatenate([np.full(vggish.example_count(len(audio)), i) for i, (_, audio) in enumerate(clips)])
     seconds = sum(len(audio) for _, audio in clips) / self.sample_rate
-    return Embedded([name for name, _ in clips], embeddings, None, seconds, self.name)
+    return Embedded([name for name, _ in clips], embeddings, None, seconds, self.name, owner=owner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,14 +356,78 @@ def embed_folder(models: Models, folder: str, texts: Mapping[str, str] | None = 
     raise ValueError(f'{folder}: {e}') from e
 
 
+def per_clip_kl(generated: Embedded, reference: Embedded) -> tuple[np.ndarray, str]:
+  """([N] KL(reference || generated) of each generated clip against the reference clip of its name, NaN where the
+  reference has none; 'paired'), or (None, 'sets') when the sets share no name."""
+  if generated.label_probs is None or reference.label_probs is None:
+    raise ValueError('KL needs both sets measured with a classifier')
+  index = {n: i for i, n in enumerate(reference.names)}
+  shared = [i for i, n in enumerate(generated.names) if n in index]
+  if not shared:
+    return None, 'sets'
+  values = np.full(len(generated.names), np.nan)
+  ref = reference.label_probs[[index[generated.names[i]] for i in shared]]
+  values[shared] = kl_divergence(ref, generated.label_probs[shared])
+  return values, 'paired'
+
+
 def tag_kl(generated: Embedded, reference: Embedded) -> tuple[float, str]:
   """(KL(reference || generated), 'paired' or 'sets'): averaged over same-named clips when any are shared."""
-  shared = [n for n in generated.names if n in set(reference.names)]
-  if shared:
-    gen = generated.subset(shared).label_probs
-    ref = reference.subset(shared).label_probs
-    return float(np.mean(kl_divergence(ref, gen))), 'paired'
-  return float(kl_divergence(reference.label_probs.mean(0), generated.label_probs.mean(0))), 'sets'
+  value = clip_statistic('kl', generated, reference)(np.ones(len(generated.names), np.int64))
+  return value, per_clip_kl(generated, reference)[1]
+
+
+def clip_statistic(metric: str, generated: Embedded, reference: 'Embedded | EmbeddingStats') -> bootstrap.Statistic:
+  """`metric` of the generated set as a function of how often each of its clips is drawn (`bootstrap`); counts of
+  ones give the metric of the set itself.
+
+  Raises:
+    ValueError: a metric its measurements cannot give (no embeddings, no label distributions, no CLAP similarities),
+      KAD or KL against cached statistics.
+  """
+  if metric in ('fad', 'kad') and (generated.embeddings is None or generated.owner is None):
+    raise ValueError(f'metric {metric} needs the generated set embedded clip by clip')
+  if metric == 'fad':
+    ref_stats = reference if isinstance(reference, EmbeddingStats) else reference.stats()
+    return metrics.fad_of_counts(generated.embeddings, generated.owner, ref_stats)
+  if metric in ('kad', 'kl') and not isinstance(reference, Embedded):
+    raise ValueError(f'metric {metric} needs a reference folder: cached statistics hold only FAD\'s Gaussian')
+  if metric == 'kad':
+    return metrics.kad_of_counts(generated.embeddings, generated.owner, reference.embeddings)
+  if metric == 'kl':
+    values, _ = per_clip_kl(generated, reference)
+    if values is not None:
+      return metrics.mean_of_counts(values)
+    target = reference.label_probs.mean(0)
+    return lambda counts: float(kl_divergence(target, counts @ generated.label_probs / counts.sum()))
+  if metric == 'clap':
+    if generated.clap_similarities is None:
+      raise ValueError('metric clap needs the generated set measured with a CLAP model')
+    return metrics.mean_of_counts(generated.clap_similarities)
+  raise ValueError(f'no per-clip statistic for metric {metric!r}')
+
+
+def intervals(generated: Embedded, reference, names: Sequence[str], draws: int = bootstrap.DRAWS, seed: int = 0,
+              level: float = bootstrap.LEVEL) -> dict[str, bootstrap.Interval]:
+  """{metric: its bootstrap interval} over resamplings of the generated clips (the reference held fixed)."""
+  n = len(generated.names)
+  return {m: bootstrap.interval(clip_statistic(m, generated, reference), n, draws, seed, level) for m in names}
+
+
+def compare(a: Embedded, b: Embedded, reference, names: Sequence[str], draws: int = bootstrap.DRAWS, seed: int = 0,
+            level: float = bootstrap.LEVEL) -> dict[str, bootstrap.Comparison]:
+  """{metric: metric(a) - metric(b)} with paired bootstrap intervals and p-values: a and b are two settings'
+  generations of the same prompts with the same seeds, clip i of each named alike.
+
+  Raises:
+    ValueError: the sets do not hold the same clip names in the same order.
+  """
+  if a.names != b.names:
+    raise ValueError(f'a paired comparison needs the same clips in the same order (the same prompts and seeds), got '
+                     f'{len(a.names)} and {len(b.names)} clips named differently')
+  n = len(a.names)
+  return {m: bootstrap.compare(clip_statistic(m, a, reference), clip_statistic(m, b, reference), n, draws, seed,
+                               level) for m in names}
 
 
 def report(generated: Embedded, reference: Embedded | EmbeddingStats | None, metrics: Sequence[str]) -> dict:
