@@ -21,7 +21,8 @@ against this reference. For means (KL, CLAP) the shift is ~0 and this is the per
 A paired comparison draws the same clips (the same prompts and seeds) for both settings, so the prompt-to-prompt
 spread cancels in their difference d = metric(a) - metric(b). Its interval is recentred in the same way, and its
 two-sided p-value is that of the centred bootstrap test of d = 0 (Efron & Tibshirani 1993, sec. 16.4):
-(1 + #{|d* - m| >= |d|}) / (1 + draws), m the draws' mean; significant at `level` when the interval excludes 0.
+(1 + #{|d* - m| >= |d|}) / (1 + draws), m the draws' mean; significant when p < 1 - level (the interval then
+excludes 0, up to the granularity of the draws).
 """
 import dataclasses
 from collections.abc import Callable
@@ -67,7 +68,8 @@ class Comparison:
 
   @property
   def significant(self) -> bool:
-    return self.low > 0 or self.high < 0
+    """p < 1 - level (the interval then excludes 0, up to the draws' granularity)."""
+    return self.p_value < 1 - self.level
 
   def as_dict(self, digits: int = 4) -> dict:
     return {'difference': round(self.difference, digits), 'low': round(self.low, digits),
