@@ -107,13 +107,17 @@ def kl_divergence(reference: np.ndarray, generated: np.ndarray, eps: float = 1e-
   return np.sum(np.where(r > 0, r * (np.log(np.where(r > 0, r, 1.0)) - np.log(g + eps)), 0.0), axis=-1)
 
 
-def clap_score(audio_embeddings: np.ndarray, text_embeddings: np.ndarray) -> float:
-  """The mean cosine similarity of paired [N, D] audio and text embeddings (audiocraft's clap_consistency)."""
+def clap_similarities(audio_embeddings: np.ndarray, text_embeddings: np.ndarray) -> np.ndarray:
+  """[N] cosine similarity of paired [N, D] audio and text embeddings."""
   a, t = np.asarray(audio_embeddings, np.float64), np.asarray(text_embeddings, np.float64)
   if a.shape != t.shape or a.ndim != 2 or not len(a):
     raise ValueError(f'CLAP score needs paired [N, D] embeddings, got {a.shape} and {t.shape}')
-  cosine = np.sum(a * t, -1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(t, axis=-1), 1e-8)
-  return float(np.mean(cosine))
+  return np.sum(a * t, -1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(t, axis=-1), 1e-8)
+
+
+def clap_score(audio_embeddings: np.ndarray, text_embeddings: np.ndarray) -> float:
+  """The mean cosine similarity of paired [N, D] audio and text embeddings (audiocraft's clap_consistency)."""
+  return float(np.mean(clap_similarities(audio_embeddings, text_embeddings)))
 
 
 def check_embeddings(embeddings: np.ndarray, what: str, minimum: int = 2) -> np.ndarray:
