@@ -72,7 +72,7 @@ def score_individual(mu, cov, files):
 
 # --- kadtk/kad.py ---
 def median_pairwise_distance(x):
-  x = torch.tensor(x, dtype=torch.float32)
+  x = torch.as_tensor(x, dtype=torch.float32)
   return torch.median(torch.pdist(x)).item()
 
 

@@ -35,9 +35,7 @@ class EmbeddingStats:
   @classmethod
   def from_embeddings(cls, embeddings: np.ndarray, embedder: str) -> 'EmbeddingStats':
     """Fits [N, D] embeddings (N >= 2)."""
-    x = np.asarray(embeddings, np.float64)
-    if x.ndim != 2 or len(x) < 2:
-      raise ValueError(f'FAD statistics need at least 2 embeddings of shape [N, D], got shape {x.shape}')
+    x = check_embeddings(embeddings, 'FAD statistics')
     return cls(mu=x.mean(0), sigma=np.cov(x, rowvar=False), embedder=embedder, count=len(x))
 
   def save(self, path: str) -> None:
