@@ -397,7 +397,9 @@ def report(generated: Embedded, reference: Embedded | EmbeddingStats | None, met
                               metrics_module.fad_per_clip(worst, ref_stats)[:WORST_CLIPS]] if worst else []
   if 'kad' in metrics:
     out['metrics']['kad'] = round(metrics_module.kernel_audio_distance(generated.embeddings, reference.embeddings), 4)
-  if 'fad_inf' in metrics:
+  if 'fad_inf' in metrics and len(generated.embeddings) < 4:  # after an hour of generation, say so, do not fail
+    out['fad_inf_fit'] = {'skipped': f'FAD-inf needs at least 4 embeddings, the set has {len(generated.embeddings)}'}
+  elif 'fad_inf' in metrics:
     fit = metrics_module.fad_inf(generated.embeddings, ref_stats, seed=seed)
     out['metrics']['fad_inf'] = round(fit.value, 4)
     out['fad_inf_fit'] = {'slope': round(fit.slope, 4), 'r2': round(fit.r2, 4), 'subsets': len(fit.points),
@@ -415,9 +417,9 @@ def report(generated: Embedded, reference: Embedded | EmbeddingStats | None, met
     out['clap_clips'], out['clap_without_text'] = generated.clap['clips'], generated.clap['without_text']
   model_of = {'embedder': generated.embedder, 'classifier': generated.classifier,
               'scorer': generated.clap and generated.clap['model']}
-  out['models'] = {m: model_of[registry.METRIC_ROLES[m]] for m in metrics}
+  out['models'] = {m: model_of[registry.METRIC_ROLES[m]] for m in out['metrics']}
   if draws:
-    resampled = [m for m in metrics if m != 'fad_inf']  # FAD-inf's own fit says how well it is determined
+    resampled = [m for m in out['metrics'] if m != 'fad_inf']  # FAD-inf's own fit says how well it is determined
     out['intervals'] = {m: i.as_dict() for m, i in intervals(generated, reference, resampled, draws, seed,
                                                               level).items()}
   return out

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from magnet_jax.corpus.writer import make_clip
-from magnet_jax.evaluation import quality, registry
+from magnet_jax.evaluation import musicnn, quality, registry
 from magnet_jax.evaluation.metrics import EmbeddingStats
 from tests.helpers import run_module
 
@@ -40,12 +40,16 @@ def test_end_to_end_report_and_cached_stats(folders):
   out = str(root / 'report.json')
   stats = str(root / 'ref.npz')
   code, stdout, stderr = _run(f'--generated={gen}', f'--reference={ref}', f'--out={out}',
-                              f'--save_reference_stats={stats}', '--batch_size=8')
+                              f'--save_reference_stats={stats}', '--batch_size=8', '--metrics=fad,kad,fad_inf,kl',
+                              '--bootstrap=100')
   assert code == 0, stderr
   report = json.load(open(out))
   assert report['generated_clips'] == 4 and report['generated_skipped'] == 1
   assert report['kl_mode'] == 'paired' and report['metrics']['kl'] >= 0 and report['metrics']['fad'] > 0
-  assert '| fad | kl | clips | skipped |' in stdout and open(out[:-5] + '.md').read().startswith('| fad')
+  assert '| fad | kad | fad_inf | kl | clips | skipped |' in stdout and open(out[:-5] + '.md').read().startswith('| fad')
+  assert set(report['intervals']) == {'fad', 'kad', 'kl'} and report['intervals']['kad']['draws'] == 100
+  assert report['fad_inf_fit']['subsets'] == 25 and len(report['fad_worst_clips']) == 4
+  assert 'Largest per-clip FAD: ' in stdout
   # The cached statistics give the same FAD as the folder; a set against itself scores ~0 (FAD and paired KL).
   embedder = registry.get('musicnn').load(None, batch_size=8, progress=False)
   generated = quality.embed_folder(embedder, gen)
@@ -72,14 +76,14 @@ def test_bad_inputs(folders):
   with pytest.raises(NotADirectoryError, match='no such folder'):
     quality.list_audio(str(root / 'missing'))
   with pytest.raises(FileNotFoundError, match='no reference statistics at'):
-    EmbeddingStats.load(str(root / 'missing.npz'), quality.musicnn.NAME)
+    EmbeddingStats.load(str(root / 'missing.npz'), musicnn.NAME)
   with pytest.raises(ValueError, match=r"unknown metric\(s\) \['bleu'\]"):
     quality.check_metrics(['fad', 'bleu'])
   other = EmbeddingStats(np.zeros(200), np.eye(200), 'vggish/1', 2)
   other.save(str(root / 'other.npz'))
   with pytest.raises(ValueError, match="computed with embedder 'vggish/1', this run uses 'musicnn-MTT_musicnn/1'"):
-    EmbeddingStats.load(str(root / 'other.npz'), quality.musicnn.NAME)
-  embedded = quality.Embedded(['a', 'b'], np.zeros((3, 200)), np.full((2, 50), 0.02), 6.0, quality.musicnn.NAME)
+    EmbeddingStats.load(str(root / 'other.npz'), musicnn.NAME)
+  embedded = quality.Embedded(['a', 'b'], np.zeros((3, 200)), np.full((2, 50), 0.02), 6.0, musicnn.NAME)
   with pytest.raises(ValueError, match="the reference was embedded with 'vggish/1', this run uses 'musicnn"):
     quality.report(embedded, other, ('fad',))
   with pytest.raises(ValueError, match='metrics kad and kl need a reference folder'):
