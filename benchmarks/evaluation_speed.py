@@ -5,15 +5,15 @@ at its real size (random weights: nothing is downloaded), in JAX and in its orig
   python -m benchmarks.evaluation_speed --quick --models musicnn,vggish --nomusicnn-tf --out /tmp/speed.json
 
 Models (`--models`), each timed through the call the evaluation makes, on `--clips` clips of `--seconds` of noise:
-  musicnn  the shipped weights, `quality.MusicnnEmbedder.embed` (batches of 32 3 s patches); original: musicnn's
+  musicnn  the shipped weights, `models.musicnn.MusicnnModel.embed` (batches of 32 3 s patches); original: musicnn's
            TensorFlow `extractor.extractor` on the same clips as 16 kHz WAV files, one call per file as it is used
            (each call builds its graph and restores the checkpoint), in its own process (`--musicnn-tf`).
   vggish   torchvggish's VGG (72M) with random weights saved by torch.save (`reference/evaluation_models.py`),
-           `quality.VggishEmbedder.embed` (batches of 32 0.96 s examples); original: reference/vggish.py's VGG on
+           `models.vggish.VggishModel.embed` (batches of 32 0.96 s examples); original: reference/vggish.py's VGG on
            the same state dict, fed our front end's examples (the jitted log-mel, timed with it).
   ast      the size of MIT/ast-finetuned-audioset-10-10-0.4593 (transformers' ASTConfig defaults: 768 hidden, 12
            layers, 1024 frames, 128 mel bins, strides 10; 527 labels), saved with save_pretrained,
-           `ast.AstClassifier.label_probs` (batches of 8 10.24 s segments); original: transformers'
+           `ast_classifier.AstClassifier.label_probs` (batches of 8 10.24 s segments); original: transformers'
            ASTFeatureExtractor + ASTForAudioClassification, softmax of the logits, batches of 8.
   clap     the size of laion/larger_clap_music: HTSAT-base audio encoder (patch_embeds_hidden_size 128, depths
            [2, 2, 12, 2], heads [4, 8, 16, 32], hidden 1024, window 8, 256 x 256 image of 64 mel bands;
@@ -49,7 +49,7 @@ from absl import flags, logging  # noqa: E402
 
 from benchmarks.latency.measure import cpu_name, version  # noqa: E402
 from magnet_jax.apps import runner  # noqa: E402
-from magnet_jax.evaluation import musicnn, quality, vggish  # noqa: E402
+from magnet_jax.evaluation import musicnn, registry, vggish  # noqa: E402
 from magnet_jax.io.files import atomic_write  # noqa: E402
 
 MODELS = ('musicnn', 'vggish', 'ast', 'clap')
@@ -151,7 +151,7 @@ class Measured:
 
 def run_musicnn(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   start = time.perf_counter()
-  embedder = quality.MusicnnEmbedder(progress=False)
+  embedder = registry.get('musicnn').load(None, progress=False)
   load_s = time.perf_counter() - start
   named = [(f'clip{i}', a) for i, a in enumerate(clips)]
   out = Measured(millions(embedder.params), load_s, timed(lambda: embedder.embed(named), repeats))
@@ -201,7 +201,7 @@ def run_vggish(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   path = os.path.join(folder, 'vggish.pth')
   evaluation_models.vggish_checkpoint(path)
   start = time.perf_counter()
-  embedder = quality.VggishEmbedder(path, progress=False)
+  embedder = registry.get('vggish').load(path, progress=False)
   load_s = time.perf_counter() - start
   named = [(f'clip{i}', a) for i, a in enumerate(clips)]
   out = Measured(millions(embedder.params), load_s, timed(lambda: embedder.embed(named), repeats))
@@ -232,7 +232,7 @@ def run_ast(clips: list[np.ndarray], folder: str, repeats: int) -> Measured:
   torch = _torch()
   import transformers
 
-  from magnet_jax.evaluation.ast import AstClassifier
+  from magnet_jax.evaluation.ast_classifier import AstClassifier
   labels = {i: f'class_{i}' for i in range(527)}
   config = transformers.ASTConfig(id2label=labels, label2id={v: k for k, v in labels.items()})
   torch.manual_seed(0)

@@ -1,12 +1,18 @@
-"""The embedded default's quality at speed: FAD and tag-KL (musicnn) against held-out corpus clips, per setting.
+"""The embedded default's quality at speed, with intervals: FAD, KAD and tag-KL (musicnn) per decoding setting,
+each with a bootstrap interval, and each setting compared with the shipped one on the same prompts and seeds.
 
-  nice python -m benchmarks.quality_frontier [--clips 32] [--batch 8] [--out benchmarks/results/quality_frontier]
+  OPENBLAS_NUM_THREADS=1 nice python -m benchmarks.quality_frontier [--clips 24] [--batch 8] [--draws 1000] \\
+      [--settings NAME,...] [--out benchmarks/results/quality_frontier]
 
 References: the held-out clips (valid + test splits) of the corpus the default was trained on (seed 0, 2000 clips,
-16 kHz, 5 s). Each setting generates 5 s from the captions of the first --clips held-out clips (seed 0) and is
-scored against all held-out clips: FAD over musicnn patches, tag-KL paired with the clip whose caption was used.
-Latency is seconds of generation per clip (batch --batch, compile excluded) on this machine. Writes <out>.json,
-<out>.md (the tables) and <out>.png (the frontier).
+16 kHz, 5 s). Every setting generates 5 s from the captions of the first --clips held-out clips, batch i with seed
+i (the same prompts and seeds in every setting), scored against all held-out clips: FAD and KAD over musicnn
+patches (two per clip), tag-KL paired with the clip whose caption was used. Intervals: `evaluation/bootstrap.py`
+(clips resampled, --draws draws, seed 0, 95 %); a paired comparison with the shipped setting says whether a
+difference is significant. Latency: seconds of generation per clip (batch --batch, compile excluded) on this
+machine. CLAP is not scored (no CLAP model ships offline); rescoring and Hybrid are not settings of the embedded
+default (it has no rescorer LM and is not a hybrid model). Writes <out>.json, <out>.md (tables) and <out>.png (the
+frontier with intervals), after every setting, so a run cut short keeps what it measured.
 """
 import argparse
 import dataclasses
@@ -15,28 +21,38 @@ import os
 import time
 
 import numpy as np
+import tqdm
 
 from magnet_jax.corpus import writer
-from magnet_jax.evaluation import quality
-from magnet_jax.evaluation.metrics import fad
+from magnet_jax.evaluation import bootstrap, quality
+from magnet_jax.evaluation.metrics import fad, kernel_audio_distance
 from magnet_jax.generation import pretrained
 from magnet_jax.io.files import atomic_write
 
 CORPUS_SEED, CORPUS_CLIPS, DURATION = 0, 2000, 5.0
-SHIPPED = {'decoding_steps': (10, 5, 5, 5)}
-SETTINGS = {  # name -> DecodingConfig overrides of the embedded default's own decoding config
-    'steps 20/10/10/10': {'decoding_steps': (20, 10, 10, 10)},
-    'steps 10/5/5/5 (shipped)': SHIPPED,
-    'steps 6/3/3/3': {'decoding_steps': (6, 3, 3, 3)},
-    'steps 4/2/2/2': {'decoding_steps': (4, 2, 2, 2)},
-    'steps 2/1/1/1': {'decoding_steps': (2, 1, 1, 1)},
-    'steps 10/5/5/5 stride1': {**SHIPPED, 'span_arrangement': 'stride1'},
-    'steps 4/2/2/2 stride1': {'decoding_steps': (4, 2, 2, 2), 'span_arrangement': 'stride1'},
-    'cfg 1 (off)': {**SHIPPED, 'max_cfg_coef': 1.0, 'min_cfg_coef': 1.0},
-    'cfg 6->1': {**SHIPPED, 'max_cfg_coef': 6.0},
-    'temp 2': {**SHIPPED, 'temp': 2.0},
-    'temp 6': {**SHIPPED, 'temp': 6.0},
+METRICS = ('fad', 'kad', 'kl')
+SHIPPED = 'shipped'  # the embedded default's own decoding: 10/5/5/5 steps, cfg 3->1, temp 4 annealed, top-p 0.9
+# name -> (group, DecodingConfig overrides of the embedded default's own decoding config), in the order they run.
+SETTINGS = {
+    SHIPPED: ('shipped', {}),
+    'steps 4/2/2/2': ('steps', {'decoding_steps': (4, 2, 2, 2)}),
+    'steps 20/10/10/10': ('steps', {'decoding_steps': (20, 10, 10, 10)}),
+    'steps 2/1/1/1': ('steps', {'decoding_steps': (2, 1, 1, 1)}),
+    'spans stride1': ('spans', {'span_arrangement': 'stride1'}),
+    'cfg off (1)': ('cfg', {'max_cfg_coef': 1.0, 'min_cfg_coef': 1.0}),
+    'cfg fixed 3': ('cfg', {'max_cfg_coef': 3.0, 'min_cfg_coef': 3.0}),
+    'cfg annealed 10->1': ('cfg', {'max_cfg_coef': 10.0, 'min_cfg_coef': 1.0}),
+    'cfg fixed 6': ('cfg', {'max_cfg_coef': 6.0, 'min_cfg_coef': 6.0}),
+    'cfg annealed 6->1': ('cfg', {'max_cfg_coef': 6.0, 'min_cfg_coef': 1.0}),
+    'temp 4 not annealed': ('temp', {'anneal_temp': False}),
+    'temp 2': ('temp', {'temp': 2.0}),
+    'temp 8': ('temp', {'temp': 8.0}),
+    'top-p 0 (full)': ('top-p', {'top_p': 0.0}),
+    'top-p 0.5': ('top-p', {'top_p': 0.5}),
 }
+
+# Annealed vs fixed guidance at the same largest coefficient, and the shipped annealing vs no guidance.
+CFG_PAIRS = ((SHIPPED, 'cfg fixed 3'), ('cfg annealed 6->1', 'cfg fixed 6'), (SHIPPED, 'cfg off (1)'))
 
 
 def held_out() -> list[writer.Clip]:
@@ -44,15 +60,11 @@ def held_out() -> list[writer.Clip]:
   return [(writer.clip_id(i), writer.make_clip(CORPUS_SEED, i, 16000, DURATION)) for i in indices]
 
 
-def _family(clip: writer.Clip) -> str:
-  return clip.arrangement.category
-
-
-def generate(pipeline, captions: list[str], batch: int, overrides: dict) -> tuple[list[np.ndarray], float]:
-  """(mono 16 kHz clips, seconds per clip without compilation)."""
+def generate(pipeline, captions: list[str], batch: int, overrides: dict, desc: str) -> tuple[list[np.ndarray], float]:
+  """(mono 16 kHz clips, seconds per clip without compilation); batch i's seed is its first caption's index."""
   decoding = pipeline.decoding_with(**overrides)
   clips, seconds = [], 0.0
-  for start in range(0, len(captions), batch):
+  for start in tqdm.trange(0, len(captions), batch, desc=desc, unit='batch'):
     chunk = captions[start:start + batch]
     compiled = pipeline.compile_seconds
     begin = time.perf_counter()
@@ -62,106 +74,68 @@ def generate(pipeline, captions: list[str], batch: int, overrides: dict) -> tupl
   return clips, seconds / len(captions)
 
 
-def score(embedder, generated: quality.Embedded, reference: quality.Embedded, families: dict[str, str],
-          ref_families: dict[str, str], ref_patches: dict[str, np.ndarray], gen_patches: dict[str, np.ndarray]):
-  """{'fad', 'kl', 'families': {family: {'fad', 'kl', 'n'}}}."""
-  out = {'fad': round(fad(generated.stats(), reference.stats()), 3),
-         'kl': round(quality.tag_kl(generated, reference)[0], 4), 'families': {}}
-  for family in sorted(set(families.values())):
-    names = [n for n in generated.names if families[n] == family]
-    ref_names = [n for n in reference.names if ref_families[n] == family]
-    gen = quality.Embedded(names, np.concatenate([gen_patches[n] for n in names]),
-                           generated.subset(names).label_probs, 0.0, embedder.name)
-    ref = quality.Embedded(ref_names, np.concatenate([ref_patches[n] for n in ref_names]),
-                           reference.subset(ref_names).label_probs, 0.0, embedder.name)
-    out['families'][family] = {'n': len(names), 'kl': round(quality.tag_kl(gen, ref)[0], 4),
-                               'fad': round(fad(gen.stats(), ref.stats()), 2) if len(names) > 1 else None}
-  return out
+def _cell(interval: dict) -> str:
+  return f"{interval['value']:.3g} [{interval['low']:.3g}, {interval['high']:.3g}]"
 
 
-def _per_clip(embedded: quality.Embedded, patches_per_clip: int) -> dict[str, np.ndarray]:
-  return {n: embedded.embeddings[i * patches_per_clip:(i + 1) * patches_per_clip] for i, n in enumerate(embedded.names)}
+def _versus(c: dict) -> str:
+  mark = '**' if c['significant'] else ''
+  return f"{mark}{c['difference']:+.3g}{mark} (p={c['p_value']:.3f})"
+
+
+def _table(meta: dict, results: dict) -> str:
+  rows = ['| setting | forwards | s / clip | FAD [95% CI] | KAD [95% CI] | tag-KL [95% CI] | '
+          'vs shipped: dFAD (p) | dKAD (p) | dKL (p) |', '|' + '---|' * 9]
+  for name, r in results.items():
+    versus = [_versus(r['vs_shipped'][m]) if 'vs_shipped' in r else '-' for m in METRICS]
+    rows.append(f"| {name} | {r['forwards']} | {r['seconds_per_clip']:.2f} | "
+                + ' | '.join(_cell(r['intervals'][m]) for m in METRICS) + ' | ' + ' | '.join(versus) + ' |')
+  cfg = [n for n, r in results.items() if r['group'] in ('cfg', 'shipped')]
+  rows += ['', '### Classifier-free guidance: fixed vs annealed (max -> min over each level\'s steps)', '',
+           '| setting | max_cfg_coef | min_cfg_coef | FAD | KAD | tag-KL | vs shipped 3->1: dFAD (p) | dKAD (p) | '
+           'dKL (p) |', '|' + '---|' * 9]
+  for name in cfg:
+    r = results[name]
+    versus = [_versus(r['vs_shipped'][m]) if 'vs_shipped' in r else '-' for m in METRICS]
+    rows.append(f"| {name} | {r['decoding']['max_cfg_coef']} | {r['decoding']['min_cfg_coef']} | "
+                + ' | '.join(_cell(r['intervals'][m]) for m in METRICS) + ' | ' + ' | '.join(versus) + ' |')
+  pairs = meta.get('cfg_pairs', {})
+  if pairs:
+    rows += ['', '| annealed vs fixed (same max) | dFAD (p) | dKAD (p) | dKL (p) |', '|---|---|---|---|']
+    rows += [f"| {name} | " + ' | '.join(_versus(c[m]) for m in METRICS) + ' |' for name, c in pairs.items()]
+  rows += ['', f"{meta['generated_clips']} clips per setting (same prompts and seeds), {meta['reference_clips']} "
+           f"reference clips; intervals: {meta['draws']} bootstrap draws of the clips (seed 0), 95 %, recentred on "
+           "the value (evaluation/bootstrap.py); **bold**: the paired difference is significant (p < 0.05). Floors: "
+           f"held-out half vs the other half FAD {meta['floor_fad_halves']}, KAD {meta['floor_kad_halves']}; the "
+           f"prompts' own {meta['generated_clips']} real clips vs all held-out clips FAD {meta['floor_fad_same_n']}, "
+           f"KAD {meta['floor_kad_same_n']} (FAD is biased upwards for few clips; KAD is not)."]
+  return '\n'.join(rows)
 
 
 def _plot(results: dict, path: str) -> None:
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-  for ax, metric in zip(axes, ('fad', 'kl'), strict=True):
+  groups = sorted({r['group'] for r in results.values()})
+  colours = {g: f'C{i}' for i, g in enumerate(groups)}
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+  labels = {'fad': 'FAD (musicnn)', 'kad': 'KAD x100 (musicnn)', 'kl': 'tag-KL (musicnn)'}
+  for ax, metric in zip(axes, METRICS, strict=True):
     for name, r in results.items():
-      steps = name.startswith('steps') and 'stride1' not in name
-      ax.scatter(r['seconds_per_clip'], r[metric], c='C0' if steps else 'C1', marker='o' if steps else 's')
-      ax.annotate(name.replace(' (shipped)', '*'), (r['seconds_per_clip'], r[metric]), fontsize=7,
-                  xytext=(3, 3), textcoords='offset points')
-    line = sorted((r['seconds_per_clip'], r[metric]) for n, r in results.items()
-                  if n.startswith('steps') and 'stride1' not in n)
-    ax.plot(*zip(*line, strict=True), c='C0', lw=0.8)
+      i = r['intervals'][metric]
+      ax.errorbar(r['seconds_per_clip'], i['value'], yerr=[[i['value'] - i['low']], [i['high'] - i['value']]],
+                  fmt='o', c=colours[r['group']], ms=4, capsize=2, label=r['group'])
+      ax.annotate(name.split(' (')[0] if r['group'] == 'shipped' else name, (r['seconds_per_clip'], i['value']),
+                  fontsize=6, xytext=(3, 3), textcoords='offset points')
     ax.set_xlabel('seconds per 5 s clip (CPU, compile excluded)')
-    ax.set_ylabel({'fad': 'FAD (musicnn, lower is better)', 'kl': 'tag-KL (musicnn, lower is better)'}[metric])
+    ax.set_ylabel(f'{labels[metric]}, lower is better')
     ax.grid(alpha=0.3)
-  fig.suptitle('Embedded default: quality vs latency (* = shipped 10/5/5/5)')
+  handles, names = axes[0].get_legend_handles_labels()
+  unique = dict(zip(names, handles, strict=True))
+  axes[0].legend(unique.values(), unique.keys(), fontsize=7)
+  fig.suptitle('Embedded default: quality vs latency per decoding setting (95 % bootstrap intervals)')
   fig.tight_layout()
   atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
-
-
-def _table(reference_fad: float, floor_n: float, results: dict) -> str:
-  families = sorted(next(iter(results.values()))['families'])
-  rows = ['| setting | forwards | s / clip | FAD | tag-KL | ' + ' | '.join(f'{f} FAD / KL' for f in families) + ' |',
-          '|' + '---|' * (5 + len(families))]
-  for name, r in results.items():
-    fams = ' | '.join(f"{r['families'][f]['fad']} / {r['families'][f]['kl']}" for f in families)
-    rows.append(f"| {name} | {r['forwards']} | {r['seconds_per_clip']:.2f} | {r['fad']} | {r['kl']} | {fams} |")
-  n = {f: next(iter(results.values()))['families'][f]['n'] for f in families}
-  rows.append(f'\nClips per family: {n}. FAD floors: held-out half vs the other half {reference_fad}; the '
-              f'prompts\' own {sum(n.values())} real clips vs all held-out clips {floor_n} (FAD is biased upwards '
-              'for few clips).')
-  return '\n'.join(rows)
-
-
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--clips', type=int, default=16)
-  parser.add_argument('--batch', type=int, default=8)
-  parser.add_argument('--settings', default=','.join(SETTINGS), help='comma-separated names of SETTINGS')
-  parser.add_argument('--out', default='benchmarks/results/quality_frontier')
-  args = parser.parse_args()
-  embedder = quality.MusicnnEmbedder(progress=False)
-  clips = held_out()
-  start = time.perf_counter()
-  reference = embedder.embed([(n, c.audio) for n, c in clips], desc='reference')
-  embed_rate = reference.seconds / (time.perf_counter() - start)
-  per = reference.embeddings.shape[0] // len(clips)
-  ref_patches = _per_clip(reference, per)
-  ref_families = {n: _family(c) for n, c in clips}
-  half = len(clips) // 2  # the floor: one half of the held-out clips against the other
-  floor = fad(quality.Embedded([], np.concatenate([ref_patches[n] for n, _ in clips[:half]]), np.zeros((0, 50)), 0,
-                               embedder.name).stats(),
-              quality.Embedded([], np.concatenate([ref_patches[n] for n, _ in clips[half:]]), np.zeros((0, 50)), 0,
-                               embedder.name).stats())
-  print(f'reference: {len(clips)} clips embedded at {embed_rate:.1f} s of audio per second', flush=True)
-  # The same number of real held-out clips (the prompts' own) against all held-out clips: FAD's small-sample floor.
-  floor_n = fad(quality.Embedded([], np.concatenate([ref_patches[n] for n, _ in clips[:args.clips]]),
-                                 np.zeros((0, 50)), 0, embedder.name).stats(), reference.stats())
-  # The shipped default's folder (pretrained.EMBEDDED_DIR still points into generation/ after the package regroup).
-  pipeline = pretrained.load(os.path.join(os.path.dirname(quality.__file__), '..', 'assets', 'default'))
-  prompts = clips[:args.clips]
-  meta = {'reference_clips': len(clips), 'generated_clips': len(prompts), 'batch': args.batch,
-          'embed_seconds_of_audio_per_second': round(embed_rate, 1), 'reference_floor_fad': round(floor, 3),
-          'floor_fad_same_n': round(floor_n, 3), 'decoding': dataclasses.asdict(pipeline.decoding)}
-  results = {}
-  for name in args.settings.split(','):
-    overrides = SETTINGS[name]
-    audio, seconds = generate(pipeline, [c.description for _, c in prompts], args.batch, overrides)
-    generated = embedder.embed([(n, a) for (n, _), a in zip(prompts, audio, strict=True)], desc=name)
-    decoding = pipeline.decoding_with(**overrides)
-    results[name] = {'overrides': {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
-                     'forwards': sum(decoding.decoding_steps), 'seconds_per_clip': round(seconds, 3),
-                     **score(embedder, generated, reference, {n: _family(c) for n, c in prompts}, ref_families,
-                             ref_patches, _per_clip(generated, per))}
-    print(name, {k: v for k, v in results[name].items() if k != 'families'}, flush=True)
-    table = _write(args.out, meta, results)  # after every setting: a run cut short keeps what it measured
-  print(table)
 
 
 def _write(out: str, meta: dict, results: dict) -> str:
@@ -169,11 +143,70 @@ def _write(out: str, meta: dict, results: dict) -> str:
   os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
   text = json.dumps({'meta': meta, 'results': results}, indent=2) + '\n'
   atomic_write(out + '.json', lambda tmp: open(tmp, 'w').write(text))
-  table = _table(meta['reference_floor_fad'], meta['floor_fad_same_n'], results) + \
-      f"\nmusicnn embedding: {meta['embed_seconds_of_audio_per_second']} s of audio per second.\n"
+  table = _table(meta, results) + '\n'
   atomic_write(out + '.md', lambda tmp: open(tmp, 'w').write(table))
   _plot(results, out + '.png')
   return table
+
+
+def _floors(embedder_name: str, reference: quality.Embedded, n: int) -> dict:
+  """FAD and KAD of real clips against real clips: the two halves of the held-out set, and the prompts' own n."""
+  half = len(reference.names) // 2
+  first, second = reference.subset(reference.names[:half]), reference.subset(reference.names[half:])
+  own = reference.subset(reference.names[:n])
+  return {'floor_fad_halves': round(fad(first.stats(), second.stats()), 3),
+          'floor_kad_halves': round(kernel_audio_distance(first.embeddings, second.embeddings), 4),
+          'floor_fad_same_n': round(fad(own.stats(), reference.stats()), 3),
+          'floor_kad_same_n': round(kernel_audio_distance(own.embeddings, reference.embeddings), 4)}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--clips', type=int, default=24)
+  parser.add_argument('--batch', type=int, default=8)
+  parser.add_argument('--draws', type=int, default=1000)
+  parser.add_argument('--settings', default=','.join(SETTINGS), help='comma-separated names of SETTINGS')
+  parser.add_argument('--reference_clips', type=int, default=None, help='only the first N held-out clips (a smoke run)')
+  parser.add_argument('--out', default='benchmarks/results/quality_frontier')
+  args = parser.parse_args()
+  names = args.settings.split(',')
+  unknown = [n for n in names if n not in SETTINGS]
+  if unknown or not 2 <= args.clips <= 212 or not 1 <= args.batch <= 64:
+    parser.error(f'unknown settings {unknown}, or --clips outside [2, 212] or --batch outside [1, 64]')
+  bootstrap.check(args.draws, bootstrap.LEVEL)
+  embedder = quality.MusicnnEmbedder(progress=True)
+  clips = held_out()[:args.reference_clips]
+  reference = embedder.embed([(n, c.audio) for n, c in clips], desc='reference')
+  prompts = clips[:args.clips]
+  pipeline = pretrained.load(os.path.join(os.path.dirname(quality.__file__), '..', 'assets', 'default'))
+  meta = {'reference_clips': len(clips), 'generated_clips': len(prompts), 'batch': args.batch, 'draws': args.draws,
+          'level': bootstrap.LEVEL, 'decoding': dataclasses.asdict(pipeline.decoding),
+          **_floors(embedder.name, reference, args.clips)}
+  print(f'reference: {len(clips)} clips; floors {meta}', flush=True)
+  results, measured = {}, {}
+  table = ''
+  for name in names:
+    group, overrides = SETTINGS[name]
+    audio, seconds = generate(pipeline, [c.description for _, c in prompts], args.batch, overrides, name)
+    generated = embedder.embed([(n, a) for (n, _), a in zip(prompts, audio, strict=True)], desc=name)
+    measured[name] = generated
+    decoding = pipeline.decoding_with(**overrides)
+    found = quality.intervals(generated, reference, METRICS, args.draws)
+    results[name] = {'group': group, 'overrides': {k: list(v) if isinstance(v, tuple) else v
+                                                   for k, v in overrides.items()},
+                     'decoding': dataclasses.asdict(decoding), 'forwards': sum(decoding.decoding_steps),
+                     'seconds_per_clip': round(seconds, 3),
+                     'intervals': {m: i.as_dict() for m, i in found.items()}}
+    if name != SHIPPED and SHIPPED in measured:
+      versus = quality.compare(generated, measured[SHIPPED], reference, METRICS, args.draws)
+      results[name]['vs_shipped'] = {m: c.as_dict() for m, c in versus.items()}
+    for a, b in CFG_PAIRS:
+      if name in (a, b) and a in measured and b in measured:
+        versus = quality.compare(measured[a], measured[b], reference, METRICS, args.draws)
+        meta.setdefault('cfg_pairs', {})[f'{a} - {b}'] = {m: c.as_dict() for m, c in versus.items()}
+    print(name, {m: str(i) for m, i in found.items()}, f'{seconds:.2f} s/clip', flush=True)
+    table = _write(args.out, meta, results)
+  print(table)
 
 
 if __name__ == '__main__':

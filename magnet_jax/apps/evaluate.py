@@ -1,8 +1,9 @@
-"""Score generated audio against references offline: FAD, KL and the CLAP score, each by the model chosen for it.
+"""Score generated audio against references offline: FAD, KAD, FAD-inf, KL and the CLAP score, each by the model
+chosen for it, each with a bootstrap interval.
 
   python -m magnet_jax.apps.evaluate --generated outputs/ --reference refs/ [--metrics fad,kl] [--out report.json]
-  python -m magnet_jax.apps.evaluate --generated outputs/ --reference refs/ --metrics fad,kl,clap \\
-      --embedder vggish --vggish-checkpoint vggish-10086976.pth --classifier ast --ast-folder ast/ \\
+  python -m magnet_jax.apps.evaluate --generated outputs/ --reference refs/ --metrics fad,kad,fad_inf,kl,clap \\
+      --bootstrap 1000 --embedder vggish --vggish-checkpoint vggish-10086976.pth --classifier ast --ast-folder ast/ \\
       --clap-folder clap/                                   # the paper's models (local files, nothing downloaded)
   python -m magnet_jax.apps.evaluate --reference refs/ --save-reference-stats refs.npz      # cache the reference
   python -m magnet_jax.apps.evaluate --generated outputs/ --reference-stats refs.npz --metrics fad
@@ -10,7 +11,9 @@
       --reference refs/                                     # generate the prompts first (as magnet-jax does)
 
 Prints a Markdown table; --out writes the JSON report (and the table beside it, .md), naming the model behind each
-number. KL pairs generated and reference files by name (stem); CLAP reads each generated file's text from its
+number, with 95% bootstrap intervals (--bootstrap draws of the generated clips) and the clips of largest per-clip FAD.
+Models come from magnet_jax/evaluation/registry.py (--embedder, --classifier, --scorer and their file options).
+KL pairs generated and reference files by name (stem); CLAP reads each generated file's text from its
 sidecar (or --prompts-file); see magnet_jax/evaluation/quality.py.
 """
 import dataclasses
@@ -19,7 +22,7 @@ from absl import flags
 
 from magnet_jax.apps import runner
 from magnet_jax.apps.sample_run import SampleOptions, sample
-from magnet_jax.evaluation import quality
+from magnet_jax.evaluation import bootstrap, quality, registry
 from magnet_jax.evaluation.metrics import EmbeddingStats
 from magnet_jax.generation.requests import read_prompts_file
 
@@ -29,14 +32,10 @@ _REFERENCE_STATS = flags.DEFINE_string('reference-stats', None, 'Cached referenc
 _SAVE_REFERENCE_STATS = flags.DEFINE_string('save-reference-stats', None, 'Write the --reference folder\'s '
                                             'statistics to this .npz.')
 _METRICS = flags.DEFINE_list('metrics', ['fad', 'kl'], f'Metrics among {",".join(quality.METRICS)}.')
-_EMBEDDER = flags.DEFINE_enum('embedder', 'musicnn', sorted(quality.EMBEDDERS), 'FAD embedder (vggish: '
-                              '--vggish-checkpoint).')
-_VGGISH_CHECKPOINT = flags.DEFINE_string('vggish-checkpoint', None, 'torchvggish\'s vggish-10086976.pth (or a '
-                                         '.safetensors / .npz of its state dict).')
-_CLASSIFIER = flags.DEFINE_enum('classifier', 'musicnn', list(quality.CLASSIFIERS), 'KL classifier (musicnn: its '
-                                '50 tags; ast: --ast-folder).')
-_AST_FOLDER = flags.DEFINE_string('ast-folder', None, 'AST audio classifier folder (for --classifier ast).')
-_CLAP_FOLDER = flags.DEFINE_string('clap-folder', None, 'CLAP model folder (for --metrics ...,clap).')
+_MODELS = registry.define_flags()  # --embedder, --classifier, --scorer and each model's file option
+_BOOTSTRAP = flags.DEFINE_integer('bootstrap', bootstrap.DRAWS, 'Bootstrap draws of the generated clips for each '
+                                  'metric\'s 95% interval (0: none).')
+_BOOTSTRAP_SEED = flags.DEFINE_integer('bootstrap-seed', 0, 'Seed of the bootstrap draws and of FAD-inf\'s subsets.')
 _BATCH_SIZE = flags.DEFINE_integer('batch-size', 32, 'Patches embedded per jitted batch.')
 _OUT = flags.DEFINE_string('out', None, 'JSON report path (a Markdown table is written beside it as .md).')
 _PROMPTS_FILE = flags.DEFINE_string('prompts-file', None, 'Generate these prompts (.txt / .jsonl) into --generated '
@@ -53,15 +52,16 @@ def main():
     raise ValueError('give --reference or --reference-stats, not both')
   if _SAVE_REFERENCE_STATS.value and not _REFERENCE.value:
     raise ValueError('--save-reference-stats needs --reference (a folder)')
-  if {'fad', 'kl'} & set(metrics) and not _REFERENCE.value and not _REFERENCE_STATS.value:
+  if set(metrics) - {'clap'} and not _REFERENCE.value and not _REFERENCE_STATS.value:
     raise ValueError('--reference (a folder) or --reference-stats (an .npz) is required')
-  if 'kl' in metrics and _REFERENCE_STATS.value:
-    raise ValueError('metric kl needs --reference (a folder): cached statistics hold no label distributions '
-                     '(use --metrics fad with --reference-stats)')
+  if {'kad', 'kl'} & set(metrics) and _REFERENCE_STATS.value:
+    raise ValueError('metrics kad and kl need --reference (a folder): cached statistics hold only FAD\'s Gaussian '
+                     '(use --metrics fad,fad_inf with --reference-stats)')
+  if _BOOTSTRAP.value:
+    bootstrap.check(_BOOTSTRAP.value, bootstrap.LEVEL)
   # Bad input fails here, before any model is loaded and compiled.
-  choice = quality.choose_models(metrics if _GENERATED.value else ('fad',), _EMBEDDER.value, _CLASSIFIER.value,
-                                 _VGGISH_CHECKPOINT.value, _AST_FOLDER.value, _CLAP_FOLDER.value,
-                                 need_embedder=bool(_SAVE_REFERENCE_STATS.value))
+  choice = quality.choose_models(metrics if _GENERATED.value else ('fad',),
+                                 need_embedder=bool(_SAVE_REFERENCE_STATS.value), **_MODELS())
   reference = None
   if _REFERENCE_STATS.value:
     reference = EmbeddingStats.load(_REFERENCE_STATS.value, choice.embedder_name)
@@ -74,8 +74,8 @@ def main():
       raise ValueError(f'metric clap needs texts: none of the {len(paths)} files in {_GENERATED.value} has a '
                        'sidecar with a "prompt" (pass --prompts-file)')
   models = choice.load(_BATCH_SIZE.value)
-  if _REFERENCE.value and (models.embedder or models.classifier):  # CLAP alone needs no reference
-    reference = quality.embed_folder(dataclasses.replace(models, clap=None), _REFERENCE.value)
+  if _REFERENCE.value and (models.embedder or models.classifier):  # the scorer alone needs no reference
+    reference = quality.embed_folder(dataclasses.replace(models, scorer=None), _REFERENCE.value)
     if _SAVE_REFERENCE_STATS.value:
       reference.stats().save(_SAVE_REFERENCE_STATS.value)
       print(f'wrote {_SAVE_REFERENCE_STATS.value} ({len(reference.names)} files, {len(reference.skipped)} skipped)')
@@ -85,7 +85,8 @@ def main():
     sample(SampleOptions(prompts=tuple(prompts), out=_GENERATED.value, checkpoint=_CHECKPOINT.value,
                          preset=_PRESET.value, overwrite=True))
   texts = quality.read_texts(quality.list_audio(_GENERATED.value), prompts) if 'clap' in metrics else None
-  result = quality.report(quality.embed_folder(models, _GENERATED.value, texts), reference, metrics)
+  result = quality.report(quality.embed_folder(models, _GENERATED.value, texts), reference, metrics,
+                          _BOOTSTRAP.value, _BOOTSTRAP_SEED.value)
   table = quality.markdown_table(result)
   print(table)
   if _OUT.value:

@@ -1,12 +1,15 @@
-"""The MAGNeT paper's MusicCaps table offline: generate every caption, then FAD, KL, CLAP and seconds per sample.
+"""The MAGNeT paper's MusicCaps table offline: generate every caption, then FAD, KAD, FAD-inf, KL, CLAP (each with a
+bootstrap interval) and seconds per sample.
 
   python -m magnet_jax.apps.musiccaps --captions musiccaps-public.csv --audio-dir musiccaps/ \\
       --checkpoint magnet-small-10secs/ --out runs/musiccaps [--limit 100] [--preset balanced] \\
-      [--set temp=3.0 --set decoding_steps=20,10,10,10] \\
-      [--vggish-checkpoint vggish-10086976.pth] [--ast-folder ast/] [--clap-folder clap/]
+      [--set temp=3.0 --set decoding_steps=20,10,10,10] [--metrics fad,kad,fad_inf,kl,clap] [--bootstrap 1000] \\
+      [--embedder vggish --vggish-checkpoint vggish-10086976.pth] [--classifier ast --ast-folder ast/] \\
+      [--clap-folder clap/]
 
-Without --vggish-checkpoint FAD uses musicnn, without --ast-folder KL uses musicnn's tags, without --clap-folder
-there is no CLAP column. Interrupted runs resume: captions already generated in --out are not generated again.
+The paper's models: --embedder vggish (FAD), --classifier ast (KL in PaSST's place), --clap-folder (a music CLAP).
+The defaults (musicnn for FAD / KAD and KL) need no file. Interrupted runs resume: captions already generated in
+--out are not generated again.
 Writes --out/musiccaps.json and musiccaps.md; see magnet_jax/evaluation/musiccaps.py.
 """
 import dataclasses
@@ -17,7 +20,7 @@ from magnet_jax.apps import runner
 from magnet_jax.apps.sample_run import SampleOptions, check_options, sample
 from magnet_jax.decoding import presets
 from magnet_jax.decoding.config import parse_overrides
-from magnet_jax.evaluation import musiccaps, quality
+from magnet_jax.evaluation import bootstrap, musiccaps, quality, registry
 from magnet_jax.generation import compile_cache
 from magnet_jax.io import files
 
@@ -34,11 +37,13 @@ _SET = flags.DEFINE_multi_string('set', [], 'A decoding override NAME=VALUE over
 _DURATION = flags.DEFINE_float('duration', None, "Seconds per sample (default: the model's; MusicCaps clips are 10).")
 _SEED = flags.DEFINE_integer('seed', 0, 'Caption i of the CSV is generated with seed + i.')
 _BATCH_SIZE = flags.DEFINE_integer('batch-size', 4, 'Captions generated together (1: the per-sample latency).')
-_VGGISH_CHECKPOINT = flags.DEFINE_string('vggish-checkpoint', None, 'FAD with VGGish (vggish-10086976.pth); '
-                                         'default: musicnn.')
-_AST_FOLDER = flags.DEFINE_string('ast-folder', None, 'KL with this AST classifier folder; default: musicnn\'s tags.')
-_CLAP_FOLDER = flags.DEFINE_string('clap-folder', None, 'CLAP score with this CLAP model folder.')
+_METRICS = flags.DEFINE_list('metrics', list(musiccaps.METRICS), f'Metrics among {",".join(quality.METRICS)} (clap '
+                            'needs --clap-folder).')
+_MODELS = registry.define_flags()  # --embedder, --classifier, --scorer and each model's file option
+_BOOTSTRAP = flags.DEFINE_integer('bootstrap', bootstrap.DRAWS, 'Bootstrap draws of the captions for each '
+                                  'metric\'s 95% interval (0: none).')
 _EMBED_BATCH_SIZE = flags.DEFINE_integer('embed-batch-size', 32, 'Patches per jitted batch of the evaluation models.')
+
 
 
 def main() -> None:
@@ -50,15 +55,15 @@ def main() -> None:
                           batch_size=_BATCH_SIZE.value, overwrite=True)  # replaces audio left without its sidecar
   check_options(options)
   rows, missing = musiccaps.read_captions(_CAPTIONS.value, _AUDIO_DIR.value, _LIMIT.value)
-  choice = quality.choose_models(('fad', 'kl') + (('clap',) if _CLAP_FOLDER.value else ()),
-                                 'vggish' if _VGGISH_CHECKPOINT.value else 'musicnn',
-                                 'ast' if _AST_FOLDER.value else 'musicnn', _VGGISH_CHECKPOINT.value,
-                                 _AST_FOLDER.value, _CLAP_FOLDER.value)
+  choice = quality.choose_models(_METRICS.value, **_MODELS())
+  if _BOOTSTRAP.value:
+    bootstrap.check(_BOOTSTRAP.value, bootstrap.LEVEL)
   files.check_writable_folder(_OUT.value, '--out')
   compile_cache.enable()
   def generate(prompts, folder):
     sample(dataclasses.replace(options, prompts=tuple(prompts), out=folder), log=lambda line: print(line, flush=True))
-  result = musiccaps.evaluate(rows, _OUT.value, generate, choice, _SEED.value, missing, _EMBED_BATCH_SIZE.value)
+  result = musiccaps.evaluate(rows, _OUT.value, generate, choice, _SEED.value, missing, _EMBED_BATCH_SIZE.value,
+                              _BOOTSTRAP.value)
   print(musiccaps.paper_table(result))
 
 

@@ -13,7 +13,8 @@ without torch or transformers, and computes what `ClapModel.get_audio_features` 
   stages, a final LayerNorm, the mean over all patches, and the audio projection.
 - text: RoBERTa (a BERT encoder whose position ids start at pad_token_id + 1), its tanh pooler on `<s>`, and the
   text projection. Texts are truncated to 77 tokens, as laion_clap's tokenizer (audiocraft's) does.
-Both embeddings are L2-normalised; the CLAP score of a clip and its prompt is their cosine (`metrics.clap_score`).
+Both embeddings are L2-normalised; a clip and its prompt score their cosine (`metrics.clap_similarities`), a set the
+mean (the CLAP score).
 Models with `enable_fusion` (the fused general-audio CLAPs) are not supported.
 
 Shapes: B batch, N samples, T frames, M mel bands, H x W patch grid, C channels, L = window^2 tokens per window,
@@ -32,7 +33,7 @@ import numpy as np
 import tqdm
 
 from magnet_jax.audio.spectral import slaney_mel_filterbank
-from magnet_jax.evaluation.metrics import clap_score
+from magnet_jax.evaluation.metrics import clap_similarities
 from magnet_jax.text import bert, hf_folder
 from magnet_jax.text.layers import HIGHEST, EncoderLayer, activation
 from magnet_jax.text.tokenizer import Tokenizer
@@ -514,8 +515,12 @@ class ClapScorer:
       out.append(np.asarray(embeddings)[:len(batch)])
     return np.concatenate(out)
 
-  def score(self, clips: Sequence[tuple[str, np.ndarray]], texts: Sequence[str]) -> float:
-    """The CLAP score: mean cosine of each clip's embedding and its text's (`metrics.clap_score`)."""
+  def similarities(self, clips: Sequence[tuple[str, np.ndarray]], texts: Sequence[str]) -> np.ndarray:
+    """[N] cosine of each clip's embedding and its text's (`metrics.clap_similarities`)."""
     if len(clips) != len(texts):
       raise ValueError(f'CLAP score needs one text per clip, got {len(clips)} clips and {len(texts)} texts')
-    return clap_score(self.embed_audio(clips), self.embed_text(texts))
+    return clap_similarities(self.embed_audio(clips), self.embed_text(texts))
+
+  def score(self, clips: Sequence[tuple[str, np.ndarray]], texts: Sequence[str]) -> float:
+    """The CLAP score: the mean of `similarities` (audiocraft's clap_consistency)."""
+    return float(np.mean(self.similarities(clips, texts)))

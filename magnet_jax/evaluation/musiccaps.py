@@ -2,7 +2,8 @@
 sample against the MusicCaps reference clips.
 
   rows, missing = read_captions('musiccaps-public.csv', 'musiccaps/')
-  result = evaluate(rows, 'runs/musiccaps', generate, quality.choose_models(('fad', 'kl')), missing=missing)
+  result = evaluate(rows, 'runs/musiccaps', generate, quality.choose_models(METRICS), missing=missing,
+                    draws=1000)
 
 Inputs: the MusicCaps CSV (Google's musiccaps-public.csv: ytid, start_s, end_s, audioset_positive_labels,
 aspect_list, caption, ...; only ytid and caption are read) and a folder of the reference clips, one file per row
@@ -27,6 +28,7 @@ from magnet_jax.evaluation import quality
 from magnet_jax.generation import records
 from magnet_jax.generation.requests import Prompt, expand
 
+METRICS = ('fad', 'kad', 'fad_inf', 'kl')  # by default; clap with a CLAP folder
 COLUMNS = ('ytid', 'caption')  # the columns read; the others are ignored
 REPORT = 'musiccaps.json'  # written in the output folder, with musiccaps.md beside it
 GENERATED = 'generated'  # the subfolder of the generated files and their sidecars
@@ -115,6 +117,7 @@ def generation_summary(paths: Sequence[str]) -> dict:
 
 def evaluate(rows: Sequence[Row], out: str, generate: Callable[[list[Prompt], str], object],
              choice: quality.ModelChoice, seed: int = 0, missing: Sequence[str] = (), batch_size: int = 32,
+             draws: int = 0,
              log: Callable[[str], None] = print) -> dict:
   """Generates the rows not generated yet into `out`/generated, scores them all, writes `out`/musiccaps.json and
   .md (atomically) and returns the report.
@@ -123,10 +126,11 @@ def evaluate(rows: Sequence[Row], out: str, generate: Callable[[list[Prompt], st
     rows: from `read_captions`.
     out: the run's folder.
     generate: generate(prompts, folder) writes each prompt's file and sidecar into folder, as `magnet-jax` names them.
-    choice: the models of FAD, KL (and CLAP), from `quality.choose_models`.
+    choice: the metrics and their models, from `quality.choose_models`.
     seed: row i is generated with seed + i.
     missing: ytids without a reference (counted in the report).
     batch_size: patches per jitted batch of the evaluation models.
+    draws: bootstrap draws of the captions for each metric's interval (0: none).
   """
   folder = os.path.join(out, GENERATED)
   paths = generated_paths(rows, folder, seed)
@@ -138,13 +142,12 @@ def evaluate(rows: Sequence[Row], out: str, generate: Callable[[list[Prompt], st
   unfinished = [path for path in paths if not _finished(path)]
   if unfinished:
     raise RuntimeError(f'{len(unfinished)} captions were not generated (first: {unfinished[0]})')
-  metrics = ('fad', 'kl') + (('clap',) if choice.clap_folder else ())
   models = choice.load(batch_size)
   ytids = [row.ytid for row in rows]
-  reference = quality.embed_files(dataclasses.replace(models, clap=None), [row.reference for row in rows], ytids,
+  reference = quality.embed_files(dataclasses.replace(models, scorer=None), [row.reference for row in rows], ytids,
                                   desc='reference')
   generated = quality.embed_files(models, paths, ytids, {row.ytid: row.caption for row in rows}, desc='generated')
-  result = quality.report(generated, reference, metrics)
+  result = quality.report(generated, reference, choice.metrics, draws)
   result.update({**generation_summary(paths), 'captions': len(rows),
                  'missing_references': len(missing), 'reference_skipped': len(reference.skipped),
                  'generated_now': len(todo), 'generated_folder': os.path.abspath(folder)})
@@ -154,8 +157,9 @@ def evaluate(rows: Sequence[Row], out: str, generate: Callable[[list[Prompt], st
 
 
 def paper_table(result: dict) -> str:
-  """The paper's columns (FAD, KL, CLAP score, seconds per sample), each headed with the model that measured it."""
-  headers = {'fad': 'FAD', 'kl': 'KL', 'clap': 'CLAP'}
-  cells = {f'{headers[name]} ({result["models"][name]})': f'{value:.4f}' for name, value in result['metrics'].items()}
+  """The paper's columns (FAD, KL, CLAP score, seconds per sample) and KAD and FAD-inf, each headed with the model
+  that measured it, each with its interval."""
+  headers = {'fad': 'FAD', 'kad': 'KAD', 'fad_inf': 'FAD-inf', 'kl': 'KL', 'clap': 'CLAP'}
+  cells = {f'{headers[name]} ({result["models"][name]})': quality.cell(result, name) for name in result['metrics']}
   cells.update({'s / sample': f'{result["seconds_per_sample"]:.3f}', 'clips': str(result['generated_clips'])})
   return quality.one_row_table(cells)

@@ -69,6 +69,11 @@ def log_mel(audio: jax.Array) -> jax.Array:
   return jnp.log(magnitude @ jnp.asarray(mel_matrix(), jnp.float32) + LOG_OFFSET)
 
 
+def example_count(samples: int) -> int:
+  """How many examples `example_windows` cuts from a clip of `samples` samples."""
+  return max(0, samples - EXAMPLE_SAMPLES) // (EXAMPLE_FRAMES * HOP) + 1
+
+
 def example_windows(audio: np.ndarray) -> np.ndarray:
   """[N] -> [P, EXAMPLE_SAMPLES]: the samples of each 0.96 s example (example p's frames start at 15360 p).
 

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 from magnet_jax.corpus.writer import make_clip
-from magnet_jax.evaluation import quality
+from magnet_jax.evaluation import musicnn, quality, registry
 from magnet_jax.evaluation.metrics import EmbeddingStats
 from tests.helpers import run_module
 
@@ -40,14 +40,19 @@ def test_end_to_end_report_and_cached_stats(folders):
   out = str(root / 'report.json')
   stats = str(root / 'ref.npz')
   code, stdout, stderr = _run(f'--generated={gen}', f'--reference={ref}', f'--out={out}',
-                              f'--save-reference-stats={stats}', '--batch-size=8')
+                              f'--save-reference-stats={stats}', '--batch-size=8', '--metrics=fad,kad,fad_inf,kl',
+                              '--bootstrap=100')
   assert code == 0, stderr
   report = json.load(open(out))
   assert report['generated_clips'] == 4 and report['generated_skipped'] == 1
   assert report['kl_mode'] == 'paired' and report['metrics']['kl'] >= 0 and report['metrics']['fad'] > 0
-  assert '| fad | kl | clips | skipped |' in stdout and open(out[:-5] + '.md').read().startswith('| fad')
+  assert '| fad | kad | fad_inf | kl | clips | skipped |' in stdout
+  assert open(out[:-5] + '.md').read().startswith('| fad')
+  assert set(report['intervals']) == {'fad', 'kad', 'kl'} and report['intervals']['kad']['draws'] == 100
+  assert report['fad_inf_fit']['subsets'] == 25 and len(report['fad_worst_clips']) == 4
+  assert 'Largest per-clip FAD: ' in stdout
   # The cached statistics give the same FAD as the folder; a set against itself scores ~0 (FAD and paired KL).
-  embedder = quality.MusicnnEmbedder(batch_size=8, progress=False)
+  embedder = registry.get('musicnn').load(None, batch_size=8, progress=False)
   generated = quality.embed_folder(embedder, gen)
   cached = quality.report(generated, EmbeddingStats.load(stats, embedder.name), ('fad',))
   assert cached['metrics']['fad'] == pytest.approx(report['metrics']['fad'], abs=2e-4)
@@ -72,46 +77,51 @@ def test_bad_inputs(folders):
   with pytest.raises(NotADirectoryError, match='no such folder'):
     quality.list_audio(str(root / 'missing'))
   with pytest.raises(FileNotFoundError, match='no reference statistics at'):
-    EmbeddingStats.load(str(root / 'missing.npz'), quality.MusicnnEmbedder.name)
+    EmbeddingStats.load(str(root / 'missing.npz'), musicnn.NAME)
   with pytest.raises(ValueError, match=r"unknown metric\(s\) \['bleu'\]"):
     quality.check_metrics(['fad', 'bleu'])
   other = EmbeddingStats(np.zeros(200), np.eye(200), 'vggish/1', 2)
   other.save(str(root / 'other.npz'))
   with pytest.raises(ValueError, match="computed with embedder 'vggish/1', this run uses 'musicnn-MTT_musicnn/1'"):
-    EmbeddingStats.load(str(root / 'other.npz'), quality.MusicnnEmbedder.name)
-  embedded = quality.Embedded(['a', 'b'], np.zeros((3, 200)), np.full((2, 50), 0.02), 6.0, quality.musicnn.NAME)
-  with pytest.raises(ValueError, match="computed with embedder 'vggish/1'"):
+    EmbeddingStats.load(str(root / 'other.npz'), musicnn.NAME)
+  embedded = quality.Embedded(['a', 'b'], np.zeros((3, 200)), np.full((2, 50), 0.02), 6.0, musicnn.NAME)
+  with pytest.raises(ValueError, match="the reference was embedded with 'vggish/1', this run uses 'musicnn"):
     quality.report(embedded, other, ('fad',))
-  with pytest.raises(ValueError, match='kl needs a reference folder'):
+  with pytest.raises(ValueError, match='metrics kad and kl need a reference folder'):
     quality.report(embedded, embedded.stats(), ('kl',))
 
 
 def test_roles_are_checked_before_anything_loads(folders, tmp_path):
   root, ref, gen = folders
-  with pytest.raises(ValueError, match=r'metric clap needs --clap-folder PATH'):
+  with pytest.raises(ValueError, match=r'clap needs --clap-folder PATH'):
     quality.choose_models(('fad', 'clap'))
-  with pytest.raises(NotADirectoryError, match='CLAP folder not found'):
+  with pytest.raises(NotADirectoryError, match='--clap-folder: no such folder'):
     quality.choose_models(('clap',), clap_folder=str(tmp_path / 'nope'))
-  with pytest.raises(ValueError, match='--embedder vggish needs --vggish-checkpoint'):
+  with pytest.raises(ValueError, match='vggish needs --vggish-checkpoint PATH'):
     quality.choose_models(('fad',), embedder='vggish')
-  with pytest.raises(FileNotFoundError, match='VGGish checkpoint not found'):
+  with pytest.raises(FileNotFoundError, match='--vggish-checkpoint: no such file'):
     quality.choose_models(('fad',), embedder='vggish', vggish_checkpoint=str(tmp_path / 'v.pth'))
   with pytest.raises(ValueError, match='add --embedder vggish'):
     quality.choose_models(('fad',), vggish_checkpoint=str(tmp_path / 'v.pth'))
-  with pytest.raises(ValueError, match='--classifier ast needs --ast-folder'):
+  with pytest.raises(ValueError, match='ast needs --ast-folder PATH'):
     quality.choose_models(('kl',), classifier='ast')
   with pytest.raises(ValueError, match='add --classifier ast'):
     quality.choose_models(('kl',), ast_folder=str(tmp_path))
-  with pytest.raises(ValueError, match='--clap-folder is given but clap is not among the metrics'):
+  with pytest.raises(ValueError, match='--clap-folder is given but no metric needs clap'):
     quality.choose_models(('fad',), clap_folder=str(tmp_path))
   choice = quality.choose_models(('kl', 'clap'), embedder='vggish', classifier='ast', ast_folder=str(tmp_path),
                                  clap_folder=str(tmp_path))
-  assert (choice.embedder, choice.classifier, choice.clap_folder) == (None, 'ast', str(tmp_path))  # no fad: no VGGish
+  assert (choice.embedder, choice.classifier, choice.scorer) == (None, 'ast', 'clap')  # no fad: no VGGish
+  assert choice.options == {'ast_folder': str(tmp_path), 'clap_folder': str(tmp_path)}
+  with pytest.raises(ValueError, match="unknown model option 'bert_folder'"):
+    quality.choose_models(('fad',), bert_folder=str(tmp_path))
+  with pytest.raises(ValueError, match="unknown embedder 'openl3'; choose among encodec, musicnn, vggish"):
+    quality.choose_models(('fad',), embedder='openl3')
   stats = str(root / 'other.npz')
   EmbeddingStats(np.zeros(200), np.eye(200), 'vggish/1', 2).save(stats)
   for args, message in [
-      ((f'--generated={gen}', f'--reference={ref}', '--metrics=fad,clap'), 'metric clap needs --clap-folder PATH'),
-      ((f'--generated={gen}', f'--reference-stats={stats}'), 'metric kl needs --reference (a folder)'),
+      ((f'--generated={gen}', f'--reference={ref}', '--metrics=fad,clap'), 'clap needs --clap-folder PATH'),
+      ((f'--generated={gen}', f'--reference-stats={stats}'), 'metrics kad and kl need --reference (a folder)'),
       ((f'--generated={gen}', f'--clap-folder={tmp_path}', '--metrics=clap'),
        'metric clap needs texts: none of the 5')]:
     code, _, stderr = _run(*args)
@@ -126,9 +136,9 @@ class _FakeClap:
   def __init__(self):
     self.texts = []
 
-  def score(self, clips, texts):
+  def similarities(self, clips, texts):
     self.texts.extend(texts)
-    return float(np.mean([len(audio) / self.sample_rate for _, audio in clips]))
+    return np.array([len(audio) / self.sample_rate for _, audio in clips])
 
 
 def test_clap_role_texts_and_report_columns(folders, tmp_path):
@@ -142,7 +152,7 @@ def test_clap_role_texts_and_report_columns(folders, tmp_path):
   os.rename(os.path.join(gen, 'clip_2.wav'), os.path.join(gen, 'loud-drums_0.wav'))
   texts = quality.read_texts(quality.list_audio(gen), [Prompt('Loud drums!')])
   assert texts == {'clip_0': 'soft piano', 'loud-drums_0': 'Loud drums!'}
-  embedder, clap = quality.MusicnnEmbedder(batch_size=8, progress=False), _FakeClap()
+  embedder, clap = registry.get('musicnn').load(None, batch_size=8, progress=False), _FakeClap()
   models = quality.Models(embedder, embedder, clap)
   generated = quality.embed_folder(models, gen, texts)
   reference = quality.embed_folder(quality.Models(embedder, embedder), ref)
@@ -152,12 +162,12 @@ def test_clap_role_texts_and_report_columns(folders, tmp_path):
   assert result['models'] == {'fad': embedder.name, 'kl': embedder.name, 'clap': 'fake-clap/1'}
   assert result['clap_clips'] == 2 and result['clap_without_text'] == 1 and result['metrics']['clap'] == 3.2
   assert quality.markdown_table(result).splitlines()[0] == (
-      '| fad | kl | clap | clips | skipped | fad embedder | kl classifier | clap model |')
-  only_clap = quality.embed_folder(quality.Models(clap=clap), gen, texts)
+      '| fad | kl | clap | clips | skipped | fad model | kl model | clap model |')
+  only_clap = quality.embed_folder(quality.Models(scorer=clap), gen, texts)
   assert only_clap.embeddings is None and only_clap.label_probs is None
   assert quality.report(only_clap, None, ('clap',))['metrics'] == {'clap': 3.2}
   with pytest.raises(ValueError, match='none of the 3 files has one'):
-    quality.embed_folder(quality.Models(clap=clap), gen, {})
+    quality.embed_folder(quality.Models(scorer=clap), gen, {})
   with pytest.raises(ValueError, match=r"classified by one model, got 'musicnn-MTT_musicnn/1' \(generated\) and 'a/1'"):
     quality.report(generated, dataclasses.replace(reference, classifier='a/1'), ('kl',))
 

@@ -1,8 +1,22 @@
-"""FAD, KL and CLAP score against closed forms and their defining properties."""
+"""FAD, KL and CLAP score against closed forms and their defining properties; KAD, FAD-inf and per-clip FAD against
+the authors' kadtk and fadtk (reference/audio_distances.py) on the same embeddings."""
 import numpy as np
 import pytest
 
-from magnet_jax.evaluation.metrics import EmbeddingStats, clap_score, fad, frechet_distance, kl_divergence
+from magnet_jax.evaluation.metrics import (
+  EmbeddingStats,
+  clap_score,
+  fad,
+  fad_inf,
+  fad_of_counts,
+  fad_per_clip,
+  frechet_distance,
+  kad_of_counts,
+  kernel_audio_distance,
+  kl_divergence,
+  mean_of_counts,
+  median_pairwise_distance,
+)
 
 
 def test_frechet_distance_closed_form_for_commuting_gaussians():
@@ -88,3 +102,96 @@ def test_clap_score():
   assert clap_score(a, t) == pytest.approx(expected)
   with pytest.raises(ValueError, match='paired'):
     clap_score(a, t[:3])
+
+
+def _sets(seed=0, m=120, n=150, d=16, shift=0.3):
+  rng = np.random.default_rng(seed)
+  mix = rng.normal(size=(d, d)) / np.sqrt(d)
+  return rng.normal(size=(m, d)) @ mix + shift, rng.normal(size=(n, d)) @ mix
+
+
+def test_kad_matches_kadtk():
+  """kadtk's own formula (reference/audio_distances.py): in float64 with its bandwidth, to 1e-9 relative; kadtk's
+  default float32 arithmetic, to 2e-3 relative (three float32 kernel means of ~1 cancel to ~1e-3 x 100)."""
+  import torch
+
+  from reference import audio_distances as kadtk
+  generated, reference = _sets()
+  h = kadtk.median_pairwise_distance(reference)  # kadtk takes it from its second argument
+  ours = kernel_audio_distance(generated, reference, bandwidth=h)
+  theirs = float(kadtk.calc_kernel_audio_distance(generated, reference, bandwidth=h, precision=torch.float64))
+  assert ours == pytest.approx(theirs, rel=1e-9)
+  assert median_pairwise_distance(reference) == pytest.approx(h, rel=1e-6)
+  assert kernel_audio_distance(generated, reference) == pytest.approx(
+      float(kadtk.calc_kernel_audio_distance(generated, reference)), rel=2e-3)
+
+
+def test_kad_is_unbiased_and_uses_the_reference_bandwidth():
+  """Two samples of one distribution average ~0 (and some come out negative); a shift raises KAD; the bandwidth is
+  the reference set's, so swapping the sets changes the score."""
+  values = [kernel_audio_distance(*_sets(seed, shift=0.0)) for seed in range(20)]
+  assert abs(np.mean(values)) < 3 * np.std(values) / np.sqrt(len(values)) and min(values) < 0
+  generated, reference = _sets(shift=0.5)
+  assert kernel_audio_distance(generated, reference) > max(values)
+  assert kernel_audio_distance(generated, reference) != pytest.approx(kernel_audio_distance(reference, generated))
+
+
+@pytest.mark.parametrize('bad, message', [
+    (np.zeros((1, 16)), r'KAD generated set: need at least 2 embeddings of shape \[N, D\], got shape \(1, 16\)'),
+    (np.zeros((0, 16)), r'need at least 2 embeddings'),
+    (np.full((5, 16), np.nan), r'KAD generated set: 5 of 5 embeddings are not finite'),
+    (np.zeros((5, 8)), r'KAD: embeddings of different sizes, 8 \(generated\) vs 16 \(reference\)')])
+def test_kad_bad_input(bad, message):
+  with pytest.raises(ValueError, match=message):
+    kernel_audio_distance(bad, _sets()[1])
+  with pytest.raises(ValueError, match='bandwidth must be > 0'):
+    kernel_audio_distance(_sets()[0], np.ones((4, 16)))
+
+
+def test_fad_inf_matches_fadtk():
+  """fadtk's score_inf with np.random seeded as ours: the same subsets, so intercept, slope and R^2 to 1e-8."""
+  from reference import audio_distances as fadtk
+  generated, reference = _sets(m=400, d=8)
+  stats = EmbeddingStats.from_embeddings(reference, 'e/1')
+  np.random.seed(7)
+  intercept, slope, r2, points = fadtk.score_inf(stats.mu, stats.sigma, generated, steps=10, min_n=100)
+  ours = fad_inf(generated, stats, steps=10, min_n=100, seed=7)
+  assert [n for n, _ in ours.points] == [n for n, _ in points]
+  np.testing.assert_allclose([v for _, v in ours.points], [v for _, v in points], rtol=1e-8)
+  assert (ours.value, ours.slope, ours.r2) == pytest.approx((intercept, slope, r2), rel=1e-8)
+  # Same distribution, large reference: FAD's small-sample bias (~1 / n) is extrapolated away, near 0.
+  same, big = _sets(seed=3, m=1000, n=20000, d=16, shift=0.0)
+  big_stats = EmbeddingStats.from_embeddings(big, 'e/1')
+  fit = fad_inf(same, big_stats, steps=10, min_n=200)
+  assert abs(fit.value) < fit.points[0][1] / 4 and fit.slope > 0 and fit.r2 > 0.8
+  with pytest.raises(ValueError, match=r'min_n <= 400'):
+    fad_inf(generated, stats, min_n=500)
+  with pytest.raises(ValueError, match='FAD-inf generated set: 1 of 400 embeddings are not finite'):
+    fad_inf(np.where(np.arange(400)[:, None] == 3, np.inf, generated), stats)
+
+
+def test_fad_per_clip_matches_fadtk_indiv():
+  from reference import audio_distances as fadtk
+  rng = np.random.default_rng(5)
+  reference = EmbeddingStats.from_embeddings(rng.normal(size=(300, 6)), 'e/1')
+  clips = [(f'c{i}', rng.normal(size=(30, 6)) * (1 + i / 4) + i / 10) for i in range(6)] + [('short', np.zeros((1, 6)))]
+  theirs = fadtk.score_individual(reference.mu, reference.sigma, clips)
+  ours = fad_per_clip(clips, reference)
+  assert [n for n, _ in ours] == [n for n, _ in reversed(theirs)]  # worst first; fadtk sorts ascending
+  np.testing.assert_allclose([v for _, v in ours], [v for _, v in reversed(theirs)], rtol=1e-8)
+  with pytest.raises(ValueError, match='none of the 1 has'):
+    fad_per_clip([('short', np.zeros((1, 6)))], reference)
+
+
+def test_statistics_of_counts_equal_the_stacked_draw():
+  """A bootstrap draw's FAD and KAD from weights equal the plain metrics on the draw's rows stacked with repeats."""
+  generated, reference = _sets(m=60, d=6)
+  owner = np.arange(60) // 3  # 20 clips of 3 rows
+  counts = np.random.default_rng(1).multinomial(20, np.full(20, 0.05))
+  rows = np.concatenate([np.flatnonzero(owner == c).repeat(1) for c in np.repeat(np.arange(20), counts)])
+  stats = EmbeddingStats.from_embeddings(reference, 'e/1')
+  drawn = EmbeddingStats.from_embeddings(generated[rows], 'e/1')
+  assert fad_of_counts(generated, owner, stats)(counts) == pytest.approx(fad(drawn, stats), rel=1e-9)
+  assert kad_of_counts(generated, owner, reference)(counts) == pytest.approx(
+      kernel_audio_distance(generated[rows], reference), rel=1e-9)
+  assert mean_of_counts(np.array([1.0, np.nan, 3.0]))(np.array([2, 5, 1])) == pytest.approx(5 / 3)

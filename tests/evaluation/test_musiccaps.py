@@ -46,7 +46,7 @@ def run(dataset):
   root, captions, audio = dataset
   out = root / 'run'
   code, stdout, stderr = _run(f'--captions={captions}', f'--audio-dir={audio}', f'--out={out}', '--duration=1',
-                              '--embed-batch-size=8', '--set=decoding_steps=[2,1,1,1]')
+                              '--embed-batch-size=8', '--set=decoding_steps=[2,1,1,1]', '--bootstrap=50')
   assert code == 0, '\n'.join(stderr[-20:])
   return out, stdout
 
@@ -57,9 +57,14 @@ def test_end_to_end_table(run):
   assert report['captions'] == 3 and report['missing_references'] == 1 and report['generated_now'] == 3
   assert report['generated_clips'] == 3 and report['kl_mode'] == 'paired'  # generated files renamed to their ytid
   assert report['metrics']['fad'] > 0 and report['metrics']['kl'] >= 0 and report['seconds_per_sample'] > 0
-  assert report['models'] == {'fad': quality.musicnn.NAME, 'kl': quality.musicnn.NAME}
+  name = quality.registry.get('musicnn').stats_name(None)
+  assert report['models'] == {'fad': name, 'kad': name, 'kl': name}  # 3 embeddings of 1 s clips: FAD-inf skipped
+  assert report['fad_inf_fit'] == {'skipped': 'FAD-inf needs at least 4 embeddings, the set has 3'}
+  for metric, value in report['metrics'].items():
+    found = report['intervals'][metric]
+    assert found['low'] <= value <= found['high'] and found['draws'] == 50, metric
   assert report['checkpoint'] == [pretrained.EMBEDDED_DIR] and report['decoding'][0]['decoding_steps'] == [2, 1, 1, 1]
-  header = f'| FAD ({quality.musicnn.NAME}) | KL ({quality.musicnn.NAME}) | s / sample | clips |'
+  header = f'| FAD ({name}) | KAD ({name}) | KL ({name}) | s / sample | clips |'
   assert header in stdout and open(out / 'musiccaps.md').read().startswith(header)
   names = sorted(os.listdir(out / 'generated'))
   assert [n for n in names if n.endswith('.wav')] == ['a-calm-solo-piano-melody_0.wav',
@@ -83,7 +88,7 @@ def test_resume_generates_only_what_is_missing(dataset, run, tmp_path):
     calls.append((prompts, folder))
     sidecar.write_bytes(kept)
   rows, missing = musiccaps.read_captions(captions, audio)
-  choice = quality.choose_models(('fad', 'kl'))
+  choice = quality.choose_models(musiccaps.METRICS)
   result = musiccaps.evaluate(rows, str(copy), generate, choice, missing=missing, batch_size=8, log=lambda _: None)
   assert [(p.text, p.seed) for p in calls[0][0]] == [('A slow acoustic guitar ballad.', 3)] and len(calls) == 1
   assert calls[0][1] == str(copy / 'generated') and result['generated_now'] == 1
@@ -104,7 +109,8 @@ def test_paper_table_with_vggish_ast_and_clap(dataset, run, tmp_path):
   evaluation_models.ast_folder(tmp_path / 'ast')
   evaluation_models.clap_folder(tmp_path / 'clap')
   code, stdout, stderr = _run(f'--captions={captions}', f'--audio-dir={audio}', f'--out={copy}', '--duration=1',
-                              f'--vggish-checkpoint={tmp_path / "vggish.pth"}', f'--ast-folder={tmp_path / "ast"}',
+                              '--embedder=vggish', f'--vggish-checkpoint={tmp_path / "vggish.pth"}', '--classifier=ast',
+                              f'--ast-folder={tmp_path / "ast"}', '--metrics=fad,kl,clap', '--bootstrap=20',
                               f'--clap-folder={tmp_path / "clap"}', '--set=decoding_steps=[2,1,1,1]')
   assert code == 0, '\n'.join(stderr[-20:])
   report = json.load(open(copy / 'musiccaps.json'))

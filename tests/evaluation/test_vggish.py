@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from magnet_jax.evaluation import quality, vggish
+from magnet_jax.evaluation import quality, registry, vggish
 from magnet_jax.io.errors import CheckpointError
 from reference import vggish_input
 
@@ -111,8 +111,10 @@ def test_embedder(torch_model, tmp_path):
   state = {k: v.numpy() for k, v in torch_model.state_dict().items()}
   np.savez(tmp_path / 'vggish.npz', **state)
   clips = [('a', _music(20000, 1)), ('b', _music(35000, 2))]  # 1 and 2 examples
-  result = quality.VggishEmbedder(str(tmp_path / 'vggish.npz'), batch_size=2, progress=False).embed(clips)
+  embedder = registry.get('vggish', 'embedder').load(str(tmp_path / 'vggish.npz'), batch_size=2, progress=False)
+  result = quality.embed_clips(quality.Models(embedder), clips, vggish.SAMPLE_RATE,
+                               quality.Embedded(['a', 'b'], None, None, 0.0, None))
   assert result.embeddings.shape == (3, 128) and result.embedder == 'vggish/1'
-  assert result.label_probs is None and result.names == ['a', 'b']
+  assert result.label_probs is None and list(result.owner) == [0, 1, 1]
   expected = vggish.network(vggish.from_torch_state_dict(state), _examples(clips[1][1]))
   np.testing.assert_allclose(result.embeddings[1:], np.asarray(expected), rtol=1e-5, atol=1e-5)

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from magnet_jax.evaluation import ast
+from magnet_jax.evaluation import ast_classifier
 from magnet_jax.io.errors import CheckpointError
 
 torch = pytest.importorskip('torch')
@@ -19,7 +19,7 @@ from reference.evaluation_models import AST_MAX_LENGTH as MAX_LENGTH  # noqa: E4
 def _audio(seconds: float, seed: int) -> np.ndarray:
   """Harmonic notes over noise, loud enough that few mel bins hit the log floor."""
   rng = np.random.default_rng(seed)
-  t = np.arange(int(seconds * ast.SAMPLE_RATE)) / ast.SAMPLE_RATE
+  t = np.arange(int(seconds * ast_classifier.SAMPLE_RATE)) / ast_classifier.SAMPLE_RATE
   audio = 0.05 * rng.standard_normal(len(t))
   for onset in np.arange(0, seconds, 0.3):
     f0 = rng.choice([110.0, 220.0, 330.0, 440.0, 660.0])
@@ -37,7 +37,7 @@ def reference(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def classifier(reference):
-  return ast.AstClassifier(str(reference[0]), batch_size=3, progress=False)
+  return ast_classifier.AstClassifier(str(reference[0]), batch_size=3, progress=False)
 
 
 def _torch_logits(model, spec: np.ndarray) -> np.ndarray:
@@ -55,15 +55,16 @@ def test_config_and_name(classifier):
 def test_front_end_matches_feature_extractor(reference, classifier, seconds):
   """Our float64 Kaldi filterbank vs the extractor's numpy path (float64 with a complex64 spectrum), to 1e-5."""
   audio = _audio(seconds, seed=1)
-  expected = reference[2](audio, sampling_rate=ast.SAMPLE_RATE, return_tensors='np')['input_values'][0]
-  got = ast.features(audio, classifier.config)
+  expected = reference[2](audio, sampling_rate=ast_classifier.SAMPLE_RATE, return_tensors='np')['input_values'][0]
+  got = ast_classifier.features(audio, classifier.config)
   assert got.shape == expected.shape == (MAX_LENGTH, 64)
   np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
 def test_logits_match_torch(reference, classifier):
   """Same inputs into transformers' model and ours (a partial last batch included): logits to 1e-5 relative."""
-  spec = np.stack([ast.features(_audio(s, seed), classifier.config) for seed, s in enumerate((0.5, 1.0, 1.3, 2.0))])
+  spec = np.stack([ast_classifier.features(_audio(s, seed), classifier.config)
+                   for seed, s in enumerate((0.5, 1.0, 1.3, 2.0))])
   expected = _torch_logits(reference[1], spec)
   got = classifier.logits(spec)
   assert got.shape == (4, len(LABELS)) and expected.std() > 0.1
@@ -74,11 +75,11 @@ def test_label_probs_average_segments_end_to_end(reference, classifier):
   """A 2.6 s clip is three 1 s segments (the last 0.6 s), each classified from the extractor's features by the
   torch model; a 2.1 s clip drops its 0.1 s tail; a clip under 0.15 s keeps its only segment."""
   long, tail, short = _audio(2.6, seed=3), _audio(2.1, seed=4), _audio(0.1, seed=5)
-  step, extra = MAX_LENGTH * ast.HOP, ast.FRAME - ast.HOP
+  step, extra = MAX_LENGTH * ast_classifier.HOP, ast_classifier.FRAME - ast_classifier.HOP
   expected = []
   for audio, starts in ((long, (0, step, 2 * step)), (tail, (0, step)), (short, (0,))):
     pieces = [audio[s:s + step + extra] for s in starts]
-    spec = reference[2](pieces, sampling_rate=ast.SAMPLE_RATE, return_tensors='np')['input_values']
+    spec = reference[2](pieces, sampling_rate=ast_classifier.SAMPLE_RATE, return_tensors='np')['input_values']
     probs = torch.softmax(torch.from_numpy(_torch_logits(reference[1], spec)).double(), -1).numpy()
     expected.append(probs.mean(0))
   got = classifier.label_probs([('long', long), ('tail', tail), ('short', short)])
@@ -89,10 +90,10 @@ def test_label_probs_average_segments_end_to_end(reference, classifier):
 
 def test_segment_frames_are_the_clip_frames():
   audio = _audio(2.5, seed=6)
-  pieces = ast.segments(audio, MAX_LENGTH)
+  pieces = ast_classifier.segments(audio, MAX_LENGTH)
   assert [len(p) for p in pieces] == [16240, 16240, 8000]
-  whole = ast.fbank(audio, 64)
-  np.testing.assert_array_equal(np.concatenate([ast.fbank(p, 64) for p in pieces]), whole)
+  whole = ast_classifier.fbank(audio, 64)
+  np.testing.assert_array_equal(np.concatenate([ast_classifier.fbank(p, 64) for p in pieces]), whole)
 
 
 def test_deterministic_and_independent_of_batching(reference, classifier):
@@ -111,7 +112,7 @@ def test_pytorch_bin_folder(reference, classifier, tmp_path):
   shutil.copy(reference[0] / 'config.json', folder)
   shutil.copy(reference[0] / 'preprocessor_config.json', folder)
   torch.save(safetensors.torch.load_file(reference[0] / 'model.safetensors'), folder / 'pytorch_model.bin')
-  config, params = ast.load(folder)
+  config, params = ast_classifier.load(folder)
   assert config == classifier.config
   jax.tree.map(np.testing.assert_array_equal, params, classifier.params)
 
@@ -124,17 +125,17 @@ def _one_line(error: pytest.ExceptionInfo) -> str:
 
 def test_bad_folders(reference, tmp_path):
   with pytest.raises(FileNotFoundError) as e:
-    ast.AstClassifier(str(tmp_path / 'nope'))
+    ast_classifier.AstClassifier(str(tmp_path / 'nope'))
   assert _one_line(e).startswith('AST model folder not found')
   shutil.copy(reference[0] / 'config.json', tmp_path)
   with pytest.raises(CheckpointError) as e:
-    ast.AstClassifier(str(tmp_path))
+    ast_classifier.AstClassifier(str(tmp_path))
   assert _one_line(e).startswith('no model.safetensors or pytorch_model.bin')
   (tmp_path / 'config.json').write_text(json.dumps({'model_type': 'bert', 'architectures': ['BertModel']}))
   with pytest.raises(ValueError) as e:
-    ast.AstClassifier(str(tmp_path))
+    ast_classifier.AstClassifier(str(tmp_path))
   assert _one_line(e).startswith('not an AST classifier config')
   config = json.loads((reference[0] / 'config.json').read_text())
   (tmp_path / 'config.json').write_text(json.dumps({**config, 'architectures': ['ASTModel']}))
   with pytest.raises(ValueError, match='not an AST classifier config'):
-    ast.AstClassifier(str(tmp_path))
+    ast_classifier.AstClassifier(str(tmp_path))
