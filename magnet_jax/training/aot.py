@@ -42,8 +42,8 @@ _DTYPE_BYTES = {'pred': 1, 's8': 1, 'u8': 1, 's16': 2, 'u16': 2, 'bf16': 2, 'f16
                 's64': 8, 'u64': 8, 'f64': 8, 'c64': 8}
 
 
-class TopologyError(RuntimeError):
-  """libtpu is missing or cannot describe the topology."""
+class TopologyError(ValueError):
+  """libtpu is missing or cannot describe the topology (a user error: the command says so in one line)."""
 
 
 def topology_devices(topology: str, num_slices: int = 1) -> list[jax.Device]:
@@ -328,10 +328,11 @@ def _model_name(model: MagnetConfig) -> str:
   return f'{params_millions(model):.3g}M-{model.segment_duration:g}s'
 
 
-def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: str, text: int = 16,
+def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: str | None, text: int = 16,
                   decoding: DecodingConfig | None = None, name: str = '') -> Plan:
   """The one-program decoder (`decoding.generate`, classifier-free guidance on: 2 x `batch` rows) of `batch`
-  clips of `duration_s` seconds, compiled for one chip of `topology`; `text` conditioning states per clip. The
+  clips of `duration_s` seconds, compiled for one chip of `topology` (None: this machine's first device, e.g. a
+  GPU, to set a prediction beside a measurement); `text` conditioning states per clip. The
   roofline time is a latency floor for one generate call (the codec decode not included).
 
   Raises:
@@ -341,8 +342,9 @@ def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: 
   if not 1 <= batch <= 4096 or not 0 < duration_s <= 600:
     raise ValueError(f'batch={batch} (1 to 4096), duration_s={duration_s} (0 to 600]: out of range')
   decoding = decoding or DecodingConfig()
-  device = topology_devices(topology)[0]
+  device = topology_devices(topology)[0] if topology else jax.devices()[0]
   chip = chips.chip_for(device.device_kind)
+  topology = topology or device.device_kind
   sharding = jax.sharding.SingleDeviceSharding(device)
   frames = int(round(duration_s * model.frame_rate))
   struct = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
