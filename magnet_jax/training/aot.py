@@ -8,9 +8,10 @@ interconnect bandwidth (`chips.py`), with the tokens/s and MFU it implies. A pro
 `fits=False` and one line saying what it needs and what would fit.
 
 Loops: XLA's cost analysis counts a while loop's body once, and the layers (`scan_layers`) and decoding steps are
-while loops. The roofline therefore takes its FLOPs from the analytic count (plus rematerialisation's extra forward)
-and scales XLA's bytes by the same factor XLA's FLOPs fall short of it (`loop_scale`); collectives are counted
-from the HLO text with each loop body multiplied by its trip count.
+while loops. The roofline therefore takes its FLOPs from the analytic count (plus rematerialisation's extra
+forward), and its HBM bytes from the larger of XLA's count and an analytic floor (`bytes_floor`: the weights read
+by every pass and the optimizer's traffic; activations left out); collectives are counted from the HLO text with
+each loop body multiplied by its trip count.
 """
 import dataclasses
 import functools
@@ -93,7 +94,8 @@ class Plan:
   xla_bytes: float = 0.0
   model_flops: float = 0.0    # analytic, per chip.
   hardware_flops: float = 0.0  # model FLOPs plus rematerialisation's forward.
-  loop_scale: float = 1.0     # hardware_flops / xla_flops (>= 1): what XLA's bytes are multiplied by.
+  bytes_floor: float = 0.0    # analytic HBM traffic floor: weights per pass, optimizer state.
+  tokens: float = 0.0         # B x K x T per step or call.
   collectives: dict = dataclasses.field(default_factory=dict)  # op -> {'count', 'bytes'} per step, loops unrolled
   compute_s: float = 0.0
   hbm_s: float = 0.0
@@ -197,17 +199,34 @@ def _needed_bytes(message: str) -> float | None:
   return float(match.group(1)) * 1024 ** ' KMGT'.index(match.group(2)) if match else None
 
 
-def _roofline(plan: Plan, chip: chips.Chip, tokens: float) -> None:
-  """Fills the roofline fields from the counts already in `plan`."""
-  plan.loop_scale = max(1.0, plan.hardware_flops / plan.xla_flops) if plan.xla_flops else 1.0
+def roofline(plan: Plan) -> Plan:
+  """Fills the roofline fields from the counts in `plan` (also to recompute a stored row)."""
+  chip = chips.by_name(plan.chip)
   plan.compute_s = plan.hardware_flops / chip.peak_flops
-  plan.hbm_s = plan.xla_bytes * plan.loop_scale / chip.hbm_bandwidth
+  plan.hbm_s = max(plan.xla_bytes, plan.bytes_floor) / chip.hbm_bandwidth
   plan.ici_s = sum(c['bytes'] for c in plan.collectives.values()) / chip.ici_bandwidth
   times = {'compute': plan.compute_s, 'hbm': plan.hbm_s, 'ici': plan.ici_s}
   plan.bound = max(times, key=times.get)
   plan.step_s = times[plan.bound]
-  plan.tokens_per_s = tokens / plan.step_s if plan.step_s else 0.0
+  plan.tokens_per_s = plan.tokens / plan.step_s if plan.step_s else 0.0
   plan.mfu = plan.model_flops / (plan.step_s * chip.peak_flops) if plan.step_s else 0.0
+  return plan
+
+
+def train_bytes_floor(model: MagnetConfig, mesh: dict, preset: str) -> float:
+  """HBM bytes one chip must move per train step at least: the float32 weights it computes with (all of them
+  under data parallelism and FSDP, which gathers them; 1 / model under tensor parallelism) read by the forward,
+  the backward's two products (and remat's second forward), and AdamW's read of params, gradients and two moments
+  and write of three, on the chip's shard of them."""
+  params = params_millions(model) * 1e6 * 4
+  computed = params / mesh.get('model', 1)
+  shard = params / (math.prod(mesh.values()) if preset == 'fsdp' else mesh.get('model', 1))
+  return (3 + model.remat) * computed + 7 * shard
+
+
+def decode_bytes_floor(model: MagnetConfig, decoding: DecodingConfig) -> float:
+  """HBM bytes of one decode at least: every forward (one per step, both CFG halves together) reads the weights."""
+  return sum(decoding.decoding_steps) * params_millions(model) * 1e6 * np.dtype(model.params_dtype).itemsize
 
 
 def _compile(plan: Plan, lower) -> object | None:
@@ -283,8 +302,9 @@ def plan_training(config: ml_collections.ConfigDict, topology: str, num_slices: 
   if compiled is None or not plan.fits:
     plan.message = _advice(plan, model, state, mesh, chip)
     return plan
-  _roofline(plan, chip, batch * model.n_q * frames)
-  return plan
+  plan.bytes_floor = train_bytes_floor(model, plan.mesh, plan.preset)
+  plan.tokens = batch * model.n_q * frames
+  return roofline(plan)
 
 
 def _state_bytes(state) -> float:
@@ -364,8 +384,9 @@ def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: 
     plan.message = (f'does not fit: needs {needed / chips.GIB:.1f} GiB' if needed else 'does not fit') + \
         f', the {chip.name} chip has {chip.hbm_bytes / chips.GIB:.1f} GiB; would fit with: a smaller batch'
     return plan
-  _roofline(plan, chip, batch * model.n_q * length)
-  return plan
+  plan.bytes_floor = decode_bytes_floor(model, decoding)
+  plan.tokens = batch * model.n_q * length
+  return roofline(plan)
 
 
 def _gib(x: float | None) -> str:
@@ -387,8 +408,8 @@ def describe(plan: Plan) -> str:
            f'{_gib(m["alias"])}), temporaries {_gib(m["temp"])}, code {_gib(m["code"])}: total {_gib(m["total"])} '
            f'of {_gib(plan.hbm_bytes)} HBM ({m["total"] / plan.hbm_bytes:.0%})',
            f'FLOPs per chip: model {plan.model_flops:.3g} (analytic), with remat {plan.hardware_flops:.3g}; XLA '
-           f'{plan.xla_flops:.3g} (loop bodies counted once: x{plan.loop_scale:.0f}); bytes XLA {plan.xla_bytes:.3g} '
-           f'-> {plan.xla_bytes * plan.loop_scale:.3g}',
+           f'{plan.xla_flops:.3g} (loop bodies counted once); HBM bytes XLA {plan.xla_bytes:.3g} (loop bodies once), '
+           f'analytic floor {plan.bytes_floor:.3g}',
            'collectives per step: ' + (', '.join(f'{op} x{c["count"]:.0f} {_gib(c["bytes"])}'
                                                  for op, c in sorted(plan.collectives.items())) or 'none'),
            f'roofline: compute {plan.compute_s * 1e3:.1f} ms ({chip.peak_flops / 1e12:.0f} TFLOP/s), HBM '

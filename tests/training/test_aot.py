@@ -66,7 +66,8 @@ def test_decoder_plan(libtpu):
   plan = aot.plan_decoding(model, 1.0, 2, TOPOLOGY, text=4)
   assert plan.fits and plan.chips == 1 and plan.frames == 48 and plan.memory['total'] > 0
   # The decoding steps and layers are loops XLA counts once: the analytic count is many times its FLOPs.
-  assert plan.xla_flops > 0 and plan.loop_scale > 10
+  assert 0 < 10 * plan.xla_flops < plan.hardware_flops
+  assert plan.hbm_s * chips.by_name('v5e').hbm_bandwidth >= plan.bytes_floor > 0
   assert plan.step_s > 0 and not plan.collectives
 
 
