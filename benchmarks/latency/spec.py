@@ -10,13 +10,16 @@ from magnet_jax.decoding import DecodingConfig, output_length
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.flops import decode_flops, forward_flops, params_millions
 
-# The model sizes. On a CPU the released ones (RELEASED) keep their widths with REDUCED_LAYERS layers.
+# The model sizes. On a CPU the released ones (RELEASED) keep their widths with REDUCED_LAYERS layers ('small-24l'
+# runs magnet-small whole anywhere).
 MODELS: dict[str, dict] = {
     'tiny': dict(dim=64, num_heads=4, num_layers=2, card=32, text_dim=768),        # issue 8's 0.2M model.
     'compute': dict(dim=256, num_heads=4, num_layers=4, card=2048, text_dim=768),  # 8.6M, compute-bound.
     'small': dict(dim=1024, num_heads=16, num_layers=24, card=2048, text_dim=768),  # magnet-small (420M).
     'medium': dict(dim=1536, num_heads=24, num_layers=48, card=2048, text_dim=768),  # magnet-medium (1.8B).
 }
+# magnet-small at its real size on a CPU too (all 24 layers; slow: the real-size rows of issue 23).
+MODELS['small-24l'] = MODELS['small']
 RELEASED = ('small', 'medium')
 REDUCED_LAYERS = 4
 
