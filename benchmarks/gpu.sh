@@ -5,7 +5,9 @@
 #   benchmarks/gpu.sh run OUT_DIR      # on the GPU machine: checks and installs them, then the plan in < 8 minutes
 #   benchmarks/gpu.sh dry-run OUT_DIR  # on a CPU: the same script on the tiny model, one repeat (CI runs it)
 #
-# OUT_DIR gets results.json, results.md and profile/ (a jax.profiler trace of one magnet-jax decode). The GPU image
+# OUT_DIR gets results.json, results.md and profile/ (a jax.profiler trace of one magnet-jax decode); then each
+# magnet-jax row of results.json gets the ahead-of-time prediction of its program beside it (a compile per row, a few
+# minutes more; docs/scaling.md). The GPU image
 # has jax (CUDA), flax, optax, orbax, torch (CUDA), transformers and einops; everything else the benchmark imports
 # is listed in benchmarks/gpu-requirements.txt. magnet_jax, benchmarks and reference import from this checkout.
 set -euo pipefail
@@ -41,7 +43,9 @@ case "${1:-}" in
     "$PYTHON" -m pip install --quiet --no-index --no-deps "$WHEELS"/*.whl
     "$PYTHON" -c 'import jax; assert jax.default_backend() == "gpu", jax.devices(); import reference.audiocraft_lm' \
       || { echo "gpu.sh: no GPU for JAX, or audiocraft does not import (see above)" >&2; exit 1; }
-    "$PYTHON" -m benchmarks.latency --gpu --out="$out/results.json" ;;
+    "$PYTHON" -m benchmarks.latency --gpu --out="$out/results.json"
+    # Beside each measured magnet-jax row, the roofline of the same program compiled for this GPU (docs/scaling.md).
+    "$PYTHON" -m benchmarks.aot_plan --predict="$out/results.json" || echo "gpu.sh: no predictions (see above)" >&2 ;;
   dry-run)
     out=${2:?usage: benchmarks/gpu.sh dry-run OUT_DIR}
     "$PYTHON" -m benchmarks.latency --gpu --dry-run --out="$out/results.json" ;;

@@ -14,10 +14,6 @@ import statistics
 import time
 from collections.abc import Callable
 
-# GPU peaks (bfloat16 dense FLOP/s, vendor figures) for the MFU of the training step; other devices use a matmul
-# measured right after the timed steps, under the same load. Matched against jax's device_kind in order.
-NOMINAL_PEAKS = (('H100 PCIe', 756e12), ('H100', 989e12), ('H200', 989e12), ('A100', 312e12))
-
 
 class WorkerError(RuntimeError):
   """A worker failed to build or run its system, died (e.g. killed for memory) or timed out."""
@@ -197,12 +193,17 @@ def matmul_flops() -> tuple[float, str]:
 
 
 def peak_flops() -> tuple[float, str]:
-  """(FLOP/s, source) of the default device for MFU: the vendor's figure on known GPUs, else `matmul_flops` now."""
+  """(FLOP/s, source) of the default device for MFU: the vendor's figure on GPUs of the chips table
+  (`magnet_jax.training.chips`), else `matmul_flops` measured now, right after the timed steps, under the same load."""
   import jax
+
+  from magnet_jax.training import chips
   kind = jax.devices()[0].device_kind
-  nominal = next((peak for key, peak in NOMINAL_PEAKS if key in kind), None) if jax.default_backend() == 'gpu' else None
-  if nominal:
-    return nominal, f'nominal bf16 dense ({kind})'
+  if jax.default_backend() == 'gpu':
+    try:
+      return chips.chip_for(kind).peak_flops, f'nominal bf16 dense ({kind})'
+    except ValueError:
+      pass
   flops, dtype = matmul_flops()
   return flops, f'{dtype} matmul measured in the same worker'
 

@@ -8,14 +8,18 @@ import itertools
 
 from magnet_jax.decoding import DecodingConfig, output_length
 from magnet_jax.models.config import MagnetConfig
+from magnet_jax.models.flops import decode_flops, forward_flops, params_millions
 
-# The model sizes. On a CPU the released ones (RELEASED) keep their widths with REDUCED_LAYERS layers.
+# The model sizes. On a CPU the released ones (RELEASED) keep their widths with REDUCED_LAYERS layers ('small-24l'
+# runs magnet-small whole anywhere).
 MODELS: dict[str, dict] = {
     'tiny': dict(dim=64, num_heads=4, num_layers=2, card=32, text_dim=768),        # issue 8's 0.2M model.
     'compute': dict(dim=256, num_heads=4, num_layers=4, card=2048, text_dim=768),  # 8.6M, compute-bound.
     'small': dict(dim=1024, num_heads=16, num_layers=24, card=2048, text_dim=768),  # magnet-small (420M).
     'medium': dict(dim=1536, num_heads=24, num_layers=48, card=2048, text_dim=768),  # magnet-medium (1.8B).
 }
+# magnet-small at its real size on a CPU too (all 24 layers; slow: the real-size rows of issue 23).
+MODELS['small-24l'] = MODELS['small']
 RELEASED = ('small', 'medium')
 REDUCED_LAYERS = 4
 
@@ -111,25 +115,6 @@ def grid(configs, durations, batches, cfgs, gpu: bool) -> list[Group]:
   return [Group(c, float(d), int(b), bool(g), gpu) for c, d, b, g in product]
 
 
-def forward_flops(model: MagnetConfig, rows: int, length: int, text: int, *, keys: float, heads: int) -> float:
-  """Analytic FLOPs (2 per multiply-add) of one LM forward over `rows` sequences of `length` frames.
-
-  Args:
-    model: the LM.
-    rows: sequences in the batch (2B with CFG).
-    length: T.
-    text: S, text states attended by cross-attention (their K/V and the conditioner projection included).
-    keys: keys per query in self-attention (T for full attention, 2 * subcodes_context + 1 restricted).
-    heads: output heads computed (audiocraft computes all K, magnet-jax only the sampled level's).
-  """
-  d, f = model.dim, model.mlp_dim
-  tokens = rows * length
-  layer = tokens * (2 * 4 * d * d + 2 * 2 * d * f + 2 * 2 * d * d)  # self q/k/v/out, MLP, cross q/out
-  layer += rows * text * 2 * 2 * d * d                              # cross k/v of the text
-  layer += tokens * 2 * 2 * keys * d + tokens * 2 * 2 * text * d     # self and cross scores and values
-  return model.num_layers * layer + rows * text * 2 * model.text_dim * d + tokens * 2 * d * model.card * heads
-
-
 def generate_flops(group: Group, system: str) -> float:
   """Model FLOPs of one generate call: what the system computes (the reference its full attention and K heads)."""
   model, decoding = group.model, DecodingConfig()
@@ -137,14 +122,9 @@ def generate_flops(group: Group, system: str) -> float:
   if system == 'ar-jax':  # T + K - 1 one-frame steps over a growing cache (mean T / 2 keys), K heads
     steps = group.frames + model.n_q - 1
     return steps * forward_flops(model, rows, 1, TEXT_TOKENS, keys=steps / 2, heads=model.n_q)
-  length = group.output_frames(system)
-  local = 2 * model.subcodes_context + 1
   reference = system.startswith('audiocraft')
-  total = 0.0
-  for level, steps in enumerate(decoding.decoding_steps):
-    keys = length if reference or level == 0 else local
-    total += steps * forward_flops(model, rows, length, TEXT_TOKENS, keys=keys, heads=model.n_q if reference else 1)
-  return total
+  return decode_flops(model, decoding.decoding_steps, rows, group.output_frames(system), TEXT_TOKENS,
+                      full_attention=reference, heads=model.n_q if reference else 1)
 
 
 def estimate_seconds(group: Group, system: str, matmul_flops: float, floor_s: float = 0.0) -> float:
@@ -185,23 +165,6 @@ def estimate_bytes(group: Group, system: str) -> float:
   return params * width + activations + runtime
 
 
-def mfu_flops_per_step(model: MagnetConfig, batch: int, length: int, text: int) -> float:
-  """Model FLOPs of one training step: forward + backward (3x forward), one level head, the level drawn uniformly
-  (level 0 attends to T keys, levels > 0 to 2 * subcodes_context + 1)."""
-  local = 2 * model.subcodes_context + 1
-  keys = (length + (model.n_q - 1) * local) / model.n_q
-  return 3 * forward_flops(model, batch, length, text, keys=keys, heads=1)
-
-
-def params_millions(model: MagnetConfig) -> float:
-  """MagnetLM parameter count (what `count_params` reports), in millions."""
-  d, f = model.dim, model.mlp_dim
-  layer = 2 * 4 * d * d + 2 * d * f + 6 * d
-  total = model.n_q * (model.card + 1) * d + model.text_dim * d + d + model.num_layers * layer + 2 * d
-  return (total + model.n_q * d * model.card) / 1e6
-
-
 def tokens(group: Group, system: str) -> int:
   """Tokens one generate call produces: B x K x frames."""
   return group.batch * group.model.n_q * group.output_frames(system)
-

@@ -8,4 +8,6 @@
   checkpointing.py  orbax checkpoints with the data loader's state
   trainer.py        `train(config, workdir)`: state init, the train step, the loop
   codec.py          the codec's trainer (L1 + multi-scale mel + commitment), codec_data.py its corpus clips
+  aot.py            plans before hardware: the train step / decoder compiled for a TPU topology, memory, roofline
+  chips.py          accelerators' peak FLOP/s, HBM and interconnect figures (with sources); slice names
 """

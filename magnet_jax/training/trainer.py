@@ -113,7 +113,8 @@ def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation
   """The jitted, sharded step: (state, batch, rng) -> (state, metrics). The state argument is donated.
 
   `tuning` and `base`: the trainable params are mapped to the model's by `tuning.full_params(params, base)` (LoRA
-  adapters merged into the frozen `base`, which is an argument of the step, never donated)."""
+  adapters merged into the frozen `base`, which is an argument of the step, never donated). `train_step.lower(state,
+  batch, rng)` lowers the same step for ShapeDtypeStructs (with shardings) without running it."""
   lm = MagnetLM(model)
   base_shardings = tuning.base_shardings(mesh, rules) if tuning else None
   ema_decay = float(config.optim.ema_decay)
@@ -142,6 +143,11 @@ def make_train_step(model: MagnetConfig, optimizer: optax.GradientTransformation
   def train_step(state, batch, rng):
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
       return jitted(state, batch, rng, base)
+
+  def lower(state, batch, rng):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+      return jitted.lower(state, batch, rng, base)
+  train_step.lower = lower  # the step for (abstract) arguments, e.g. compiled ahead of time (training/aot.py)
   return train_step
 
 
