@@ -6,8 +6,8 @@ import time
 import pytest
 
 from magnet_jax.decoding import DecodingConfig
-from magnet_jax.serving.engine import Work
 from magnet_jax.io.errors import Cancelled
+from magnet_jax.serving.engine import Work
 from magnet_jax.serving.jobs import Job, JobTable
 from magnet_jax.serving.scheduler import Draining, QueueFull, Scheduler
 
