@@ -5,6 +5,8 @@
 
 See docs/serving.md.
 """
+import os
+
 from absl import flags, logging
 
 from magnet_jax.apps import runner as cli
@@ -13,6 +15,7 @@ from magnet_jax.parallel.sharding import PRESETS
 from magnet_jax.serving.service import ServeOptions
 
 DEFAULTS = ServeOptions()
+TOKEN_ENV = 'MAGNET_JAX_TOKEN'
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGNeT folder (default: the embedded '
                                   'default model).')
 _HOST = flags.DEFINE_string('host', DEFAULTS.host, 'Address to listen on.')
@@ -34,6 +37,17 @@ _SHARDING = flags.DEFINE_enum('sharding', DEFAULTS.sharding, sorted(PRESETS), 'L
 _MODEL_PARALLEL = flags.DEFINE_integer('model-parallel', DEFAULTS.model_parallel, 'Devices per model replica '
                                        '(tensor parallel; with --sharding tensor_parallel).')
 _DRAIN = flags.DEFINE_float('drain', DEFAULTS.drain, 'Seconds SIGTERM / Ctrl-C waits for queued jobs.')
+_TOKEN = flags.DEFINE_string('token', None, f'Bearer token every API request must carry (default: ${TOKEN_ENV} if set, '
+                             'else none); the page takes it once as /?token=TOKEN.')
+_ALLOW_HOST = flags.DEFINE_list('allow-host', [], 'Host names the server answers to besides IP addresses, '
+                                'localhost and this machine\'s names ("*": any; refuses DNS rebinding otherwise).')
+_ALLOW_ORIGIN = flags.DEFINE_list('allow-origin', [], 'Web origins (scheme://host:port) whose pages may call the API '
+                                  'besides the server\'s own page.')
+_MAX_CONNECTIONS = flags.DEFINE_integer('max-connections', DEFAULTS.max_connections, 'Open connections and tasks; '
+                                        'more are answered 503.')
+_HEADER_TIMEOUT = flags.DEFINE_float('header-timeout', DEFAULTS.header_timeout, 'Seconds a new connection has to '
+                                     'send its request headers.')
+_KEEP_ALIVE = flags.DEFINE_float('keep-alive', DEFAULTS.keep_alive, 'Seconds an idle connection stays open.')
 _DTYPE = flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16', 'float16'], 'LM compute dtype (default: bfloat16 '
                            'on GPU/TPU, float32 on CPU).')
 
@@ -55,14 +69,18 @@ def options_from_flags() -> ServeOptions:
       max_wait=_MAX_WAIT.value, max_queue=_MAX_QUEUE.value, max_prompts=_MAX_PROMPTS.value,
       max_duration=_MAX_DURATION.value, max_prompt_tokens=_MAX_PROMPT_TOKENS.value,
       max_upload_mb=_MAX_UPLOAD_MB.value, deadline=_DEADLINE.value, warmup=warmup_durations(_WARMUP.value),
-      sharding=_SHARDING.value, model_parallel=_MODEL_PARALLEL.value, drain=_DRAIN.value, dtype=_DTYPE.value)
+      sharding=_SHARDING.value, model_parallel=_MODEL_PARALLEL.value, drain=_DRAIN.value, dtype=_DTYPE.value,
+      token=_TOKEN.value if _TOKEN.value is not None else os.environ.get(TOKEN_ENV),
+      allow_hosts=tuple(_ALLOW_HOST.value), allow_origins=tuple(_ALLOW_ORIGIN.value),
+      max_connections=_MAX_CONNECTIONS.value, header_timeout=_HEADER_TIMEOUT.value, keep_alive=_KEEP_ALIVE.value)
 
 
 def _main() -> None:
   from magnet_jax.serving.app import serve  # FastAPI / uvicorn: the `serve` extra
   logging.set_verbosity(logging.WARNING)
+  options = options_from_flags()  # every limit checked before anything loads
   compile_cache.enable()
-  serve(options_from_flags(), log=lambda line: print(line, flush=True))
+  serve(options, log=lambda line: print(line, flush=True))
 
 
 def main() -> None:

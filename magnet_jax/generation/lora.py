@@ -17,6 +17,7 @@ File: one safetensors file with the adapter tensors ('<path>/a', '<path>/b') and
 """
 import dataclasses
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -109,10 +110,12 @@ def save_adapter(path: str | os.PathLike, adapters: Mapping, lora: LoraConfig, a
 
 
 def load_adapter(path: str | os.PathLike) -> tuple[dict, dict]:
-  """(nested adapters as numpy, header) of an adapter file.
+  """(nested adapters as numpy, header) of an adapter file, checked: the header (JSON object; rank an integer >= 1
+  equal to every a's and b's; alpha a finite number; targets a list; model an object of the ARCHITECTURE fields)
+  and the tensors (a [..., r] and b [..., r, ...] of rank >= 2, finite).
 
   Raises:
-    CheckpointError: missing, unreadable, or not an adapter file.
+    CheckpointError: missing, unreadable, or not a valid adapter file (one line naming the file).
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
@@ -125,17 +128,49 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict, dict]:
     raise CheckpointError(f'{path}: unreadable safetensors file ({e})') from e
   if METADATA_KEY not in metadata:
     raise CheckpointError(f'{path}: not a magnet-jax LoRA adapter file (no {METADATA_KEY!r} metadata)')
-  header = json.loads(metadata[METADATA_KEY])
+  header = _header(path, metadata[METADATA_KEY])
+  if not tensors or any(not k.endswith(('/a', '/b')) or k.count('/') < 1 for k in tensors):
+    raise CheckpointError(f'{path}: adapter tensors must be named KERNEL_PATH/a and KERNEL_PATH/b')
   adapters = flat_adapters(traverse_util.unflatten_dict(tensors, sep='/'))
-  if any(set(ab) != {'a', 'b'} for ab in adapters.values()):
-    raise CheckpointError(f'{path}: every adapted kernel needs both an a and a b tensor')
+  for kernel, ab in adapters.items():
+    if set(ab) != {'a', 'b'}:
+      raise CheckpointError(f'{path}: every adapted kernel needs both an a and a b tensor ({kernel} has '
+                            f'{sorted(ab)})')
+    a, b = ab['a'], ab['b']
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != header['rank']:
+      raise CheckpointError(f'{path}: {kernel} has a {a.shape} / b {b.shape}, not rank-{header["rank"]} factors')
+    for name, x in ab.items():
+      if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+        raise CheckpointError(f'{path}: {kernel}/{name} holds NaN or inf (or is not floating point)')
   return nest_adapters(adapters), header
+
+
+def _header(path: str, text: str) -> dict:
+  """The adapter file's metadata, checked (see `load_adapter`)."""
+  try:
+    header = json.loads(text)
+  except ValueError as e:
+    raise CheckpointError(f'{path}: the {METADATA_KEY!r} metadata is not JSON ({e})') from e
+  if not isinstance(header, dict):
+    raise CheckpointError(f'{path}: the {METADATA_KEY!r} metadata must be a JSON object, got {text[:40]!r}')
+  rank, alpha, model = header.get('rank'), header.get('alpha'), header.get('model')
+  if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+    raise CheckpointError(f'{path}: rank must be an integer >= 1, got {rank!r}')
+  if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
+    raise CheckpointError(f'{path}: alpha must be a finite number, got {alpha!r}')
+  if not isinstance(header.get('targets'), list):
+    raise CheckpointError(f'{path}: targets must be a list, got {header.get("targets")!r}')
+  if not isinstance(model, dict) or set(model) != set(ARCHITECTURE):
+    raise CheckpointError(f'{path}: model must be an object of {", ".join(ARCHITECTURE)}, got {model!r}'[:300])
+  return header
 
 
 def parse_spec(spec: str) -> tuple[str, float]:
   """'FILE[:scale]' -> (FILE, scale) (scale 1 by default)."""
   file, sep, scale = spec.rpartition(':')
   if sep and file and re.fullmatch(r'[-+]?[0-9.]+(e[-+]?[0-9]+)?', scale):
+    if not math.isfinite(float(scale)):
+      raise ValueError(f'LoRA adapter {file}: scale {scale} is not a finite number')
     return file, float(scale)
   return spec, 1.0
 
@@ -154,6 +189,8 @@ def apply_adapters(params: Mapping, config: Any, adapters: Sequence[tuple[str, f
   """
   merged = params
   for file, strength in adapters:
+    if not math.isfinite(strength):
+      raise ValueError(f'LoRA adapter {file}: scale {strength} is not a finite number')
     tensors, header = load_adapter(file)
     for field, value in header['model'].items():
       if getattr(config, field) != value:
@@ -170,4 +207,8 @@ def apply_adapters(params: Mapping, config: Any, adapters: Sequence[tuple[str, f
                          f'the kernel {flat[path].shape}')
     scale = strength * LoraConfig(int(header['rank']), float(header['alpha'])).scale
     merged = jax.device_get(jax.jit(merge, static_argnums=2)(merged, tensors, scale))
+    flat = traverse_util.flatten_dict(dict(merged), sep='/')
+    for path in flat_adapters(tensors):
+      if not np.isfinite(np.asarray(flat[path], np.float32)).all():
+        raise ValueError(f'LoRA adapter {file} at scale {strength:g} makes {path} non-finite (overflow)')
   return merged

@@ -30,6 +30,7 @@ audiocraft: text is padded to the batch's longest prompt, and padded positions t
 
 Shapes: B batch, K codebooks, T frames, W window frames, C channels, N samples.
 """
+import collections
 import dataclasses
 import functools
 import itertools
@@ -71,6 +72,8 @@ StepProgress = Callable[[int, int], bool | None]
 Negative = str | Sequence[str | None] | None  # negative prompt(s): one for all examples, or one each
 LOOP_PASS = 1  # key salt of the second pass of `loop_tokens`
 TEXT_CACHE = 8  # text-state batches kept (a schedule alternates between a few)
+PROGRAM_CACHE = 32  # compiled window programs kept, least recently used first out (each distinct decoding config,
+# batch bucket and shape is one; a server taking decoding values from requests must not keep them all)
 
 
 _STEP_LISTENERS: dict[int, Callable[[int], bool]] = {}  # listener id (data in the program) -> host callback
@@ -155,7 +158,8 @@ class MagnetPipeline:
   on_compile: Callable[[str], None] | None = None
   on_window: Callable[[np.ndarray, np.ndarray, np.ndarray, tuple], None] | None = None
   compile_seconds: float = dataclasses.field(default=0.0, init=False)
-  _programs: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+  _programs: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict, init=False,
+                                                         repr=False)
   _text_states: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
   def __post_init__(self):
@@ -271,6 +275,9 @@ class MagnetPipeline:
           rescorer_config=self.rescorer_config if use_rescorer else None, hybrid=self.hybrid,
           report_steps=report).compile()
       self.compile_seconds += time.perf_counter() - start
+      if len(self._programs) > PROGRAM_CACHE:
+        self._programs.popitem(last=False)
+    self._programs.move_to_end(key)
     if report:
       _STEP_LISTENERS[listener_id % 2 ** 31] = listener
     try:

@@ -23,6 +23,8 @@ Variants and what their configs resolve to (configs/<name>.py):
 import dataclasses
 import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -209,18 +211,45 @@ def load_rescorer(folder: str | os.PathLike, **config_overrides) -> tuple[Magnet
   return config, params
 
 
-def merge_adapters(folder: str | os.PathLike | None, adapters: Sequence[str], out: str | os.PathLike) -> None:
+def merge_adapters(folder: str | os.PathLike | None, adapters: Sequence[str], out: str | os.PathLike,
+                   overwrite: bool = False) -> None:
   """Exports the pipeline of `folder` (None: the embedded default) with LoRA `adapters` ('FILE' or 'FILE:scale',
   merged in order) as a plain exported folder `out`, which loads and samples like any other.
 
+  `out` is written as a hidden temporary folder beside it and renamed into place, so it is never half-written; an
+  existing `out` is replaced only with `overwrite`, and never when it is `folder` itself. A text encoder folder
+  the source names relative to itself is named by its absolute path in `out`.
+
   Raises:
-    ValueError: no adapters; CheckpointError / FileNotFoundError: `folder` is not an exported pipeline.
+    ValueError: no adapters, or `out` is the source folder; FileExistsError: `out` exists (without `overwrite`);
+    CheckpointError / FileNotFoundError: `folder` is not an exported pipeline.
   """
   if not adapters:
     raise ValueError('give at least one LoRA adapter (--lora FILE[:scale])')
-  folder = os.fspath(folder or EMBEDDED_DIR)
+  folder, out = os.path.abspath(os.fspath(folder or EMBEDDED_DIR)), os.path.abspath(os.fspath(out))
+  if os.path.exists(out) and os.path.samefile(out, folder):
+    raise ValueError(f'--out {out} is the base folder: write the merged pipeline somewhere else')
+  if os.path.exists(out) and not (overwrite and os.path.isdir(out)):
+    raise FileExistsError(f'{out} exists: pass --overwrite to replace it' if os.path.isdir(out) else
+                          f'{out} exists and is not a folder')
   spec = params_io.load_json(os.path.join(folder, PIPELINE_FILE))  # released folders: export them first
   parsed = [lora_lib.parse_spec(s) for s in adapters]
   pipeline = load(folder, lora=[f for f, _ in parsed], lora_scale=[s for _, s in parsed], dtype=spec['lm']['dtype'])
-  save_pipeline(out, pipeline, spec['text_encoder'], **{
-      **spec.get('metadata', {}), 'lora': [{'file': f, 'scale': s} for f, s in parsed], 'base': folder})
+  kind, _, text_folder = str(spec['text_encoder']).partition(':')
+  text_encoder = f'{kind}:{os.path.join(folder, text_folder)}' if text_folder else kind
+  parent = os.path.dirname(out)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(out)}.{os.getpid()}.', suffix='.tmp')
+  try:
+    save_pipeline(tmp, pipeline, text_encoder, **{
+        **spec.get('metadata', {}), 'lora': [{'file': f, 'scale': s} for f, s in parsed], 'base': folder})
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private
+    if os.path.exists(out):  # the old folder moves aside whole, then goes
+      old = tempfile.mkdtemp(dir=parent, prefix=f'.{os.path.basename(out)}.{os.getpid()}.', suffix='.old')
+      os.replace(out, old)
+      os.replace(tmp, out)
+      shutil.rmtree(old)
+    else:
+      os.replace(tmp, out)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -103,7 +103,7 @@ def _padded(values: list, size: int, fill) -> list:
 
 
 def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices | None = None,
-             on_tokens: Callable[[], None] | None = None) -> list[np.ndarray]:
+             on_tokens: Callable[[], None] | None = None, stop: Callable[[], bool] | None = None) -> list[np.ndarray]:
   """Runs outputs of one key together: audio [C, N] for each, in order.
 
   Args:
@@ -111,6 +111,8 @@ def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices |
     works: outputs with equal `key`.
     devices: where to run (None: JAX's default device).
     on_tokens: told when the batch's tokens are done (before the per-output decoding).
+    stop: asked after every decoding step (the pipeline's progress variant of the program); True stops the
+      batch there and raises `Cancelled`. None: the program without host callbacks.
   """
   if len({w.key for w in works}) != 1:
     raise ValueError('a batch needs outputs of one key (mode, decoding, frames, prompt tokens, audio, infill span)')
@@ -120,7 +122,8 @@ def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices |
   texts = _padded([w.text for w in works], size, None)
   seeds = _padded([w.seed for w in works], size, 0)
   with devices.context() if devices is not None else contextlib.nullcontext():
-    codes = _tokens(pipeline, first, texts, seeds, [w.audio for w in works])
+    on_step = None if stop is None else lambda done, total: stop()
+    codes = _tokens(pipeline, first, texts, seeds, [w.audio for w in works], on_step)
     if on_tokens is not None:
       on_tokens()
     decode = pipeline.decode_loop if first.mode == 'loop' else pipeline.decode
@@ -130,7 +133,7 @@ def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices |
   return audio
 
 
-def _tokens(pipeline: MagnetPipeline, first: Work, texts: list, seeds: list, audios: list) -> np.ndarray:
+def _tokens(pipeline: MagnetPipeline, first: Work, texts: list, seeds: list, audios: list, on_step) -> np.ndarray:
   """codes [B', K, T] for the padded batch (the pipeline's own method for the mode)."""
   decoding, seconds = first.decoding, first.frames / pipeline.frame_rate
   given = None
@@ -138,22 +141,22 @@ def _tokens(pipeline: MagnetPipeline, first: Work, texts: list, seeds: list, aud
     given = np.concatenate([pipeline.encode(a[None]) for a in audios])
     given = np.concatenate([given, np.repeat(given[:1], len(texts) - len(audios), axis=0)])
   if first.mode == 'text' or (first.mode == 'loop' and given is None):
-    codes = pipeline.generate_tokens(texts, seconds, seeds, decoding=decoding)
+    codes = pipeline.generate_tokens(texts, seconds, seeds, on_step=on_step, decoding=decoding)
   elif first.mode == 'continuation':
-    codes = pipeline.generate_tokens(texts, seconds, seeds, given, decoding=decoding)
+    codes = pipeline.generate_tokens(texts, seconds, seeds, given, on_step=on_step, decoding=decoding)
   elif first.mode == 'infill':
     start, end = first.infill
     known = np.ones(given.shape[-1], bool)
     known[int(start * pipeline.frame_rate):int(np.ceil(end * pipeline.frame_rate))] = False
-    codes = pipeline.fill_tokens(texts, given, known, seeds, decoding=decoding)
+    codes = pipeline.fill_tokens(texts, given, known, seeds, on_step=on_step, decoding=decoding)
   elif first.mode == 'outpaint':
     codes = np.zeros(given.shape[:2] + (first.frames,), np.int32)
     codes[..., -given.shape[-1]:] = given
     known = np.zeros(first.frames, bool)
     known[-given.shape[-1]:] = True
-    codes = pipeline.fill_tokens(texts, codes, known, seeds, reverse=True, decoding=decoding)
+    codes = pipeline.fill_tokens(texts, codes, known, seeds, reverse=True, on_step=on_step, decoding=decoding)
   else:
     codes = given
   if first.mode == 'loop':
-    codes = pipeline.loop_tokens(texts, codes, seeds, decoding=decoding)
+    codes = pipeline.loop_tokens(texts, codes, seeds, on_step=on_step, decoding=decoding)
   return codes

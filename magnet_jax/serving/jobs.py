@@ -1,4 +1,5 @@
-"""A generation request's state as the API reports it: one job, one output per prompt."""
+"""A generation request's state as the API reports it: one job, one output per prompt; the table of jobs."""
+import collections
 import dataclasses
 import threading
 import time
@@ -101,3 +102,31 @@ class Job:
               'request': self.request,
               'outputs': [{'index': i, 'audio': None if p is None else f'/v1/generations/{self.id}/audio/{i}',
                            'sidecar': r} for i, (p, r) in enumerate(zip(self.paths, self.records, strict=True))]}
+
+
+class JobTable:
+  """The jobs a server answers for, by id: every job until it ends, then the `keep` most recent ended ones.
+
+  A job is never forgotten before it ends (a client's flood of created and cancelled jobs cannot make another's
+  queued job unknown); unended jobs are bounded by the scheduler's queue and its running batch.
+  """
+
+  def __init__(self, keep: int = 1000):
+    self.keep = keep
+    self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def add(self, job: Job) -> None:
+    with self._lock:
+      self._jobs[job.id] = job
+      ended = [job_id for job_id, job in self._jobs.items() if job.final]
+      for job_id in ended[:max(0, len(ended) - self.keep)]:
+        del self._jobs[job_id]
+
+  def get(self, job_id: str) -> Job | None:
+    with self._lock:
+      return self._jobs.get(job_id)
+
+  def __len__(self) -> int:
+    with self._lock:
+      return len(self._jobs)

@@ -2,12 +2,15 @@
 
 Policy: the oldest queued output picks the batch's key (`engine.Work.key`: mode, decoding, frames, prompt token
 count, audio length, infill span); every queued output with that key joins it, oldest first, up to `max_batch`.
-The batch runs as soon as it is full, or when its oldest output has waited `max_wait` seconds. Before a batch runs,
-outputs of cancelled jobs are dropped and jobs whose deadline has passed expire. A batch that fails is retried one
-output at a time, so a bad output (non-finite logits, say) fails its own job only.
+The batch runs as soon as it is full, or when its oldest output has waited `max_wait` seconds. Outputs of
+cancelled jobs are dropped, and a job still waiting to start when its deadline passes expires, at that moment even
+while a batch runs (a second thread watches the deadlines); a job that started is never expired. A batch that
+fails is retried one output at a time, so a bad output (non-finite logits, say) fails its own job only. The runner
+learns from `Job.final` that every job of its batch ended (cancelled, or failed by the drain) and can stop.
 
 `close(drain)` stops new submissions (`Draining`), lets the worker finish what is queued for up to `drain`
-seconds, then rejects the rest; files are only ever published whole (`audio.files.AtomicAudioFile`).
+seconds in all (however often it is called), then fails what is left, running or queued, so every job ends; files
+are only ever published whole (`audio.files.AtomicAudioFile`).
 """
 import math
 import threading
@@ -51,11 +54,20 @@ class Scheduler:
     self._queue: list[Item] = []
     self._cond = threading.Condition()
     self._closing = False
+    self._drain_until: float | None = None  # when the drain ends (set by the first `close`)
+    self._running: list[Item] = []
     self._batch_seconds = 1.0  # running estimate of one batch's time, for Retry-After
     self._thread = threading.Thread(target=self._work, name='magnet-jax-scheduler', daemon=True)
+    self._reaper = threading.Thread(target=self._reap, name='magnet-jax-deadlines', daemon=True)
 
   def start(self) -> None:
     self._thread.start()
+    self._reaper.start()
+
+  @property
+  def closing(self) -> bool:
+    """Whether `close` was called (new submissions are refused)."""
+    return self._closing
 
   @property
   def depth(self) -> int:
@@ -77,7 +89,7 @@ class Scheduler:
         raise QueueFull(f'the queue is full ({len(self._queue)} of {self.max_queue} outputs waiting)',
                         max(1, math.ceil(batches * self._batch_seconds)))
       self._queue.extend(job.items)
-      self._cond.notify()
+      self._cond.notify_all()
 
   def cancel(self, job: Job) -> bool:
     """Removes the job's queued outputs and marks it cancelled (a running batch finishes; its outputs for this job
@@ -90,27 +102,47 @@ class Scheduler:
       return True
 
   def close(self, drain: float) -> int:
-    """Stops taking work, finishes the queue for up to `drain` seconds, rejects what is left; returns how many
+    """Stops taking work, finishes the queue until `drain` seconds after the first call, then fails what is left
+    (the batch still running included, which then stops at its next decoding step); returns how many queued
     outputs were rejected."""
     with self._cond:
       self._closing = True
+      if self._drain_until is None:
+        self._drain_until = time.monotonic() + drain
       self._cond.notify_all()
     if self._thread.is_alive():
-      self._thread.join(drain)
+      self._thread.join(max(0.0, self._drain_until - time.monotonic()))
     with self._cond:
       left, self._queue = self._queue, []
+      running = list(self._running)
+    for item in running:
+      item.job.update(state='failed', error='the server shut down while this job ran')
     for item in left:
       item.job.update(state='failed', error='rejected: the server shut down before this job ran')
     return len(left)
+
+  def _expire(self, now: float) -> None:
+    """Drops the outputs of ended jobs, and expires jobs that have not started by their deadline (lock held)."""
+    for item in [i for i in self._queue if i.job.final or (i.job.state == 'queued' and i.job.deadline is not None
+                                                            and now > i.job.deadline)]:
+      self._queue.remove(item)
+      item.job.update(state='expired', error='deadline passed before the job could start')
+
+  def _reap(self) -> None:
+    """Expires queued jobs at their deadline, also while the worker is busy with a batch."""
+    with self._cond:
+      while not (self._closing and not self._queue):
+        now = time.monotonic()
+        self._expire(now)
+        deadlines = [item.job.deadline for item in self._queue if item.job.deadline is not None]
+        self._cond.wait(max(0.01, min(deadlines) - now) if deadlines else None)
 
   def _take(self) -> list[Item] | None:
     """The next batch (blocking), or None once closed and empty."""
     with self._cond:
       while True:
         now = time.monotonic()
-        for item in [i for i in self._queue if i.job.final or (i.job.deadline is not None and now > i.job.deadline)]:
-          self._queue.remove(item)
-          item.job.update(state='expired', error='deadline passed before the job could start')
+        self._expire(now)
         if not self._queue:
           if self._closing:
             return None
@@ -123,12 +155,15 @@ class Scheduler:
           self._cond.wait(wait)
           continue
         self._queue = [item for item in self._queue if item not in batch]
+        self._running = batch
         return batch
 
   def _work(self) -> None:
     while (batch := self._take()) is not None:
       start = time.monotonic()
       self._run(batch)
+      with self._cond:
+        self._running = []
       self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * (time.monotonic() - start)
 
   def _run(self, batch: list[Item]) -> None:
@@ -141,7 +176,8 @@ class Scheduler:
     except Exception as e:  # noqa: BLE001 (any failure of a batch is retried alone, then reported on its job)
       if len(batch) > 1:
         for item in batch:
-          self._run([item])
+          if not item.job.final:  # a cancelled job stopped the batch: it is not run again
+            self._run([item])
         return
       batch[0].job.update(state='failed', error=one_line(e))
 

@@ -11,7 +11,8 @@ from magnet_jax.decoding.config import FIELDS, help_text
 from magnet_jax.generation.requests import MAX_SEED
 from magnet_jax.serving.engine import MODES
 
-_STRICT = ConfigDict(extra='forbid', strict=True)
+_STRICT = ConfigDict(extra='forbid', strict=True, allow_inf_nan=False)
+MAX_DEADLINE_S = 7 * 24 * 3600.0  # the longest deadline a request or --deadline may set
 
 
 def _decoding_type(field: dataclasses.Field):
@@ -49,8 +50,8 @@ class GenerationRequest(BaseModel):
   infill: list[float] | None = Field(None, min_length=2, max_length=2,
                                      description='Seconds [start, end) of the upload to regenerate.')
   format: Literal[tuple(FORMATS)] = Field('wav', description='Output file format (24-bit).')
-  deadline_s: float | None = Field(None, gt=0, description='Seconds within which the job must start (default: '
-                                   'the server\'s); a job still queued then expires.')
+  deadline_s: float | None = Field(None, gt=0, le=MAX_DEADLINE_S, description='Seconds within which the job must '
+                                   'start (default: the server\'s); a job still queued then expires.')
 
   def overrides(self) -> dict:
     """The decoding overrides that were set (lists as the config's tuples)."""

@@ -4,31 +4,34 @@
 runs batches through `engine.generate` and publishes each output atomically with its sidecar
 (`generation.records`, the same record the command line writes).
 """
-import collections
 import dataclasses
 import io
 import math
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
 import soundfile
 
+from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.decoding import presets
 from magnet_jax.generation import records
 from magnet_jax.generation.pipeline import MagnetPipeline, batch_bucket
+from magnet_jax.generation.requests import MAX_SEED
 from magnet_jax.serving import engine
-from magnet_jax.serving.jobs import Item, Job
+from magnet_jax.serving.jobs import Item, Job, JobTable
 from magnet_jax.serving.metrics import Metrics
 from magnet_jax.serving.scheduler import Draining, QueueFull, Scheduler
-from magnet_jax.serving.schema import GenerationRequest
+from magnet_jax.serving.schema import MAX_DEADLINE_S, GenerationRequest
 
 Log = Callable[[str], None]
-KEEP_JOBS = 1000  # finished jobs kept for status queries (their files stay in the output folder)
+KEEP_JOBS = 1000  # ended jobs kept for status queries (their files stay in the output folder)
+CHARS_PER_TOKEN = 16  # a prompt longer than this many characters per allowed token is refused before tokenizing
+UPLOAD_RATES = (1000, 384_000)  # Hz an upload may declare (the codec's rate is within)
+UPLOAD_DECODE_FACTOR = 32  # decoded float32 samples of an upload, in bytes, at most this many times its size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,39 @@ class ServeOptions:
   model_parallel: int = 1         # size of the mesh's `model` axis (tensor parallel).
   drain: float = 60.0             # seconds SIGTERM waits for queued jobs.
   dtype: str | None = None        # LM compute dtype (None: bfloat16 on accelerators, float32 on CPU).
+  token: str | None = None        # bearer token every API request must carry (None: none; see serving.guard).
+  allow_hosts: tuple[str, ...] = ()    # Host names accepted besides IP literals, localhost and this machine's.
+  allow_origins: tuple[str, ...] = ()  # web origins (scheme://host[:port]) allowed besides the server's own.
+  max_connections: int = 256      # open connections and tasks; more get 503 (uvicorn's limit_concurrency).
+  header_timeout: float = 10.0    # seconds a new connection has to send its request headers.
+  keep_alive: float = 5.0         # seconds an idle keep-alive connection stays open.
+
+  def __post_init__(self):
+    """Every limit is checked here, before anything loads (one ValueError naming the flag)."""
+    def bounded(name: str, value, low, high, integer: bool = False):
+      kind = 'an integer' if integer else 'a number'
+      if (isinstance(value, bool) or not isinstance(value, int if integer else int | float)
+          or not low <= value <= high):
+        raise ValueError(f'--{name} must be {kind} in [{low:g}, {high:g}], got {value!r}')
+    bounded('port', self.port, 1, 65535, integer=True)
+    bounded('max-batch', self.max_batch, 1, 1024, integer=True)
+    bounded('max-wait', self.max_wait, 0, 60)
+    bounded('max-queue', self.max_queue, 1, 1_000_000, integer=True)
+    bounded('max-prompts', self.max_prompts, 1, 1024, integer=True)
+    if self.max_duration is not None:
+      bounded('max-duration', self.max_duration, 0.01, 24 * 3600)
+    bounded('max-prompt-tokens', self.max_prompt_tokens, 1, 4096, integer=True)
+    bounded('max-upload-mb', self.max_upload_mb, 0.001, 4096)
+    bounded('deadline', self.deadline, 0.001, MAX_DEADLINE_S)
+    bounded('drain', self.drain, 0, 24 * 3600)
+    for seconds in self.warmup or ():
+      bounded('warmup', seconds, 0.001, 24 * 3600)
+    bounded('model-parallel', self.model_parallel, 1, 65536, integer=True)
+    bounded('max-connections', self.max_connections, 1, 1_000_000, integer=True)
+    bounded('header-timeout', self.header_timeout, 0.01, 3600)
+    bounded('keep-alive', self.keep_alive, 0.01, 3600)
+    if self.token is not None and not self.token.strip():
+      raise ValueError('--token must not be empty')
 
 
 class ServiceError(Exception):
@@ -76,8 +112,7 @@ class Service:
                                on_batch=lambda size: self.metrics.batch_size.observe(size))
     self.metrics = Metrics(lambda: self.scheduler.depth)
     pipeline.on_compile = self._compiling
-    self.jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
-    self._jobs_lock = threading.Lock()
+    self.jobs = JobTable(KEEP_JOBS)
     self.checkpoint = os.path.abspath(options.checkpoint) if options.checkpoint else 'embedded default'
     self.versions = records.versions()
 
@@ -122,7 +157,7 @@ class Service:
       for size in sizes:
         start = time.perf_counter()
         work = engine.Work('warm-up', 0, 'text', decoding, self.pipeline.frames(seconds, decoding), 3)
-        engine.generate(self.pipeline, [work] * size, self.devices)
+        engine.generate(self.pipeline, [work] * size, self.devices, stop=lambda: False)
         self.log(f'warm: {seconds:g} s x batch {size} ({time.perf_counter() - start:.1f} s)')
 
   # ---- requests -> jobs
@@ -146,20 +181,17 @@ class Service:
     except Draining as e:
       self.metrics.rejected.labels('503').inc()
       raise ServiceError(503, str(e)) from e
-    with self._jobs_lock:
-      self.jobs[job.id] = job
-      while len(self.jobs) > KEEP_JOBS:
-        self.jobs.popitem(last=False)
+    self.jobs.add(job)
     return job
 
   def _ended(self, job: Job) -> None:
     self.metrics.latency.labels(job.state).observe(time.time() - job.created)
 
   def job(self, job_id: str) -> Job:
-    with self._jobs_lock:
-      if job_id not in self.jobs:
-        raise ServiceError(404, f'no job {job_id}')
-      return self.jobs[job_id]
+    job = self.jobs.get(job_id)
+    if job is None:
+      raise ServiceError(404, f'no job {job_id}')
+    return job
 
   def _works(self, request: GenerationRequest, upload: bytes | None) -> list[engine.Work]:
     """The request's outputs, checked (see `create`)."""
@@ -169,13 +201,23 @@ class Service:
     pipeline, options = self.pipeline, self.options
     if len(request.prompts) > options.max_prompts:
       raise bad(f'prompts: {len(request.prompts)} given, at most {options.max_prompts} per request')
+    if request.seed + len(request.prompts) > MAX_SEED:
+      raise bad(f'seed: {request.seed} + {len(request.prompts)} prompts passes the largest seed, {MAX_SEED - 1}')
+    chars, truncates = options.max_prompt_tokens * CHARS_PER_TOKEN, pipeline.text_encoder.tokenizer.max_length
     tokens = []
     for i, text in enumerate(request.prompts):
       if not text.strip():
         raise bad(f'prompts.{i}: empty prompt')
+      if len(text) > chars:  # before tokenizing: its time and memory grow with the text
+        raise bad(f'prompts.{i}: {len(text)} characters, at most {chars} ({options.max_prompt_tokens} tokens)')
+      try:
+        text.encode('utf-8')
+      except UnicodeEncodeError as e:
+        raise bad(f'prompts.{i}: not valid Unicode (a lone surrogate at character {e.start})') from e
       count = int(pipeline.text_encoder.tokenize([text])[1].sum())
       if count > options.max_prompt_tokens:
-        raise bad(f'prompts.{i}: {count} tokens, at most {options.max_prompt_tokens}')
+        more = 'at least ' if truncates is not None and count >= truncates else ''  # the tokenizer truncated it
+        raise bad(f'prompts.{i}: {more}{count} tokens, at most {options.max_prompt_tokens}')
       tokens.append(count)
     try:
       decoding = pipeline.decoding_with(**{**presets.overrides(request.preset, pipeline.lm_config.n_q,
@@ -209,6 +251,10 @@ class Service:
         frames = pipeline.frames(duration, decoding)
       except ValueError as e:
         raise bad(f'duration: {e}') from e
+    span_len = pipeline.lm_config.span_len
+    if mode == 'loop' and frames < 3 * span_len:  # the seam's zone and its context on both sides
+      raise bad(f'a loop needs at least {3 * span_len / pipeline.frame_rate:.2f} s, got '
+                f'{frames / pipeline.frame_rate:.2f} s')
     if mode == 'infill':
       start, end = request.infill
       if not 0 <= start < end <= seconds:
@@ -218,17 +264,36 @@ class Service:
             for i, (text, count) in enumerate(zip(request.prompts, tokens, strict=True))]
 
   def _audio(self, upload: bytes, bad) -> np.ndarray:
-    """An uploaded file -> audio [C, N] at the codec's rate and channels."""
-    if len(upload) > self.options.max_upload_mb * 2 ** 20:
-      raise bad(f'the upload is {len(upload) / 2 ** 20:.1f} MB, at most {self.options.max_upload_mb:g} MB', 413)
+    """An uploaded file -> audio [C, N] at the codec's rate and channels.
+
+    Its header's rate, channels and length are checked before anything is decoded or resampled (a few bytes can
+    declare hours at 1 Hz, which resampling would make gigabytes).
+    """
+    limit = self.options.max_upload_mb * 2 ** 20
+    if len(upload) > limit:
+      raise bad(f'the upload is {len(upload) / 2 ** 20:.3f} MB, at most {self.options.max_upload_mb:g} MB', 413)
     try:
-      audio, rate = soundfile.read(io.BytesIO(upload), dtype='float32', always_2d=True)
+      with soundfile.SoundFile(io.BytesIO(upload)) as file:
+        rate, channels, frames = file.samplerate, file.channels, file.frames
+        if not UPLOAD_RATES[0] <= rate <= UPLOAD_RATES[1]:
+          raise bad(f'the upload declares {rate} Hz; {UPLOAD_RATES[0]}-{UPLOAD_RATES[1]} Hz are accepted')
+        if channels > audio_io.MAX_CHANNELS:
+          raise bad(f'the upload has {channels} channels, at most {audio_io.MAX_CHANNELS}')
+        if frames / rate > self.max_duration:
+          raise bad(f'the upload is {frames / rate:.2f} s, at most {self.max_duration:g} s')
+        if frames * channels * 4 > UPLOAD_DECODE_FACTOR * max(len(upload), 2 ** 20):
+          raise bad(f'the upload declares {frames} frames of {channels} channels, too many for its '
+                    f'{len(upload)} bytes')
+        audio = file.read(dtype='float32', always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, TypeError) as e:
       reason = str(e).rpartition(': ')[2].strip() or type(e).__name__  # soundfile names the BytesIO first
       raise bad(f'cannot decode the uploaded audio: {reason}', 400) from e
     if not audio.size or not np.all(np.isfinite(audio)):
       raise bad('the uploaded audio is empty or not finite', 400)
-    return self.pipeline.prepare_audio(audio.T, rate, 1)[0]
+    try:  # [N, C] as read: channels first given explicitly, never guessed from the shape
+      return convert.convert(audio.T, rate, self.pipeline.sample_rate, self.pipeline.codec_config.channels)
+    except ValueError as e:
+      raise bad(f'the uploaded audio: {e}') from e
 
   # ---- the scheduler's worker
 
@@ -239,7 +304,8 @@ class Service:
     for item in batch:
       item.job.timings.setdefault('queue_s', time.monotonic() - item.queued_at)
     audio = engine.generate(pipeline, [item.work for item in batch], self.devices,
-                            on_tokens=lambda: [item.job.step() for item in batch])
+                            on_tokens=lambda: [item.job.step() for item in batch],
+                            stop=lambda: all(item.job.final for item in batch))
     compile_seconds = pipeline.compile_seconds - compiled
     if compile_seconds:
       self.metrics.compile_seconds.inc(compile_seconds)

@@ -1,5 +1,6 @@
 """`magnet-jax serve` as a process: the console script dispatches to it (and still to sampling otherwise), bad
 flags give one line, and SIGTERM drains: every queued job is finished and published whole, then it exits 0."""
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,13 @@ def test_console_script_dispatch_and_flag_errors():
   assert bad.returncode == 1
   assert bad.stderr.strip().splitlines()[-1] == ("magnet-jax serve: error: --warmup expects seconds separated by "
                                                  "commas or \"none\", got 'soon'")
+  # Limits are checked before the model loads (a checkpoint that does not exist is never opened).
+  for flag, value, message in [('--port', '99999', '--port must be an integer in [1, 65535], got 99999'),
+                               ('--max-duration', '-5', '--max-duration must be a number in [0.01, 86400], got -5.0'),
+                               ('--max-prompt-tokens', '0', '--max-prompt-tokens must be an integer in [1, 4096]')]:
+    bad = _command('serve', '--checkpoint', '/nonexistent', flag, value)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
+        f'magnet-jax serve: error: {message}'), bad.stderr[-2000:]
 
 
 def test_sigterm_drains_queued_jobs(tiny_pipeline_folder, tmp_path):
@@ -47,7 +55,20 @@ def test_sigterm_drains_queued_jobs(tiny_pipeline_folder, tmp_path):
     # Three jobs of different prompt lengths (three batches), still queued or running when SIGTERM arrives.
     ids = [httpx.post(f'{url}/v1/generations', json={'prompts': [text], 'duration': 0.36}).json()['id']
            for text in ('calm piano', 'a slow and quiet piano', 'drums')]
+    # A last, longer job keeps the drain going while the first three are fetched.
+    longer = httpx.post(f'{url}/v1/generations', json={'prompts': ['bass'], 'duration': 0.36,
+                                                      'decoding': {'decoding_steps': [300, 100, 100, 100]}})
     server.send_signal(signal.SIGTERM)
+    # During the drain the listener stays open: new jobs get 503, status, events and audio are answered, and
+    # every progress stream ends with its job's final state.
+    refused = httpx.post(f'{url}/v1/generations', json={'prompts': ['late'], 'duration': 0.36})
+    assert refused.status_code == 503 and 'shutting down' in refused.json()['error']
+    for job_id in ids:
+      with httpx.stream('GET', f'{url}/v1/generations/{job_id}/events', timeout=300) as events:
+        last = [line for line in events.iter_lines() if line.startswith('data: ')][-1]
+      assert json.loads(last[6:])['state'] == 'done'
+      assert httpx.get(f'{url}/v1/generations/{job_id}/audio/0').status_code == 200
+    ids.append(longer.json()['id'])
     log, _ = server.communicate(timeout=600)
   finally:
     server.kill()

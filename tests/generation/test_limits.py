@@ -180,3 +180,16 @@ def test_infill_touches_only_the_audio_around_the_edit(pipeline, monkeypatch):
   region = audio[..., lo:hi]
   np.testing.assert_array_equal(out[..., inner], _whole_infill(pipeline, region, rate, ['calm piano'], 1.6, 2.0, 3)[
       ..., 50 * hop:-50 * hop])
+
+
+def test_compiled_programs_are_a_bounded_lru(pipeline, monkeypatch):
+  """Every distinct decoding value compiles a program; only the PROGRAM_CACHE most recently used are kept."""
+  from magnet_jax.generation import pipeline as pipeline_module
+  monkeypatch.setattr(pipeline_module, 'PROGRAM_CACHE', 2)
+  pipeline._programs.clear()
+  compiled = []
+  monkeypatch.setattr(pipeline, 'on_compile', compiled.append)
+  for temp in (3.0, 3.0 + 1e-6, 3.0, 3.0 + 2e-6, 3.0):
+    pipeline.generate_tokens(['a'], 0.12, 0, temp=temp)
+  assert len(compiled) == 3 and len(pipeline._programs) == 2  # 3.0 stayed in use: compiled once
+  assert [key[0].temp for key in pipeline._programs] == [3.0 + 2e-6, 3.0]

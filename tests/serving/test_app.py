@@ -31,7 +31,7 @@ def reference():
 @pytest.fixture(scope='module')
 def client(reference):
   service = Service(dataclasses.replace(reference), ServeOptions(max_batch=4, max_wait=0.5))  # same weights
-  with TestClient(create_app(service)) as client:
+  with TestClient(create_app(service), base_url='http://localhost') as client:
     client.service = service
     yield client
 
@@ -148,7 +148,7 @@ def test_bad_uploads(client):
 
 def test_full_queue_429_then_cancel(client):
   service = Service(client.service.pipeline, ServeOptions(max_queue=2))
-  client = TestClient(create_app(service))  # no lifespan: the worker never starts, so jobs stay queued
+  client = TestClient(create_app(service), base_url='http://localhost')  # no lifespan: jobs stay queued
   first = client.post('/v1/generations', json={'prompts': ['a', 'b']})
   assert first.status_code == 202
   full = client.post('/v1/generations', json={'prompts': ['c']})

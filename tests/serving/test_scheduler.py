@@ -6,8 +6,9 @@ import time
 import pytest
 
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.io.errors import Cancelled
 from magnet_jax.serving.engine import Work
-from magnet_jax.serving.jobs import Job
+from magnet_jax.serving.jobs import Job, JobTable
 from magnet_jax.serving.scheduler import Draining, QueueFull, Scheduler
 
 
@@ -119,6 +120,56 @@ def test_drain_finishes_queued_work_then_rejects():
   scheduler.start()
   time.sleep(0.1)
   assert scheduler.close(drain=0.2) == 1  # 'a' is running (held), 'b' is rejected
+  # Every job ends with the drain, the running one too (its batch sees `final` and stops), so every progress
+  # stream gets its final state; a second close waits no longer than the first's drain.
+  assert [job.state for job in jobs] == ['failed', 'failed'] and 'while this job ran' in jobs[0].error
+  assert 'before this job ran' in jobs[1].error
+  start = time.monotonic()
+  assert scheduler.close(drain=30) == 0 and time.monotonic() - start < 1
   runner.gate.set()
+
+
+def test_deadlines_expire_queued_jobs_while_a_batch_runs_but_never_a_started_job():
+  runner = Recorder()
+  runner.gate.clear()
+  scheduler = Scheduler(runner, max_batch=1, max_wait=0.0)
+  running, queued = _job('a', 'b', deadline=time.monotonic() + 0.3), _job('c', deadline=time.monotonic() + 0.3)
+  scheduler.submit(running)
+  scheduler.submit(queued)
+  scheduler.start()
+  time.sleep(0.8)  # the first batch ('a') is held past both deadlines
+  assert queued.state == 'expired' and queued.error == 'deadline passed before the job could start'
+  assert running.state == 'running'
+  runner.gate.set()
+  _wait([running])
+  assert running.state == 'done' and [text for batch in runner.batches for _, text in batch] == ['a', 'b']
+
+
+def test_a_cancelled_batch_is_not_run_again():
+  class Stopping(Recorder):
+    def __call__(self, batch):  # the engine's `stop`: every job of the batch ended -> Cancelled
+      self.batches.append([item.work.text for item in batch])
+      for item in batch:
+        item.job.update(state='cancelled')
+      raise Cancelled('cancelled after decoding step 1 of 4')
+
+  runner = Stopping()
+  scheduler = Scheduler(runner, max_batch=4, max_wait=0.2)
+  jobs = [_job('aaa'), _job('bbb')]
+  for job in jobs:
+    scheduler.submit(job)
+  scheduler.start()
   _wait(jobs)
-  assert [job.state for job in jobs] == ['done', 'failed'] and 'shut down' in jobs[1].error
+  assert runner.batches == [['aaa', 'bbb']] and [job.state for job in jobs] == ['cancelled'] * 2
+
+
+def test_the_job_table_never_forgets_a_job_before_it_ends():
+  table = JobTable(keep=3)
+  waiting = _job('queued')
+  table.add(waiting)
+  for _ in range(50):  # another client's create + cancel pairs
+    job = _job('x')
+    table.add(job)
+    job.update(state='cancelled')
+  table.add(_job('last'))
+  assert table.get(waiting.id) is waiting and len(table) == 1 + 3 + 1
