@@ -29,10 +29,10 @@ from magnet_jax.decoding import DecodingConfig, generate, output_length
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.models.flops import decode_flops, mfu_flops_per_step, params_millions
 from magnet_jax.models.params import init_params
+from magnet_jax.parallel.sharding import batch_sharding, make_mesh, replicated, rules_for
 from magnet_jax.training import chips
 from magnet_jax.training.finetune import FineTune
 from magnet_jax.training.optim import make_optimizer
-from magnet_jax.parallel.sharding import batch_sharding, make_mesh, replicated, rules_for
 from magnet_jax.training.trainer import init_state, make_train_step, state_shardings, validate
 
 COLLECTIVES = ('all-reduce', 'all-gather', 'reduce-scatter', 'all-to-all', 'collective-permute')
