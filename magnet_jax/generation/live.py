@@ -196,6 +196,7 @@ class LiveStream:
     self._timed: list[tuple[float, dict]] = []  # (seconds, changes), ascending
     self._pending: dict = {}
     self._index, self._position, self._cut = 0, 0, 0  # next window; its start frame; its chunk's first frame
+    self._open = 0  # the first window whose controls are not fixed
     self._context_codes = np.zeros((1, pipeline.lm_config.n_q, 0), np.int32)
     self._started: float | None = None
 
@@ -205,8 +206,9 @@ class LiveStream:
 
   @property
   def next_index(self) -> int:
-    """The first window whose controls are not fixed yet: where a change made now applies from."""
-    return self._index
+    """The first window whose controls are not fixed yet (a window in progress has fixed its own): where a change
+    made now applies from."""
+    return self._open
 
   @property
   def finished(self) -> bool:
@@ -257,7 +259,7 @@ class LiveStream:
       else:
         self._timed.append((at, fields))
         self._timed.sort(key=lambda item: item[0])
-      return self._index
+      return self._open
 
   def _controls_for_next(self) -> Controls:
     """The controls of the next window (applying due changes), under the lock."""
@@ -269,6 +271,7 @@ class LiveStream:
         self.controls = dataclasses.replace(self.controls, **self._pending)
         self._pending = {}
       self.controls = self._checked(self.controls)
+      self._open = self._index + 1
       return self.controls
 
   def next_chunk(self) -> Chunk:

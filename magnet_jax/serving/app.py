@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from magnet_jax.serving import live
 from magnet_jax.serving.schema import Created, Error, GenerationRequest
 from magnet_jax.serving.service import Log, ServeOptions, Service, ServiceError
 
@@ -139,6 +140,7 @@ def create_app(service: Service) -> FastAPI:
   async def page():
     return HTMLResponse((STATIC / 'index.html').read_text())
 
+  live.mount(app, service)
   app.mount('/static', StaticFiles(directory=str(STATIC)), name='static')
   return app
 
