@@ -25,6 +25,8 @@ _PRESET = flags.DEFINE_enum('preset', None, sorted(presets.PRESETS), 'Decoding p
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed: the same seed and the same timed changes give the same audio.')
 _DURATION = flags.DEFINE_float('duration', None, f'Seconds, then stop (default: endless; at most '
                                f'{live.MAX_SECONDS:g}).')
+_WINDOW = flags.DEFINE_float('window', None, 'Seconds of a window (default: the model\'s; shorter: first audio '
+                             'sooner, less context).')
 _OVERLAP = flags.DEFINE_float('overlap', None, 'Seconds of the previous window each window keeps (default: half a '
                               'window).')
 _AHEAD = flags.DEFINE_integer('ahead', 2, f'Chunks generated ahead of the output (1 to {live.MAX_AHEAD}).')
@@ -49,7 +51,8 @@ def _main() -> None:
   pipeline.text_pad_to = live.TEXT_TOKENS
   pipeline.on_compile = lambda what: log(f'compiling ({what}; first run only)')
   stream = live.LiveStream(pipeline, live.Controls(_PROMPT.value, _NEGATIVE.value, _BPM.value, _PRESET.value),
-                           seed=_SEED.value, duration=_DURATION.value, overlap=_OVERLAP.value)
+                           seed=_SEED.value, duration=_DURATION.value, window=_WINDOW.value,
+                           overlap=_OVERLAP.value)
   if not 1 <= _AHEAD.value <= live.MAX_AHEAD:
     raise ValueError(f'--ahead {_AHEAD.value}: expected 1 to {live.MAX_AHEAD} chunks')
   live.follow(stream, sys.stdin, lambda message: log(f'magnet-jax live: {message}'))

@@ -168,6 +168,7 @@ class LiveStream:
     controls: the starting controls (a prompt, or `Controls`).
     seed: the stream's seed (window i draws with `seed` folded with i, as window i of long form).
     duration: seconds, then the stream ends (None: never), at most MAX_SECONDS.
+    window: seconds of a window (default: the model's; shorter gives the first audio sooner, and less context).
     overlap: seconds of the previous window each window keeps (default: half a window).
     decoding: decoding settings a preset applies over (default: the pipeline's).
     context: entered around every window (e.g. a lock shared by streams, a device mesh).
@@ -175,7 +176,8 @@ class LiveStream:
   """
 
   def __init__(self, pipeline: MagnetPipeline, controls: Controls | str, *, seed: int = 0,
-               duration: float | None = None, overlap: float | None = None, decoding: DecodingConfig | None = None,
+               duration: float | None = None, window: float | None = None, overlap: float | None = None,
+               decoding: DecodingConfig | None = None,
                context: Callable[[], AbstractContextManager] = nullcontext,
                clock: Callable[[], float] = time.perf_counter):
     self.pipeline, self._context, self._clock = pipeline, context, clock
@@ -185,7 +187,8 @@ class LiveStream:
     self.seed, self.duration = seed, duration
     self._base = pipeline.decoding_with(decoding)
     self.controls = self._checked(Controls(controls) if isinstance(controls, str) else controls)
-    window = min(pipeline.window_frames(self._decoding(preset)) for preset in (None, *presets.PRESETS))
+    self.window = window
+    window = min(self._width(self._decoding(preset)) for preset in (None, *presets.PRESETS))
     self.overlap = window // 2 if overlap is None else round(overlap * pipeline.frame_rate)
     if not 0 <= self.overlap < window:
       raise ValueError(f'overlap must be >= 0 s and shorter than the window ({window / pipeline.frame_rate:g} s), '
@@ -218,6 +221,11 @@ class LiveStream:
     pipeline = self.pipeline
     return pipeline.decoding_with(self._base, **presets.overrides(preset, pipeline.lm_config.n_q,
                                                                   pipeline.rescorer_params is not None))
+
+  def _width(self, decoding: DecodingConfig) -> int:
+    """W: the frames of a window with these decoding settings."""
+    model = self.pipeline.window_frames(decoding)
+    return model if self.window is None else min(model, self.pipeline.frames(self.window, decoding))
 
   def _checked(self, controls: Controls) -> Controls:
     """The controls, or a ValueError naming what is wrong (before anything runs)."""
@@ -287,9 +295,11 @@ class LiveStream:
     controls = self._controls_for_next()
     pipeline, hop = self.pipeline, self.pipeline.codec_config.hop_length
     began, compiling = self._clock(), pipeline.compile_seconds
+    decoding = self._decoding(controls.preset)
     with self._context():
       codes, audio = pipeline.continue_window([controls.text], self._context_codes, self.seed, self._index,
-                                              negative=controls.negative, decoding=self._decoding(controls.preset))
+                                              width=self._width(decoding), negative=controls.negative,
+                                              decoding=decoding)
     done = self._clock()
     following = self._position + codes.shape[-1] - self.overlap
     end = following + self.overlap // 2

@@ -378,18 +378,22 @@ class MagnetPipeline:
       yield start, audio[:count]
 
   def continue_window(self, descriptions: Sequence[str | None], context: np.ndarray, seed: Seeds = 0, index: int = 0,
-                      *, negative: Negative = None, decoding: DecodingConfig | None = None,
+                      *, width: int | None = None, negative: Negative = None, decoding: DecodingConfig | None = None,
                       **sampling) -> tuple[np.ndarray, np.ndarray]:
     """One window of long form, after the `context` [B, K, O] codes that end what precedes it (O < W; O = 0: the
-    first window): the model's window W with the context as its first O frames, decoded as window `index` of a
-    long-form piece of `seed` is (`stream` decodes the same tokens for the same context and index). Live
-    generation (`generation.live`) calls it window after window, with the conditions of the moment.
+    first window): W frames (default: the model's window) with the context as its first O frames, decoded as window
+    `index` of a long-form piece of `seed` is (`stream` decodes the same tokens for the same context and index).
+    Live generation (`generation.live`) calls it window after window, with the conditions of the moment.
 
     Returns:
       (codes [B, K, W] int32, the context first; audio [B, C, W * hop]).
     """
     decoding = self.decoding_with(decoding, **sampling)
-    width, (batch, levels, given) = self.window_frames(decoding), np.shape(context)
+    window, (batch, levels, given) = self.window_frames(decoding), np.shape(context)
+    width = window if width is None else width
+    if not 0 < width <= window or self._trim(width, decoding) != width:
+      raise ValueError(f'a window of {width} frames: expected at most {window}, in whole '
+                       f'{self.lm_config.span_len}-frame spans')
     if (batch, levels) != (len(descriptions), self.lm_config.n_q) or not 0 <= given < width:
       raise ValueError(f'context must be [B={len(descriptions)}, K={self.lm_config.n_q}, O < {width}] codes, '
                        f'got {np.shape(context)}')

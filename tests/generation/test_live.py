@@ -104,6 +104,7 @@ def test_bad_input_is_one_line(pipeline):
                           ({'controls': 'piano', 'duration': 1e9}, 'duration: 1e\\+09 s, expected more than 0'),
                           ({'controls': 'piano', 'seed': -1}, 'seed: -1'),
                           ({'controls': 'piano', 'overlap': 5.0}, 'overlap must be >= 0 s and shorter than the window'),
+                          ({'controls': 'piano', 'window': 0.01}, 'shorter than one 3-frame span'),
                           ({'controls': live.Controls('piano', bpm=1000)}, 'bpm: 1000, expected 20 to 400'),
                           ({'controls': live.Controls('piano', preset='best')}, "unknown preset 'best'")]:
     with pytest.raises(ValueError, match=message):

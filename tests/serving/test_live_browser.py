@@ -1,6 +1,8 @@
 """The live page (/live) in Debian's chromium (headless, selenium; the fixtures of test_browser.py): audio arrives
 over the WebSocket, every chunk is scheduled right where the previous one ends (no gaps), and a prompt typed while
 it plays reaches the server and shows in the metadata of the window it applies from."""
+import itertools
+
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -35,7 +37,7 @@ def test_live_page_plays_gaplessly_and_follows_the_prompt(server, browser, scree
     applies = browser.execute_script('return window.live.changes[0].applies_from')
     chunks = _scheduled(browser, applies + 2)
     assert [c['prompt'] for c in chunks[:applies + 2]] == ['calm piano'] * applies + ['loud drums'] * 2
-    for before, after in zip(chunks, chunks[1:]):  # contiguous: each starts where the previous one ends
+    for before, after in itertools.pairwise(chunks):  # contiguous: each starts where the previous one ends
       assert abs(after['when'] - (before['when'] + before['duration'])) < 1e-9
     assert browser.execute_script('return window.live.underruns') == 0
     assert sum(c['duration'] for c in chunks) > 1.0
