@@ -31,21 +31,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUSY, CALM, CHANGE_AT = 'fast drum groove', 'ambient pad drone', 15.0
 
 
-def grid(pipeline, windows: list[float], overlaps: list[float], seconds: float) -> list[dict]:
+def grid(pipeline, windows: list[float], overlaps: list[float], preset_names: list[str], seconds: float) -> list[dict]:
+  """Rows of windows x overlaps with the default decoding, then one row per preset at the model's window and half
+  of it as overlap."""
   rows = []
   pipeline.text_pad_to = live.TEXT_TOKENS
-  for window in windows:
-    for fraction in overlaps:
-      warm = live.LiveStream(pipeline, BUSY, window=window, overlap=fraction * window)
-      warm.next_chunk()  # compiles this window length's program (overlaps share it)
-      stream = live.LiveStream(pipeline, BUSY, seed=0, duration=seconds, window=window, overlap=fraction * window)
-      chunks = list(stream)
-      timing = stream.timing
-      rows.append({'window_s': window, 'overlap_s': fraction * window, 'chunk_s': chunks[1].audio.shape[-1] /
-                   pipeline.sample_rate, 'first_audio_s': round(timing.first_audio, 3),
-                   'realtime_factor': round(timing.realtime_factor, 2), 'underruns': timing.underruns,
-                   'windows': timing.windows, 'window_compute_s': round(timing.compute / (timing.windows - 1), 3)})
-      print(json.dumps(rows[-1]), flush=True)
+  runs = [(w, f, None) for w in windows for f in overlaps] + [(None, 0.5, p) for p in preset_names]
+  for window, fraction, preset in runs:
+    seconds_window = window or pipeline.window_frames(pipeline.decoding) / pipeline.frame_rate
+    overlap = fraction * seconds_window
+    controls = live.Controls(BUSY, preset=preset)
+    warm = live.LiveStream(pipeline, controls, window=window, overlap=overlap)
+    warm.next_chunk()  # compiles this window length's program (overlaps share it)
+    stream = live.LiveStream(pipeline, controls, seed=0, duration=seconds, window=window, overlap=overlap)
+    chunks = list(stream)
+    timing = stream.timing
+    rows.append({'window_s': round(seconds_window, 2), 'overlap_s': round(overlap, 2), 'preset': preset or 'default',
+                 'chunk_s': chunks[1].audio.shape[-1] / pipeline.sample_rate,
+                 'first_audio_s': round(timing.first_audio, 3),
+                 'realtime_factor': round(timing.realtime_factor, 2), 'underruns': timing.underruns,
+                 'windows': timing.windows, 'window_compute_s': round(timing.compute / (timing.windows - 1), 3)})
+    print(json.dumps(rows[-1]), flush=True)
   return rows
 
 
@@ -101,22 +107,24 @@ def command(checkpoint: str | None, rate: int) -> dict:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--seconds', type=float, default=30.0)
-  parser.add_argument('--windows', default='2.5,5')
+  parser.add_argument('--windows', default='2.5,5')  # 5: the model's window, 4.98 s
   parser.add_argument('--overlaps', default='0.25,0.5')
+  parser.add_argument('--presets', default='fast', help='presets measured at the model\'s window, half overlap')
   parser.add_argument('--checkpoint', default=None)
   parser.add_argument('--json', default=os.path.join(ROOT, 'benchmarks/results/live-cpu-2core.json'))
   args = parser.parse_args()
   conditions = {'cpus': os.cpu_count(), 'load_start': [round(x, 2) for x in os.getloadavg()]}
   pipeline = pretrained.load(args.checkpoint)
   rows = grid(pipeline, [float(w) for w in args.windows.split(',')], [float(o) for o in args.overlaps.split(',')],
-              args.seconds)
+              [p for p in args.presets.split(',') if p], args.seconds)
   cli = command(args.checkpoint, pipeline.sample_rate)
   conditions['load_end'] = [round(x, 2) for x in os.getloadavg()]
   print(f'\nlive on {conditions["cpus"]} CPUs, load average {conditions["load_start"]} -> {conditions["load_end"]}')
-  print('| window s | overlap s | chunk s | first audio s (warm) | real-time factor | underruns | s per window |')
-  print('| --- | --- | --- | --- | --- | --- | --- |')
+  print('| window s | overlap s | preset | chunk s | first audio s (warm) | real-time factor | underruns | '
+        's per window |')
+  print('| --- | --- | --- | --- | --- | --- | --- | --- |')
   for r in rows:
-    print(f'| {r["window_s"]:g} | {r["overlap_s"]:g} | {r["chunk_s"]:.2f} | {r["first_audio_s"]:.2f} | '
+    print(f'| {r["window_s"]:g} | {r["overlap_s"]:g} | {r["preset"]} | {r["chunk_s"]:.2f} | {r["first_audio_s"]:.2f} | '
           f'{r["realtime_factor"]:.2f} | {r["underruns"]} | {r["window_compute_s"]:.2f} |')
   print(f'\ncommand: first audio bytes {cli["first_audio_after_compile_s"]} s after load + compile '
         f'({cli["first_audio_bytes_after_start_s"]} s after start); {cli["final_line"]}')
