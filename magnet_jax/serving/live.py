@@ -104,15 +104,24 @@ def pack(chunk: live.Chunk, sample_rate: int) -> bytes:
 async def _close(socket: WebSocket, code: int, reason: str) -> None:
   with contextlib.suppress(Exception):  # the client may be gone already
     await socket.send_json(_error(reason))
-    await socket.close(code, reason[:120])
+    await socket.close(code, reason.encode()[:120].decode(errors='ignore'))  # a close reason is at most 123 bytes
 
 
 async def _stream(socket: WebSocket, hub: Hub) -> None:
-  """One listener: start, then chunks as playback allows, controls as they come (see the module docstring)."""
+  """One listener, counted from its connection (a slot is taken before its start message arrives)."""
   await socket.accept()
   if hub.streams >= hub.options.max_streams:
     return await _close(socket, CLOSE_BUSY, f'live: {hub.options.max_streams} stream(s) already playing (the '
                         f'limit); try again later')
+  hub.streams += 1
+  try:
+    await _play(socket, hub)
+  finally:
+    hub.streams -= 1
+
+
+async def _play(socket: WebSocket, hub: Hub) -> None:
+  """Start, then chunks as playback allows, controls as they come (see the module docstring)."""
   try:
     start = Start.model_validate_json(await asyncio.wait_for(socket.receive_text(), START_TIMEOUT_S))
     stream = await asyncio.to_thread(hub.open, start)
@@ -122,7 +131,6 @@ async def _stream(socket: WebSocket, hub: Hub) -> None:
   except WebSocketDisconnect:
     return
   options, sample_rate = hub.options, stream.sample_rate
-  hub.streams += 1
   played, news, sending = -1, asyncio.Event(), asyncio.Lock()
 
   async def send(message: dict | bytes) -> None:
@@ -178,7 +186,6 @@ async def _stream(socket: WebSocket, hub: Hub) -> None:
   except (WebSocketDisconnect, RuntimeError):
     pass
   finally:
-    hub.streams -= 1
     receiver.cancel()
 
 
