@@ -41,6 +41,10 @@ def _main() -> None:
   log_file = sys.stderr if out == '-' else sys.stdout
   log = lambda line: print(line, file=log_file, flush=True)
   live.check(_PROMPT.value or '', _SEED.value, _DURATION.value)
+  if not 1 <= _AHEAD.value <= live.MAX_AHEAD:
+    raise ValueError(f'--ahead {_AHEAD.value}: expected 1 to {live.MAX_AHEAD} chunks')
+  if _BPM.value is not None and not live.BPM_RANGE[0] <= _BPM.value <= live.BPM_RANGE[1]:
+    raise ValueError(f'--bpm {_BPM.value:g}: expected {live.BPM_RANGE[0]:g} to {live.BPM_RANGE[1]:g}')
   if out != '-' and os.path.isdir(out):
     raise ValueError(f'--out {out} is a folder; give a file name or -')
   logging.set_verbosity(logging.WARNING)
@@ -53,8 +57,6 @@ def _main() -> None:
   stream = live.LiveStream(pipeline, live.Controls(_PROMPT.value, _NEGATIVE.value, _BPM.value, _PRESET.value),
                            seed=_SEED.value, duration=_DURATION.value, window=_WINDOW.value,
                            overlap=_OVERLAP.value)
-  if not 1 <= _AHEAD.value <= live.MAX_AHEAD:
-    raise ValueError(f'--ahead {_AHEAD.value}: expected 1 to {live.MAX_AHEAD} chunks')
   live.follow(stream, sys.stdin, lambda message: log(f'magnet-jax live: {message}'))
   tmp = None if out == '-' else files.temporary_beside(out)
   target = sys.stdout.buffer if tmp is None else open(tmp, 'wb')  # noqa: SIM115 (closed below, then published)

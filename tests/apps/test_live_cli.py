@@ -55,7 +55,8 @@ def test_ctrl_c_leaves_a_valid_wav(tiny_pipeline_folder, tmp_path):
 
 def test_bad_flags_are_one_line():
   for args, message in [(['--prompt', ' '], 'prompt: empty'),
-                        (['--prompt', 'x', '--duration', '1e9'], 'duration: 1e+09 s, expected more than 0')]:
+                        (['--prompt', 'x', '--duration', '1e9'], 'duration: 1e+09 s, expected more than 0'),
+                        (['--prompt', 'x', '--ahead', '100'], '--ahead 100: expected 1 to 16 chunks')]:
     result = subprocess.run([sys.executable, '-c', ENTRY, 'live', *args], cwd=REPO_ROOT, env=ENV,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
