@@ -2,6 +2,7 @@
 
   runner.py          shared plumbing: one-line errors for bad flags and bad input
   sample.py          `magnet-jax` / sample.py: text, continuation, infill, outpaint, loops, long form
+  live.py            `magnet-jax live`: a WAV stream that plays while it is generated
   sample_run.py      that command as a library function, `sample(SampleOptions(...))`
   prepare.py         audio folder -> TFDS codec-token dataset
   corpus.py          the procedural corpus -> WAVs + manifests

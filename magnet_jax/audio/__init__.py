@@ -1,6 +1,7 @@
 """Audio signal code shared by the codec, the corpus, the data pipeline, generation and evaluation.
 
   files.py     reading audio files; atomic (streamed) output files
+  wav_stream.py  a 16-bit WAV stream to any file or pipe (header sizes written on close where it seeks)
   convert.py   one conversion to a model's format: channels and sample rate
   spectral.py  STFT, mel filterbank, log-mel spectrogram, mel distance
   stats.py     onset rate, spectral centroid, low-frequency ratio, loudness (prompt-following statistics)

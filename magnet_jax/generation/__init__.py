@@ -3,6 +3,7 @@
 and the persistent compilation cache.
 
   pipeline.py         MagnetPipeline: generate, continue, infill, outpaint, loop, stream
+  live.py             LiveStream: endless long form that follows controls changed while it plays
   pretrained.py       load / save_pipeline / load_rescorer
   windows.py          which windows decode which frames
   requests.py         prompts (text, seed, duration) and prompt files

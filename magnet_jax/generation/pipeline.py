@@ -318,7 +318,7 @@ class MagnetPipeline:
   def _windows(self, descriptions: Sequence[Description], codes: np.ndarray, known: np.ndarray, seed: Seeds,
                decoding: DecodingConfig, width: int, starts: list[int], pass_index: int = 0,
                progress: Progress | None = None, fresh: list[int] | None = None, negative: Negative = None,
-               on_step: StepProgress | None = None) -> Iterator[tuple[int, np.ndarray]]:
+               on_step: StepProgress | None = None, first_window: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """Decodes the unknown frames of `codes` window by window (`_plan`), updating it in place.
 
     Args:
@@ -334,6 +334,8 @@ class MagnetPipeline:
       negative: negative prompt(s) to guide against instead of the null condition (`cfg_conditions`).
       on_step: told (steps done, steps in all) after every decoding step (the progress variant of the program);
         returning True stops the generation between steps and raises `Cancelled`.
+      first_window: the index (key salt) of the first window: a piece decoded in several calls (`continue_window`)
+        draws what one call would.
 
     Yields:
       (window start frame, the window's audio [B, C, W * hop]) after each window.
@@ -370,8 +372,8 @@ class MagnetPipeline:
           stopped.extend([base + done] if stop else [])
           return stop
       given = np.broadcast_to(known[window], (bucket, width))
-      padded[..., window], audio = self._run_window(conditions, _keys(seeds, pass_index, index), padded[..., window],
-                                                    given, decoding, listener)
+      keys = _keys(seeds, pass_index, first_window + index)
+      padded[..., window], audio = self._run_window(conditions, keys, padded[..., window], given, decoding, listener)
       if stopped:
         raise Cancelled(f'cancelled after decoding step {stopped[0]} of {total_steps}')
       codes[..., window] = padded[:count, :, window]
@@ -379,6 +381,35 @@ class MagnetPipeline:
       if progress is not None:
         progress(index + 1, len(starts))
       yield start, audio[:count]
+
+  def continue_window(self, descriptions: Sequence[str | None], context: np.ndarray, seed: Seeds = 0, index: int = 0,
+                      *, width: int | None = None, negative: Negative = None, decoding: DecodingConfig | None = None,
+                      **sampling) -> tuple[np.ndarray, np.ndarray]:
+    """One window of long form, after the `context` [B, K, O] codes that end what precedes it (O < W; O = 0: the
+    first window): W frames (default: the model's window) with the context as its first O frames, decoded as window
+    `index` of a long-form piece of `seed` is (`stream` decodes the same tokens for the same context and index).
+    Live generation (`generation.live`) calls it window after window, with the conditions of the moment.
+
+    Returns:
+      (codes [B, K, W] int32, the context first; audio [B, C, W * hop]).
+    """
+    decoding = self.decoding_with(decoding, **sampling)
+    window, (batch, levels, given) = self.window_frames(decoding), np.shape(context)
+    width = window if width is None else width
+    if not 0 < width <= window or self._trim(width, decoding) != width:
+      raise ValueError(f'a window of {width} frames: expected at most {window}, in whole '
+                       f'{self.lm_config.span_len}-frame spans')
+    if (batch, levels) != (len(descriptions), self.lm_config.n_q) or not 0 <= given < width:
+      raise ValueError(f'context must be [B={len(descriptions)}, K={self.lm_config.n_q}, O < {width}] codes, '
+                       f'got {np.shape(context)}')
+    known = np.arange(width) < given
+    codes = np.zeros((batch, levels, width), np.int32)
+    codes[..., :given] = context
+    codes = np.array(initial_context(batch, self.lm_config, width, known_codes=codes,
+                                     known=np.broadcast_to(known, (batch, width)))[0])
+    [(_, audio)] = self._windows(descriptions, codes, known, seed, decoding, width, [0], negative=negative,
+                                 first_window=index)
+    return codes, audio
 
   def fill_tokens(self, descriptions: Sequence[Description], codes: np.ndarray, known: np.ndarray, seed: Seeds = 0,
                   *, reverse: bool = False, overlap: float | None = None, pass_index: int = 0,

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from magnet_jax.serving import guard
+from magnet_jax.serving import guard, live
 from magnet_jax.serving.schema import Created, Error, GenerationRequest
 from magnet_jax.serving.service import Log, ServeOptions, Service, ServiceError
 
@@ -167,6 +167,7 @@ def create_app(service: Service) -> FastAPI:
   async def page():
     return HTMLResponse((STATIC / 'index.html').read_text())
 
+  live.mount(app, service)
   app.mount('/static', StaticFiles(directory=str(STATIC)), name='static')
   return app
 

@@ -73,22 +73,28 @@ class Guard:
     self.app, self.limit, self.hosts, self.origins, self.token = app, limit, hosts, frozenset(origins), token
 
   async def __call__(self, scope, receive, send):
-    if scope['type'] != 'http':
+    if scope['type'] not in ('http', 'websocket'):
       return await self.app(scope, receive, send)
+    # A browser lets any page open a WebSocket to any host: the live stream gets the same Host, Origin and token
+    # checks as the HTTP routes, refused before the handshake is accepted.
+    refuse = _refuse if scope['type'] == 'http' else _refuse_websocket(receive)
     headers = {name.decode('latin-1').lower(): value.decode('latin-1') for name, value in scope['headers']}
     host = headers.get('host', '')
     name = _host_name(host).lower().rstrip('.')
     if '*' not in self.hosts and not _is_ip(name) and name not in self.hosts:
-      return await _refuse(send, 403, f'Host {host!r} is not a name this server answers to (serve --allow-host)')
+      return await refuse(send, 403, f'Host {host!r} is not a name this server answers to (serve --allow-host)')
     origin = headers.get('origin')
-    if origin is not None and origin != f'{scope["scheme"]}://{host}' and origin not in self.origins:
-      return await _refuse(send, 403, f'cross-origin request from {origin!r} refused (serve --allow-origin)')
+    scheme = {'ws': 'http', 'wss': 'https'}.get(scope['scheme'], scope['scheme'])
+    if origin is not None and origin != f'{scheme}://{host}' and origin not in self.origins:
+      return await refuse(send, 403, f'cross-origin request from {origin!r} refused (serve --allow-origin)')
     path = scope['path']
     authenticated = self.token is not None and self._token_given(scope, headers)
     scope['magnet_authenticated'] = authenticated
     if self.token is not None and not authenticated and not (path in PUBLIC or path.startswith('/static/')):
-      return await _refuse(send, 401, 'this server needs a token: Authorization: Bearer TOKEN (serve --token)',
-                           [(b'www-authenticate', b'Bearer')])
+      return await refuse(send, 401, 'this server needs a token: Authorization: Bearer TOKEN (serve --token)',
+                          [(b'www-authenticate', b'Bearer')])
+    if scope['type'] == 'websocket':
+      return await self.app(scope, receive, send)
     limit = self.limit(path)
     declared = headers.get('content-length')
     if declared is not None and not declared.isdigit():
@@ -139,3 +145,12 @@ async def _refuse(send, status: int, message: str, headers: list | None = None) 
               'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()),
                           *(headers or [])]})
   await send({'type': 'http.response.body', 'body': body})
+
+
+def _refuse_websocket(receive):
+  """A refusal of a WebSocket handshake: the close before accepting it, which the server answers with HTTP 403."""
+  async def refuse(send, status: int, message: str, headers: list | None = None) -> None:
+    del status, headers  # the ASGI close before accept carries neither
+    await receive()  # websocket.connect
+    await send({'type': 'websocket.close', 'code': 1008, 'reason': message[:120]})
+  return refuse

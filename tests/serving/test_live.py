@@ -1,0 +1,125 @@
+"""The live WebSocket (`serving/live.py`) in process: chunks arrive with their metadata and a prompt change shows in
+the next window's, a listener that leaves stops its stream's generation, streams are bounded (a refusal with a
+reason), a client that never acknowledges is closed with a reason, a bad start is one line, and the server keeps
+serving the others."""
+import json
+import struct
+import time
+
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from magnet_jax.decoding import DecodingConfig
+from magnet_jax.generation import random_pipeline
+from magnet_jax.serving.app import create_app
+from magnet_jax.serving.service import ServeOptions, Service
+
+
+@pytest.fixture(scope='module')
+def served():
+  pipeline = random_pipeline.build(decoding=DecodingConfig(decoding_steps=(4, 2, 2, 2)))
+  app = create_app(Service(pipeline, ServeOptions(warmup=())))
+  with TestClient(app) as client:
+    yield client, app.state.live
+
+
+@pytest.fixture
+def hub(served, monkeypatch):
+  hub = served[1]
+  for name, value in (('max_streams', 2), ('ahead', 2), ('ack_timeout', 30.0)):
+    monkeypatch.setattr(hub.options, name, value)
+  return hub
+
+
+def _start(socket, **fields) -> dict:
+  socket.send_text(json.dumps({'type': 'start', 'prompt': 'calm piano', 'seed': 1, **fields}))
+  return socket.receive_json()
+
+
+def _chunk(socket) -> tuple[dict, int]:
+  data = socket.receive_bytes()
+  length = struct.unpack('<I', data[:4])[0]
+  return json.loads(data[4:4 + length]), (len(data) - 4 - length) // 4
+
+
+def _wait(condition, seconds: float = 120) -> None:
+  deadline = time.monotonic() + seconds
+  while not condition():
+    assert time.monotonic() < deadline, 'timed out'
+    time.sleep(0.02)
+
+
+def test_chunks_arrive_and_a_change_shows_in_the_next_window(served, hub):
+  client = served[0]
+  with client.websocket_connect('/v1/live') as socket:
+    started = _start(socket)
+    assert (started['type'], started['sample_rate'], started['seed'], started['ahead']) == ('started', 1600, 1, 2)
+    metas = []
+    for index in range(3):
+      meta, samples = _chunk(socket)
+      assert meta['index'] == index and samples == round(meta['seconds'] * 1600) and meta['prompt'] == 'calm piano'
+      metas.append(meta)
+      socket.send_text(json.dumps({'type': 'played', 'index': index}))  # a player starts each chunk as it comes
+    assert metas[1]['start'] == pytest.approx(metas[0]['start'] + metas[0]['seconds'])
+    socket.send_text(json.dumps({'type': 'controls', 'prompt': 'loud drums', 'bpm': 120}))
+    reply = socket.receive_json()
+    assert reply['type'] == 'controls' and reply['prompt'] == 'loud drums'
+    applies = reply['applies_from']
+    for index in range(3, applies + 2):
+      meta, _ = _chunk(socket)
+      assert meta['index'] == index
+      socket.send_text(json.dumps({'type': 'played', 'index': index}))
+      assert (meta['prompt'], meta['bpm']) == (('loud drums', 120) if index >= applies else ('calm piano', None))
+    socket.send_text(json.dumps({'type': 'controls', 'preset': 'best'}))
+    assert socket.receive_json()['error'].startswith('preset: Input should be')
+
+
+def test_a_listener_that_leaves_stops_its_stream(served, hub):
+  with served[0].websocket_connect('/v1/live') as socket:
+    _start(socket)
+    _chunk(socket)
+  _wait(lambda: hub.streams == 0)
+  windows = hub.windows
+  time.sleep(1.0)  # many windows' time
+  assert hub.windows == windows
+
+
+def test_streams_are_bounded_and_a_silent_client_is_closed(served, hub, monkeypatch):
+  client = served[0]
+  monkeypatch.setattr(hub.options, 'max_streams', 1)
+  monkeypatch.setattr(hub.options, 'ack_timeout', 1.0)
+  with client.websocket_connect('/v1/live') as silent:
+    _start(silent)
+    _wait(lambda: hub.streams == 1)
+    with client.websocket_connect('/v1/live') as refused:
+      assert 'stream(s) already playing (the limit)' in refused.receive_json()['error']
+      with pytest.raises(WebSocketDisconnect) as closed:
+        refused.receive_text()
+      assert closed.value.code == 1013
+    for _ in range(2):  # ahead=2 chunks before one plays, and none is acknowledged
+      _chunk(silent)
+    assert 'no "played" message for 1 s' in silent.receive_json()['error']
+    with pytest.raises(WebSocketDisconnect) as closed:
+      silent.receive_text()
+    assert closed.value.code == 1008
+  _wait(lambda: hub.streams == 0)
+  with client.websocket_connect('/v1/live') as bad:  # a bad start: one line, closed
+    bad.send_text(json.dumps({'type': 'start', 'prompt': '', 'seed': 1}))
+    assert bad.receive_json()['error'] == 'live: prompt: String should have at least 1 character'
+  with client.websocket_connect('/v1/live') as socket:  # the server still serves
+    assert _start(socket)['type'] == 'started'
+    assert _chunk(socket)[0]['index'] == 0
+  assert client.get('/v1/health').json()['status'] == 'ok'
+
+
+def test_a_page_of_another_site_cannot_open_a_stream(served):
+  client = served[0]
+  with pytest.raises(WebSocketDisconnect) as refused:
+    with client.websocket_connect('/v1/live', headers={'origin': 'http://evil.example'}) as socket:
+      socket.receive_json()
+  assert refused.value.code == 1008 and 'cross-origin' in refused.value.reason
+  with pytest.raises(WebSocketDisconnect, match='') as refused:
+    with client.websocket_connect('/v1/live', headers={'host': 'rebound.example'}) as socket:
+      socket.receive_json()
+  assert refused.value.code == 1008 and 'rebound.example' in refused.value.reason
