@@ -16,11 +16,14 @@ from magnet_jax.serving.app import create_app
 from magnet_jax.serving.service import ServeOptions, Service
 
 
+LIVE = 'ws://localhost/v1/live'  # starlette's test client sends Host: testserver unless the URL names one
+
+
 @pytest.fixture(scope='module')
 def served():
   pipeline = random_pipeline.build(decoding=DecodingConfig(decoding_steps=(4, 2, 2, 2)))
   app = create_app(Service(pipeline, ServeOptions(warmup=())))
-  with TestClient(app) as client:
+  with TestClient(app, base_url='http://localhost') as client:  # a Host the guard accepts
     yield client, app.state.live
 
 
@@ -52,7 +55,7 @@ def _wait(condition, seconds: float = 120) -> None:
 
 def test_chunks_arrive_and_a_change_shows_in_the_next_window(served, hub):
   client = served[0]
-  with client.websocket_connect('/v1/live') as socket:
+  with client.websocket_connect(LIVE) as socket:
     started = _start(socket)
     assert (started['type'], started['sample_rate'], started['seed'], started['ahead']) == ('started', 1600, 1, 2)
     metas = []
@@ -76,7 +79,7 @@ def test_chunks_arrive_and_a_change_shows_in_the_next_window(served, hub):
 
 
 def test_a_listener_that_leaves_stops_its_stream(served, hub):
-  with served[0].websocket_connect('/v1/live') as socket:
+  with served[0].websocket_connect(LIVE) as socket:
     _start(socket)
     _chunk(socket)
   _wait(lambda: hub.streams == 0)
@@ -89,10 +92,10 @@ def test_streams_are_bounded_and_a_silent_client_is_closed(served, hub, monkeypa
   client = served[0]
   monkeypatch.setattr(hub.options, 'max_streams', 1)
   monkeypatch.setattr(hub.options, 'ack_timeout', 1.0)
-  with client.websocket_connect('/v1/live') as silent:
+  with client.websocket_connect(LIVE) as silent:
     _start(silent)
     _wait(lambda: hub.streams == 1)
-    with client.websocket_connect('/v1/live') as refused:
+    with client.websocket_connect(LIVE) as refused:
       assert 'stream(s) already playing (the limit)' in refused.receive_json()['error']
       with pytest.raises(WebSocketDisconnect) as closed:
         refused.receive_text()
@@ -104,10 +107,10 @@ def test_streams_are_bounded_and_a_silent_client_is_closed(served, hub, monkeypa
       silent.receive_text()
     assert closed.value.code == 1008
   _wait(lambda: hub.streams == 0)
-  with client.websocket_connect('/v1/live') as bad:  # a bad start: one line, closed
+  with client.websocket_connect(LIVE) as bad:  # a bad start: one line, closed
     bad.send_text(json.dumps({'type': 'start', 'prompt': '', 'seed': 1}))
     assert bad.receive_json()['error'] == 'live: prompt: String should have at least 1 character'
-  with client.websocket_connect('/v1/live') as socket:  # the server still serves
+  with client.websocket_connect(LIVE) as socket:  # the server still serves
     assert _start(socket)['type'] == 'started'
     assert _chunk(socket)[0]['index'] == 0
   assert client.get('/v1/health').json()['status'] == 'ok'
@@ -116,10 +119,10 @@ def test_streams_are_bounded_and_a_silent_client_is_closed(served, hub, monkeypa
 def test_a_page_of_another_site_cannot_open_a_stream(served):
   client = served[0]
   with pytest.raises(WebSocketDisconnect) as refused:
-    with client.websocket_connect('/v1/live', headers={'origin': 'http://evil.example'}) as socket:
+    with client.websocket_connect(LIVE, headers={'origin': 'http://evil.example'}) as socket:
       socket.receive_json()
   assert refused.value.code == 1008 and 'cross-origin' in refused.value.reason
   with pytest.raises(WebSocketDisconnect, match='') as refused:
-    with client.websocket_connect('/v1/live', headers={'host': 'rebound.example'}) as socket:
+    with client.websocket_connect(LIVE, headers={'host': 'rebound.example'}) as socket:
       socket.receive_json()
   assert refused.value.code == 1008 and 'rebound.example' in refused.value.reason
