@@ -2,7 +2,7 @@
 each with a bootstrap interval, and each setting compared with the shipped one on the same prompts and seeds.
 
   OPENBLAS_NUM_THREADS=1 nice python -m benchmarks.quality_frontier [--clips 24] [--batch 8] [--draws 1000] \\
-      [--settings NAME,...] [--out benchmarks/results/quality_frontier]
+      [--settings NAME,...] [--out benchmarks/results/quality_frontier] [--redraw]
 
 References: the held-out clips (valid + test splits) of the corpus the default was trained on (seed 0, 2000 clips,
 16 kHz, 5 s). Every setting generates 5 s from the captions of the first --clips held-out clips, batch i with seed
@@ -10,9 +10,10 @@ i (the same prompts and seeds in every setting), scored against all held-out cli
 patches (two per clip), tag-KL paired with the clip whose caption was used. Intervals: `evaluation/bootstrap.py`
 (clips resampled, --draws draws, seed 0, 95 %); a paired comparison with the shipped setting says whether a
 difference is significant. Latency: seconds of generation per clip (batch --batch, compile excluded) on this
-machine. CLAP is not scored (no CLAP model ships offline); rescoring and Hybrid are not settings of the embedded
-default (it has no rescorer LM and is not a hybrid model). Writes <out>.json, <out>.md (tables) and <out>.png (the
-frontier with intervals), after every setting, so a run cut short keeps what it measured.
+machine, noisy on a shared one (the plot's cost axis is the LM forwards). CLAP is not scored (no CLAP model ships
+offline); rescoring and Hybrid are not settings of the embedded default (it has no rescorer LM and is not a hybrid
+model). Writes <out>.json, <out>.md (tables) and <out>.png (the frontier with intervals), after every setting, so a
+run cut short keeps what it measured; --redraw rewrites the tables and plot from the JSON.
 """
 import argparse
 import dataclasses
@@ -113,27 +114,32 @@ def _table(meta: dict, results: dict) -> str:
 
 
 def _plot(results: dict, path: str) -> None:
+  """A forest plot: one row per setting (its LM forwards per clip in the label: the cost that does not move with the
+  machine's load), each metric's value and 95 % interval, the shipped value as a dashed line; a filled diamond marks
+  a paired difference from shipped with p < 0.05."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  groups = sorted({r['group'] for r in results.values()})
+  groups = list(dict.fromkeys(r['group'] for r in results.values()))
   colours = {g: f'C{i}' for i, g in enumerate(groups)}
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+  names = list(results)
+  fig, axes = plt.subplots(1, 3, figsize=(16, 1.2 + 0.38 * len(names)), sharey=True)
   labels = {'fad': 'FAD (musicnn)', 'kad': 'KAD x100 (musicnn)', 'kl': 'tag-KL (musicnn)'}
   for ax, metric in zip(axes, METRICS, strict=True):
-    for name, r in results.items():
+    for row, name in enumerate(names):
+      r = results[name]
       i = r['intervals'][metric]
-      ax.errorbar(r['seconds_per_clip'], i['value'], yerr=[[i['value'] - i['low']], [i['high'] - i['value']]],
-                  fmt='o', c=colours[r['group']], ms=4, capsize=2, label=r['group'])
-      ax.annotate(name.split(' (')[0] if r['group'] == 'shipped' else name, (r['seconds_per_clip'], i['value']),
-                  fontsize=6, xytext=(3, 3), textcoords='offset points')
-    ax.set_xlabel('seconds per 5 s clip (CPU, compile excluded)')
-    ax.set_ylabel(f'{labels[metric]}, lower is better')
-    ax.grid(alpha=0.3)
-  handles, names = axes[0].get_legend_handles_labels()
-  unique = dict(zip(names, handles, strict=True))
-  axes[0].legend(unique.values(), unique.keys(), fontsize=7)
-  fig.suptitle('Embedded default: quality vs latency per decoding setting (95 % bootstrap intervals)')
+      significant = r.get('vs_shipped', {}).get(metric, {}).get('significant')
+      ax.errorbar(i['value'], row, xerr=[[i['value'] - i['low']], [i['high'] - i['value']]],
+                  fmt='D' if significant else 'o', c=colours[r['group']], ms=5, capsize=3)
+    if SHIPPED in results:
+      ax.axvline(results[SHIPPED]['intervals'][metric]['value'], c='grey', ls='--', lw=0.8)
+    ax.set_xlabel(f'{labels[metric]}, lower is better')
+    ax.grid(alpha=0.3, axis='x')
+  axes[0].set_yticks(range(len(names)), [f"{n} ({results[n]['forwards']} fw)" for n in names], fontsize=8)
+  axes[0].invert_yaxis()
+  fig.suptitle('Embedded default per decoding setting: value and 95 % bootstrap interval (diamond: differs from '
+               'shipped, paired p < 0.05)', fontsize=10)
   fig.tight_layout()
   atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
 
@@ -168,7 +174,12 @@ def main():
   parser.add_argument('--settings', default=','.join(SETTINGS), help='comma-separated names of SETTINGS')
   parser.add_argument('--reference_clips', type=int, default=None, help='only the first N held-out clips (a smoke run)')
   parser.add_argument('--out', default='benchmarks/results/quality_frontier')
+  parser.add_argument('--redraw', action='store_true', help='only rewrite <out>.md and <out>.png from <out>.json')
   args = parser.parse_args()
+  if args.redraw:
+    saved = json.load(open(args.out + '.json'))
+    print(_write(args.out, saved['meta'], saved['results']))
+    return
   names = args.settings.split(',')
   unknown = [n for n in names if n not in SETTINGS]
   if unknown or not 2 <= args.clips <= 212 or not 1 <= args.batch <= 64:

@@ -6,7 +6,8 @@ licence, (c) 2025 yoonjinxd; PyPI kadtk, kadtk/kad.py). Neither package imports 
 hypy_utils and every embedding model's package at import time. So the functions below are their code, ported line
 for line with only the file and caching plumbing removed (`calc_frechet_distance` without its logging,
 `score_inf` and `score_individual` on arrays instead of folders of cached embeddings, `calc_kernel_audio_distance`
-without its cache directories). Numbers, dtypes (kadtk: torch float32), random draws (np.random's global
+without its cache directories, its block for one set's within-set kernel mean, written out twice there, as one
+helper). Numbers, dtypes (kadtk: torch float32), random draws (np.random's global
 generator) and formulas are theirs.
 """
 import numpy as np
@@ -76,28 +77,27 @@ def median_pairwise_distance(x):
   return torch.median(torch.pdist(x)).item()
 
 
+def _within_mean(z, kernel):
+  """(squared norms, the kernel mean over distinct pairs) of one set, as kadtk computes it for x and for y."""
+  zz = z @ z.T
+  sqnorms = torch.diagonal(zz)
+  d2 = sqnorms.unsqueeze(1) + sqnorms.unsqueeze(0) - 2 * zz
+  k = kernel(d2)
+  k = k - torch.diag(torch.diagonal(k))
+  return sqnorms, k.sum() / (z.shape[0] * (z.shape[0] - 1))
+
+
 def calc_kernel_audio_distance(x, y, device='cpu', bandwidth=None, precision=torch.float32, eps=1e-8):
   """kadtk's Gaussian-kernel KAD; the bandwidth is the median pairwise distance of `y` (its second argument)."""
   x = torch.as_tensor(x).to(dtype=precision, device=device)
   y = torch.as_tensor(y).to(dtype=precision, device=device)
   if bandwidth is None:
     bandwidth = median_pairwise_distance(y)
-  m, n = x.shape[0], y.shape[0]
   gamma = 1 / (2 * bandwidth**2 + eps)
   def kernel(a):
     return torch.exp(-gamma * a)
-  xx = x @ x.T
-  x_sqnorms = torch.diagonal(xx)
-  d2_xx = x_sqnorms.unsqueeze(1) + x_sqnorms.unsqueeze(0) - 2 * xx
-  k_xx = kernel(d2_xx)
-  k_xx = k_xx - torch.diag(torch.diagonal(k_xx))
-  k_xx_mean = k_xx.sum() / (m * (m - 1))
-  yy = y @ y.T
-  y_sqnorms = torch.diagonal(yy)
-  d2_yy = y_sqnorms.unsqueeze(1) + y_sqnorms.unsqueeze(0) - 2 * yy
-  k_yy = kernel(d2_yy)
-  k_yy = k_yy - torch.diag(torch.diagonal(k_yy))
-  k_yy_mean = k_yy.sum() / (n * (n - 1))
+  x_sqnorms, k_xx_mean = _within_mean(x, kernel)  # kadtk writes this block out for x and again for y
+  y_sqnorms, k_yy_mean = _within_mean(y, kernel)
   xy = x @ y.T
   d2_xy = x_sqnorms.unsqueeze(1) + y_sqnorms.unsqueeze(0) - 2 * xy
   k_xy = kernel(d2_xy)

@@ -33,6 +33,7 @@ _SAVE_REFERENCE_STATS = flags.DEFINE_string('save-reference-stats', None, 'Write
                                             'statistics to this .npz.')
 _METRICS = flags.DEFINE_list('metrics', ['fad', 'kl'], f'Metrics among {",".join(quality.METRICS)}.')
 _MODELS = registry.define_flags()  # --embedder, --classifier, --scorer and each model's file option
+flags.adopt_module_key_flags(registry)  # so that --help lists them
 _BOOTSTRAP = flags.DEFINE_integer('bootstrap', bootstrap.DRAWS, 'Bootstrap draws of the generated clips for each '
                                   'metric\'s 95% interval (0: none).')
 _BOOTSTRAP_SEED = flags.DEFINE_integer('bootstrap-seed', 0, 'Seed of the bootstrap draws and of FAD-inf\'s subsets.')

@@ -40,6 +40,7 @@ _BATCH_SIZE = flags.DEFINE_integer('batch-size', 4, 'Captions generated together
 _METRICS = flags.DEFINE_list('metrics', list(musiccaps.METRICS), f'Metrics among {",".join(quality.METRICS)} (clap '
                             'needs --clap-folder).')
 _MODELS = registry.define_flags()  # --embedder, --classifier, --scorer and each model's file option
+flags.adopt_module_key_flags(registry)  # so that --help lists them
 _BOOTSTRAP = flags.DEFINE_integer('bootstrap', bootstrap.DRAWS, 'Bootstrap draws of the captions for each '
                                   'metric\'s 95% interval (0: none).')
 _EMBED_BATCH_SIZE = flags.DEFINE_integer('embed-batch-size', 32, 'Patches per jitted batch of the evaluation models.')

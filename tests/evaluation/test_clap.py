@@ -97,9 +97,10 @@ def test_score_matches_torch_and_is_deterministic(tiny, scorer):
         input_features=torch.from_numpy(_reference_features(tiny[2], clips))[:, None]).pooler_output
     text = tiny[1].get_text_features(**tiny[3](texts, padding=True, truncation=True, max_length=77,
                                                return_tensors='pt')).pooler_output
-  expected = torch.nn.functional.cosine_similarity(audio, text, dim=1, eps=1e-8).mean().item()
+  per_clip = torch.nn.functional.cosine_similarity(audio, text, dim=1, eps=1e-8).numpy()
+  np.testing.assert_allclose(scorer.similarities(clips, texts), per_clip, atol=1e-5)  # the bootstrap's values
   score = scorer.score(clips, texts)
-  assert score == pytest.approx(expected, abs=1e-5)
+  assert score == pytest.approx(float(per_clip.mean()), abs=1e-5)
   assert scorer.score(clips, texts) == score
   # A clip's embedding does not depend on its batch (the last batch's padding rows included).
   alone = np.concatenate([scorer.embed_audio([clip]) for clip in clips])
