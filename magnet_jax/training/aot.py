@@ -390,7 +390,9 @@ def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: 
 
 
 def _gib(x: float | None) -> str:
-  return '-' if x is None else f'{x / chips.GIB:.2f} GiB'
+  if x is None:
+    return '-'
+  return f'{x / chips.GIB:.2f} GiB' if x >= 2 ** 28 else f'{x / 2 ** 20:.1f} MiB'
 
 
 def describe(plan: Plan) -> str:
