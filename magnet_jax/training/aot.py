@@ -309,7 +309,7 @@ def plan_training(config: ml_collections.ConfigDict, topology: str, num_slices: 
   plan.model_flops = model_flops / len(devices)
   plan.hardware_flops = (model_flops + (forward if model.remat else 0.0)) / len(devices)
   if compiled is None or not plan.fits:
-    plan.message = _advice(plan, model, state, mesh, chip)
+    plan.message = _advice(plan, state, mesh, chip)
     return plan
   plan.bytes_floor = train_bytes_floor(model, plan.mesh, plan.preset)
   plan.tokens = batch * model.n_q * frames
@@ -318,14 +318,11 @@ def plan_training(config: ml_collections.ConfigDict, topology: str, num_slices: 
 
 def _state_bytes(state) -> float:
   """Bytes of one chip's shard of the (abstract, sharded) train state."""
-  total = 0
-  for leaf in jax.tree.leaves(state):
-    shape = leaf.sharding.shard_shape(leaf.shape)
-    total += math.prod(shape) * np.dtype(leaf.dtype).itemsize if hasattr(leaf.dtype, 'itemsize') else 0
-  return float(total)
+  return float(sum(math.prod(leaf.sharding.shard_shape(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+                   for leaf in jax.tree.leaves(state)))
 
 
-def _advice(plan: Plan, model: MagnetConfig, state, mesh, chip: chips.Chip) -> str:
+def _advice(plan: Plan, state, mesh, chip: chips.Chip) -> str:
   """'does not fit: needs X GiB per chip, ...; would fit with: ...' (estimates: the train state's shard
   is exact, the rest is taken to grow with the per-chip batch)."""
   needed = plan.memory.get('total')
@@ -341,9 +338,12 @@ def _advice(plan: Plan, model: MagnetConfig, state, mesh, chip: chips.Chip) -> s
   if plan.preset != 'fsdp' and data > 1:
     options.append('sharding.preset=fsdp (params and optimizer state split over the chips)')
   if needed:
-    chips_needed = 2 ** math.ceil(math.log2(max(2.0, plan.chips * needed / (0.9 * plan.hbm_bytes))))
-    options.append(f'a slice of >= {chips_needed} chips at the same per-chip batch' if plan.preset == 'fsdp' else
-                   f'more memory per chip (e.g. v5p, {chips.by_name("v5p").hbm_bytes / chips.GIB:.0f} GiB)')
+    larger = max(chips.CHIPS, key=lambda c: c.hbm_bytes if c.name.startswith('v') else 0)  # the roomiest TPU
+    if plan.preset == 'fsdp':
+      chips_needed = 2 ** math.ceil(math.log2(max(2.0, plan.chips * needed / (0.9 * plan.hbm_bytes))))
+      options.append(f'a slice of >= {chips_needed} chips at the same per-chip batch')
+    elif chip.hbm_bytes < larger.hbm_bytes:
+      options.append(f'more memory per chip (e.g. {larger.name}, {larger.hbm_bytes / chips.GIB:.0f} GiB)')
   return head + ('; would fit with: ' + ' / '.join(options) if options else '')
 
 
