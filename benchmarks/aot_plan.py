@@ -188,6 +188,8 @@ def markdown(results: dict) -> str:
   lines += ['', '| model | chip | largest batch per chip (of those planned) | its latency floor s |',
             '| --- | --- | --- | --- |']
   lines += [f'| {r["model"]} | {r["chip"]} | {r["batch"]} | {r["latency_s"]:.3f} |' for r in largest_batches(rows)]
+  if results.get('note'):
+    lines += ['', results['note']]
   if results['unavailable']:
     lines += ['', 'Not described by libtpu here: ' + '; '.join(f'{k}: {v}' for k, v in results['unavailable'].items())]
   lines += ['', '## Chips', '', '| chip | bf16 TFLOP/s | HBM GiB | HBM GB/s | ICI GB/s | source |',

@@ -190,13 +190,22 @@ def _cost(compiled) -> tuple[float, float]:
   return float(cost.get('flops', 0.0)), float(cost.get('bytes accessed', 0.0))
 
 
-_NEEDS = re.compile(r'([\d.]+)([KMGT])i?B?\b')
+_SIZE = re.compile(r'([\d.]+)([KMGT])i?B?\b')
 
 
-def _needed_bytes(message: str) -> float | None:
-  """The memory XLA's RESOURCE_EXHAUSTED message says the program needs (its first size), in bytes."""
-  match = _NEEDS.search(message.split('RESOURCE_EXHAUSTED', 1)[-1])
-  return float(match.group(1)) * 1024 ** ' KMGT'.index(match.group(2)) if match else None
+def _exhausted(message: str) -> tuple[float | None, float | None]:
+  """(bytes needed, bytes XLA may use) from XLA's RESOURCE_EXHAUSTED message: its first two sizes ('Used 27.6G of
+  15.75G hbm', 'HLO temporaries (27.62G) exceeds available HBM (15.75G)')."""
+  sizes = [float(v) * 1024 ** ' KMGT'.index(u) for v, u in _SIZE.findall(message.split('RESOURCE_EXHAUSTED', 1)[-1])]
+  return (sizes + [None, None])[0], (sizes[1:] + [None])[0]
+
+
+def _does_not_fit(plan: Plan, chip: chips.Chip) -> str:
+  """'does not fit: needs X GiB per chip, XLA can use Y of the v5e chip's Z GiB'."""
+  needed, usable = plan.memory.get('total'), plan.memory.get('usable')
+  head = f'does not fit: needs {needed / chips.GIB:.1f} GiB per chip' if needed else 'does not fit'
+  return head + (f', XLA can use {usable / chips.GIB:.2f} of the {chip.name} chip\'s '
+                 if usable else f', the {chip.name} chip has ') + f'{plan.hbm_bytes / chips.GIB:.1f} GiB'
 
 
 def roofline(plan: Plan) -> Plan:
@@ -242,8 +251,8 @@ def _compile(plan: Plan, lower) -> object | None:
       raise
     plan.compile_s = time.perf_counter() - start
     plan.fits = False
-    needed = _needed_bytes(str(e))
-    plan.memory = {'total': needed} if needed else {}
+    needed, usable = _exhausted(str(e))
+    plan.memory = {k: v for k, v in (('total', needed), ('usable', usable)) if v}
     return None
   plan.compile_s = time.perf_counter() - start
   plan.memory = _memory(compiled)
@@ -300,7 +309,7 @@ def plan_training(config: ml_collections.ConfigDict, topology: str, num_slices: 
   plan.model_flops = model_flops / len(devices)
   plan.hardware_flops = (model_flops + (forward if model.remat else 0.0)) / len(devices)
   if compiled is None or not plan.fits:
-    plan.message = _advice(plan, model, state, mesh, chip)
+    plan.message = _advice(plan, state, mesh, chip)
     return plan
   plan.bytes_floor = train_bytes_floor(model, plan.mesh, plan.preset)
   plan.tokens = batch * model.n_q * frames
@@ -309,20 +318,15 @@ def plan_training(config: ml_collections.ConfigDict, topology: str, num_slices: 
 
 def _state_bytes(state) -> float:
   """Bytes of one chip's shard of the (abstract, sharded) train state."""
-  total = 0
-  for leaf in jax.tree.leaves(state):
-    shape = leaf.sharding.shard_shape(leaf.shape)
-    total += math.prod(shape) * np.dtype(leaf.dtype).itemsize if hasattr(leaf.dtype, 'itemsize') else 0
-  return float(total)
+  return float(sum(math.prod(leaf.sharding.shard_shape(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+                   for leaf in jax.tree.leaves(state)))
 
 
-def _advice(plan: Plan, model: MagnetConfig, state, mesh, chip: chips.Chip) -> str:
-  """'does not fit: needs X GiB per chip, the chip has Y; would fit with: ...' (estimates: the train state's shard
+def _advice(plan: Plan, state, mesh, chip: chips.Chip) -> str:
+  """'does not fit: needs X GiB per chip, ...; would fit with: ...' (estimates: the train state's shard
   is exact, the rest is taken to grow with the per-chip batch)."""
   needed = plan.memory.get('total')
-  has = plan.hbm_bytes / chips.GIB
-  head = (f'does not fit: needs {needed / chips.GIB:.1f} GiB per chip' if needed else 'does not fit')
-  head += f', the {chip.name} chip has {has:.1f} GiB'
+  head = _does_not_fit(plan, chip)
   fixed = _state_bytes(state) * 4 / 3  # params + Adam's two moments, plus the gradients (the params' size)
   options = []
   data = mesh.shape['data']
@@ -334,9 +338,12 @@ def _advice(plan: Plan, model: MagnetConfig, state, mesh, chip: chips.Chip) -> s
   if plan.preset != 'fsdp' and data > 1:
     options.append('sharding.preset=fsdp (params and optimizer state split over the chips)')
   if needed:
-    chips_needed = 2 ** math.ceil(math.log2(max(2.0, plan.chips * needed / (0.9 * plan.hbm_bytes))))
-    options.append(f'a slice of >= {chips_needed} chips at the same per-chip batch' if plan.preset == 'fsdp' else
-                   f'more memory per chip (e.g. v5p, {chips.by_name("v5p").hbm_bytes / chips.GIB:.0f} GiB)')
+    larger = max(chips.CHIPS, key=lambda c: c.hbm_bytes if c.name.startswith('v') else 0)  # the roomiest TPU
+    if plan.preset == 'fsdp':
+      chips_needed = 2 ** math.ceil(math.log2(max(2.0, plan.chips * needed / (0.9 * plan.hbm_bytes))))
+      options.append(f'a slice of >= {chips_needed} chips at the same per-chip batch')
+    elif chip.hbm_bytes < larger.hbm_bytes:
+      options.append(f'more memory per chip (e.g. {larger.name}, {larger.hbm_bytes / chips.GIB:.0f} GiB)')
   return head + ('; would fit with: ' + ' / '.join(options) if options else '')
 
 
@@ -380,9 +387,7 @@ def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: 
                                                    length=frames))
   plan.model_flops = plan.hardware_flops = decode_flops(model, decoding.decoding_steps, 2 * batch, length, text)
   if compiled is None or not plan.fits:
-    needed = plan.memory.get('total')
-    plan.message = (f'does not fit: needs {needed / chips.GIB:.1f} GiB' if needed else 'does not fit') + \
-        f', the {chip.name} chip has {chip.hbm_bytes / chips.GIB:.1f} GiB; would fit with: a smaller batch'
+    plan.message = _does_not_fit(plan, chip) + '; would fit with: a smaller batch'
     return plan
   plan.bytes_floor = decode_bytes_floor(model, decoding)
   plan.tokens = batch * model.n_q * length
@@ -390,7 +395,9 @@ def plan_decoding(model: MagnetConfig, duration_s: float, batch: int, topology: 
 
 
 def _gib(x: float | None) -> str:
-  return '-' if x is None else f'{x / chips.GIB:.2f} GiB'
+  if x is None:
+    return '-'
+  return f'{x / chips.GIB:.2f} GiB' if x >= 2 ** 28 else f'{x / 2 ** 20:.1f} MiB'
 
 
 def describe(plan: Plan) -> str:
