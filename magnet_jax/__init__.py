@@ -6,8 +6,23 @@ The public API, importable from here (each name lives in one module of the packa
   MagnetPipeline                                   generate / generate_continuation / infill / outpaint / loop / stream
   DecodingConfig, MagnetConfig                     decoding and LM hyperparameters
 
-Rooms (each imports only from the ones listed before it): models, io, audio, text, codec, decoding, configs, corpus,
-data, generation, evaluation, training, serving, apps. See docs/architecture.md.
+Rooms, each importing only from the ones listed before it (docs/architecture.md):
+
+  models/      MagnetConfig and the Flax LM
+  parallel/    device meshes, logical-axis sharding rules, multi-process jobs
+  io/          weights and files on disk
+  audio/       audio conversion, files, spectra, statistics, loudness
+  text/        the T5 and BERT/MiniLM text encoders
+  codec/       EnCodec in Flax
+  decoding/    DecodingConfig and the one-program masked decoder
+  configs/     ml_collections config files
+  corpus/      the procedural music corpus
+  data/        codec-token datasets and the training loader
+  generation/  MagnetPipeline, pretrained.load, LoRA files, windows, prompts
+  evaluation/  codec, prompt-following and FAD / KL / CLAP evaluation
+  serving/     the HTTP server's library
+  training/    the LM and codec trainers
+  apps/        the commands
 """
 import importlib
 

@@ -1,7 +1,8 @@
-"""The package's rooms import only from the rooms below them (docs/architecture.md), and generating music imports
-none of the training, PyTorch or TensorFlow stacks."""
+"""The package's rooms import only from the rooms below them (docs/architecture.md), their indexes list exactly what
+they hold, and generating music imports none of the training, PyTorch or TensorFlow stacks."""
 import ast
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,30 @@ def test_every_module_lives_in_a_room():
   assert not loose, f'modules outside a room: {loose}'
   folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / '__init__.py').exists()}
   assert folders <= set(ROOMS), sorted(folders - set(ROOMS))
+
+
+def _listed(package: pathlib.Path, entry: str) -> set[str]:
+  """The names an `__init__` docstring lists: its lines `  NAME[, NAME ...]  description` whose NAMEs match `entry`
+  (a module `\\w+\\.py` or a room `\\w+/`)."""
+  names = set()
+  for line in (ast.get_docstring(ast.parse((package / '__init__.py').read_text()), clean=False) or '').splitlines():
+    match = re.match(rf'  ({entry}(?:, {entry})*)(?:  |$)', line)
+    if match:
+      names.update(match.group(1).split(', '))
+  return names
+
+
+def _difference(where: str, listed: set[str], real: set[str]) -> list[str]:
+  return ([f'{where} does not list {name} (missing)' for name in sorted(real - listed)]
+          + [f'{where} lists {name}, which does not exist (extra)' for name in sorted(listed - real)])
+
+
+def test_every_index_lists_exactly_its_modules():
+  wrong = _difference('magnet_jax/__init__.py', _listed(PACKAGE, r'\w+/'), {f'{room}/' for room in ROOMS})
+  for room in ROOMS:
+    real = {p.name for p in (PACKAGE / room).glob('*.py') if p.name != '__init__.py'}
+    wrong += _difference(f'magnet_jax/{room}/__init__.py', _listed(PACKAGE / room, r'\w+\.py'), real)
+  assert not wrong, '\n'.join(wrong)
 
 
 def test_no_module_imports_from_a_room_above_it():

@@ -1,16 +1,16 @@
 """MAGNeT's iterative decoding, compiled into one XLA program.
 
-  config.py     DecodingConfig: every decoding hyperparameter, checked once
-  schedule.py   the cosine schedule (shared with training) and the per-step tables
-  decoder.py    MaskedDecoder: DecodeState, the loop body and the fori_loop; the LM enters as a LogitsFn
-  spans.py      which spans are re-masked (static shapes)
-  sampling.py   top-p / top-k / multinomial / argmax
-  guidance.py   classifier-free guidance over [conditions; null conditions or a negative prompt's]
-  pattern.py    MusicGen's delay codebook pattern
-  rescoring.py  an autoregressive LM's probabilities mixed into the span scores (a RescoreFn)
-  hybrid.py     Hybrid-MAGNeT: KV-cached autoregressive prefix, then masked decoding
-  generate.py   the core composed with rescoring: `masked_decode` (traceable) and `generate` (jitted)
-  presets.py    named decoding settings (fast / balanced / quality)
+  config.py         DecodingConfig: every decoding setting with its help and bounds; its checks and overrides parser
+  mask_schedule.py  the cosine mask schedule (shared with training) and the per-step tables
+  decoder.py        MaskedDecoder: DecodeState, the loop body and the fori_loop; the LM enters as a LogitsFn
+  spans.py          which spans are re-masked (static shapes)
+  sampling.py       top-p / top-k / multinomial / argmax
+  guidance.py       classifier-free guidance over [conditions; null conditions or a negative prompt's]
+  pattern.py        MusicGen's delay codebook pattern
+  rescoring.py      an autoregressive LM's probabilities mixed into the span scores (a RescoreFn)
+  hybrid.py         Hybrid-MAGNeT: KV-cached autoregressive prefix, then masked decoding
+  generate.py       the core composed with rescoring: `masked_decode` (traceable) and `generate` (jitted)
+  presets.py        named decoding settings (fast / balanced / quality)
 """
 from magnet_jax.decoding.config import DecodingConfig, check_config, output_length
 from magnet_jax.decoding.decoder import (
