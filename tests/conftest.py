@@ -37,9 +37,10 @@ def pytest_unconfigure(config):
     shutil.rmtree(os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 
 
-# Test files in the order xdist hands them out (`make test` passes --no-loadscope-reorder): the slowest first, so
-# that the workers finish together (benchmarks/results/ci-time.md has the times); files not listed follow in
-# collection order. test_devices.py goes last: it reads the 8-device run that test_sharding.py starts.
+# Test files in the order xdist hands them out (`make test` passes --no-loadscope-reorder): the slowest first (the
+# multi-process and multi-device training runs; benchmarks/results/ci-time.md), so that no worker is left running
+# one alone at the end; files not listed follow in collection order. test_devices.py goes last: it reads the
+# 8-device run that test_sharding.py starts.
 FIRST = ('tests/parallel/test_distributed.py', 'tests/parallel/test_sharding.py', 'tests/training/test_trainer.py')
 LAST = ('tests/serving/test_devices.py',)
 

@@ -78,7 +78,7 @@ MESHES = {
 }
 
 
-def run_on_8_devices(module: str, timeout: float = 900) -> dict:
+def run_on_8_devices(module: str, timeout: float = 2700) -> dict:
   """Runs `python -m module` (e.g. 'tests.multidevice') from the repository root with 8 simulated CPU devices; its
   last stdout line, JSON."""
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
