@@ -17,6 +17,8 @@ KL pairs generated and reference files by name (stem); CLAP reads each generated
 sidecar (or --prompts-file); see magnet_jax/evaluation/quality.py.
 """
 import dataclasses
+import math
+import os
 
 from absl import flags
 
@@ -69,6 +71,10 @@ def main():
   elif _REFERENCE.value:
     quality.list_audio(_REFERENCE.value)
   prompts = read_prompts_file(_PROMPTS_FILE.value) if _PROMPTS_FILE.value else []
+  if prompts and os.path.isdir(_GENERATED.value) and any(
+      name.lower().endswith(quality.AUDIO_EXTENSIONS) for name in os.listdir(_GENERATED.value)):
+    raise FileExistsError(f'--generated {_GENERATED.value} already holds audio: --prompts_file writes into a new or '
+                          'empty folder (its files are never overwritten)')
   if _GENERATED.value and not prompts:
     paths = quality.list_audio(_GENERATED.value)
     if 'clap' in metrics and not quality.read_texts(paths):
@@ -84,10 +90,14 @@ def main():
     return
   if prompts:
     sample(SampleOptions(prompts=tuple(prompts), out=_GENERATED.value, checkpoint=_CHECKPOINT.value,
-                         preset=_PRESET.value, overwrite=True))
+                         preset=_PRESET.value))
   texts = quality.read_texts(quality.list_audio(_GENERATED.value), prompts) if 'clap' in metrics else None
   result = quality.report(quality.embed_folder(models, _GENERATED.value, texts), reference, metrics,
                           _BOOTSTRAP.value, _BOOTSTRAP_SEED.value)
+  bad = [name for name, value in result['metrics'].items() if not math.isfinite(value)]
+  if bad:
+    raise ValueError(f'{", ".join(bad)} came out {result["metrics"][bad[0]]} (non-finite embeddings or statistics): '
+                     'no report written')
   table = quality.markdown_table(result)
   print(table)
   if _OUT.value:

@@ -49,6 +49,7 @@ from magnet_jax.io import files
 
 Log = Callable[[str], None]
 MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days
+MAX_BEST_OF = 64  # candidates per output (--best-of): all of them run as one batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +105,8 @@ def check_options(options: SampleOptions) -> float | None:
   """
   if options.file_format not in audio_io.FORMATS:
     raise ValueError(f'--format must be one of {sorted(audio_io.FORMATS)}, got {options.file_format!r}')
-  if not options.max_duration > 0:
-    raise ValueError(f'--max-duration must be > 0 seconds, got {options.max_duration:g}')
+  if not 0 < options.max_duration < math.inf:
+    raise ValueError(f'--max-duration must be > 0 seconds and finite, got {options.max_duration:g}')
   if options.duration is not None and not 0 < options.duration <= options.max_duration:
     raise ValueError(f'--duration must be > 0 seconds and at most --max-duration ({options.max_duration:g} s), '
                      f'got {options.duration:g}')
@@ -121,10 +122,17 @@ def check_options(options: SampleOptions) -> float | None:
     if not options.loop or options.audio_prompt is not None or options.duration is not None:
       raise ValueError('--bpm/--bars make a generated --loop (without --audio-prompt or --duration)')
     tempo_loop_samples(options.bpm, options.bars, 1, options.beats_per_bar)  # checks the values
+    seconds = options.bars * options.beats_per_bar * 60 / options.bpm
+    if not (math.isfinite(options.bpm) and 0 < seconds <= options.max_duration):
+      raise ValueError(f'--bpm {options.bpm:g} --bars {options.bars} make a {seconds:g} s loop: it must be finite, '
+                       f'> 0 and at most --max-duration ({options.max_duration:g} s)')
   if options.loop_count < 1 or (options.loop_count > 1 and not options.loop):
     raise ValueError(f'--loop-count must be >= 1 and needs --loop, got {options.loop_count}')
-  if options.best_of < 1:
-    raise ValueError(f'--best-of must be >= 1, got {options.best_of}')
+  if not 1 <= options.best_of <= MAX_BEST_OF:
+    raise ValueError(f'--best-of must be in [1, {MAX_BEST_OF}], got {options.best_of}')
+  if options.negative is not None and not options.negative.strip():
+    raise ValueError(f'empty --negative-prompt {options.negative!r}: it would guide away from no text, as without '
+                     'one; leave it out for that')
   prompt_following.get(options.scorer)
   if options.audio_prompt is None:
     if options.infill is not None or options.outpaint is not None:

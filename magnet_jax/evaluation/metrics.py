@@ -14,6 +14,7 @@ Shapes: N embeddings, D embedding size, L labels.
 """
 import dataclasses
 import os
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,8 @@ import scipy.linalg
 from magnet_jax.io.files import atomic_write
 
 _SQRTM_EPS = 1e-6  # the diagonal offset Google's FAD (and audiocraft) add when the product is singular
+MAX_STATS_DIM = 8192  # D of reference statistics read from a file (sigma [D, D] float64: 512 MiB)
+_NPY_HEADER = 4096  # bytes of an .npy member besides its data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,15 +58,41 @@ class EmbeddingStats:
     """
     if not os.path.isfile(path):
       raise FileNotFoundError(f'no reference statistics at {path}')
+    # Sizes from the zip's headers before anything is inflated (zipfile reads no more than a member declares, so
+    # a bomb cannot grow past them), then the embedder before the arrays.
+    limits = {'embedder.npy': _NPY_HEADER + 4 * 1024, 'count.npy': _NPY_HEADER + 8,
+              'mu.npy': _NPY_HEADER + 8 * MAX_STATS_DIM, 'sigma.npy': _NPY_HEADER + 8 * MAX_STATS_DIM ** 2}
+    other = None
     try:
-      with np.load(path) as data:
+      with zipfile.ZipFile(path) as archive:
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+      if set(sizes) != set(limits):
+        raise ValueError(f'members {sorted(sizes)}, expected {sorted(limits)}')
+      for name, size in sizes.items():
+        if size > limits[name]:
+          raise ValueError(f'{name} declares {size} bytes, at most {limits[name]} (D <= {MAX_STATS_DIM})')
+      with np.load(path, allow_pickle=False) as data:
+        name = data['embedder']
+        if name.shape != () or name.dtype.kind != 'U':
+          raise ValueError(f'embedder must be a string, got {name.dtype} {name.shape}')
+        if embedder is not None and str(name) != embedder:
+          other = str(name)
+          raise ValueError(other)  # the arrays are not read
+        count = data['count']
+        if count.shape != () or count.dtype.kind not in 'iu' or count < 2:
+          raise ValueError(f'count must be one integer >= 2, got {count.dtype} {count.shape}')
         stats = cls(mu=data['mu'].astype(np.float64), sigma=data['sigma'].astype(np.float64),
-                    embedder=str(data['embedder']), count=int(data['count']))
-    except (OSError, KeyError, ValueError) as e:
+                    embedder=str(name), count=int(count))
+      dim = stats.mu.shape[0] if stats.mu.ndim == 1 else None
+      if dim is None or stats.sigma.shape != (dim, dim):
+        raise ValueError(f'mu must be [D] and sigma [D, D], got {stats.mu.shape} and {stats.sigma.shape}')
+      if not (np.isfinite(stats.mu).all() and np.isfinite(stats.sigma).all()):
+        raise ValueError('mu or sigma holds NaN or inf')
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+      if other is not None:
+        raise ValueError(f'reference statistics {path} were computed with embedder {other!r}, this run uses '
+                         f'{embedder!r}') from None
       raise ValueError(f'{path} is not a reference statistics .npz (mu, sigma, embedder, count): {e}') from e
-    if embedder is not None and stats.embedder != embedder:
-      raise ValueError(f'reference statistics {path} were computed with embedder {stats.embedder!r}, '
-                       f'this run uses {embedder!r}')
     return stats
 
 

@@ -57,13 +57,18 @@ def read_captions(path: str, audio_dir: str, limit: int | None = None) -> tuple[
     raise NotADirectoryError(f'no such audio folder: {audio_dir}')
   if limit is not None and limit < 1:
     raise ValueError(f'--limit must be >= 1, got {limit}')
-  with open(path, newline='', encoding='utf-8') as f:
-    reader = csv.DictReader(f)
-    missing_columns = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
-    if missing_columns:
-      raise ValueError(f'{path} has no column {", ".join(missing_columns)} (columns: '
-                       f'{", ".join(reader.fieldnames or ()) or "none"}); expected the MusicCaps CSV')
-    entries = list(reader)
+  try:
+    with open(path, newline='', encoding='utf-8') as f:
+      reader = csv.DictReader(f)
+      missing_columns = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+      if missing_columns:
+        raise ValueError(f'{path} has no column {", ".join(missing_columns)} (columns: '
+                         f'{", ".join(reader.fieldnames or ()) or "none"}); expected the MusicCaps CSV')
+      entries = list(reader)
+  except UnicodeDecodeError as e:
+    raise ValueError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the CSV as UTF-8') from e
+  except csv.Error as e:  # e.g. a field over csv's limit of 128 KiB
+    raise ValueError(f'{path}:{reader.line_num}: {e}') from e
   if not entries:
     raise ValueError(f'{path} has no captions')
   files = {quality.stem(name): os.path.join(audio_dir, name) for name in sorted(os.listdir(audio_dir))

@@ -73,7 +73,8 @@ Negative = str | Sequence[str | None] | None  # negative prompt(s): one for all 
 LOOP_PASS = 1  # key salt of the second pass of `loop_tokens`
 TEXT_CACHE = 8  # text-state batches kept (a schedule alternates between a few)
 PROGRAM_CACHE = 32  # compiled window programs kept, least recently used first out (each distinct decoding config,
-# batch bucket and shape is one; a server taking decoding values from requests must not keep them all)
+# batch bucket and shape is one; a server taking decoding values from requests must not keep them all). An eviction
+# clears JAX's in-memory caches, so other jitted functions (codec, keys) compile again on their next call.
 
 
 _STEP_LISTENERS: dict[int, Callable[[int], bool]] = {}  # listener id (data in the program) -> host callback
@@ -277,6 +278,9 @@ class MagnetPipeline:
       self.compile_seconds += time.perf_counter() - start
       if len(self._programs) > PROGRAM_CACHE:
         self._programs.popitem(last=False)
+        # JAX's own tracing, lowering and compilation caches hold every program ever compiled (LRUs of thousands);
+        # the programs kept here stay usable (they hold their executables), the rest are freed.
+        jax.clear_caches()
     self._programs.move_to_end(key)
     if report:
       _STEP_LISTENERS[listener_id % 2 ** 31] = listener

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 
 Schedule = tuple[tuple[float, str | None], ...]  # (start seconds, text) ascending, the first at 0
 Description = str | None | Sequence[tuple[float, str | None]]
+MAX_SECONDS = 1e6  # latest schedule time (far past any duration a command or the server accepts)
 
 
 def entries(description: Description) -> Schedule:
   """A text, None or a list of (seconds, text) -> its schedule.
 
   Raises:
-    ValueError: an empty schedule, a time that is not a number >= 0, times not strictly increasing, or a first
-      entry after 0 s (what would play before it?).
+    ValueError: an empty schedule, a time that is not a finite number in [0, MAX_SECONDS], an entry with empty
+      text (refused like an empty prompt; None is an explicitly unconditional entry), times not strictly
+      increasing, or a first entry after 0 s (what would play before it?).
   """
   if description is None or isinstance(description, str):
     return ((0.0, description),)
@@ -34,6 +36,12 @@ def entries(description: Description) -> Schedule:
       raise ValueError(f'a prompt schedule entry must be (seconds, text), got {item!r}') from e
     if text is not None and not isinstance(text, str):
       raise ValueError(f'a prompt schedule entry must be (seconds, text), got {item!r}')
+    if not 0 <= seconds <= MAX_SECONDS:  # NaN fails too
+      raise ValueError(f'a prompt schedule time must be a finite number of seconds in [0, {MAX_SECONDS:g}], got '
+                       f'{seconds!r} in {item!r}')
+    if text is not None and not text.strip():
+      raise ValueError(f'a prompt schedule entry has empty text ({seconds:g}: {text!r}): it would generate '
+                       'unconditionally without saying so')
     schedule.append((seconds, text))
   times = [seconds for seconds, _ in schedule]
   if times[0] != 0 or any(b <= a for a, b in itertools.pairwise(times)):

@@ -143,6 +143,8 @@ def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float |
     if prompt.text is not None and not prompt.text.strip():
       raise ValueError(f'empty prompt {prompt.text!r}: it would generate unconditionally without saying so; pass '
                        '--unconditional for that')
+    if prompt.negative is not None and not prompt.negative.strip():
+      raise ValueError(f'empty negative prompt {prompt.negative!r} (of {prompt.text!r}): leave it out instead')
   if num_samples < 1:
     raise ValueError(f'--num-samples must be >= 1, got {num_samples}')
   requests, used = [], set()

@@ -8,8 +8,10 @@
 The run itself starts fresh: step 0, new optimizer state, the data from the start.
 
 The source's architecture must match the config: dim, num_layers, num_heads, hidden_scale and the positional
-embedding (max_period) exactly; a parameter whose shape differs because of n_q, card or text_dim (new heads or
-embeddings for another codec, a new text encoder's projection) must be re-initialised with `init.reinit`.
+embedding (max_period) exactly (a workdir's from its config.json, the others' from their own config); a parameter
+whose shape differs because of n_q, card or text_dim (new heads or embeddings for another codec, a new text
+encoder's projection) must be re-initialised with `init.reinit`. A workdir's checkpoint is checked against its
+sha256 manifest first (`training.checkpointing`): damage is one line naming the file.
 """
 import os
 from collections.abc import Mapping
@@ -23,7 +25,7 @@ from magnet_jax.io import params as params_io
 from magnet_jax.io.audiocraft import load_audiocraft_lm
 from magnet_jax.io.errors import CheckpointError
 from magnet_jax.models.config import MagnetConfig
-from magnet_jax.training import freezing
+from magnet_jax.training import checkpointing, freezing
 
 _EXACT = ('dim', 'num_layers', 'num_heads', 'hidden_scale', 'max_period')  # no re-initialisation can fix these
 _SHAPE_FIELDS = ('n_q', 'card', 'text_dim')  # fixable by re-initialising the parameters they shape
@@ -38,6 +40,10 @@ def _orbax_params(workdir: str, step: int | None, target) -> dict:
   if step is None or step not in steps:
     raise FileNotFoundError(f'init.source {workdir}: no checkpoint{"" if step is None else f" at step {step}"} '
                             f'(has {sorted(steps)})')
+  damage = checkpointing.check_manifest(os.path.join(directory, str(step)))
+  if damage is not None:
+    raise CheckpointError(f'init.source {workdir}: the checkpoint at step {step} is damaged ({damage}); choose '
+                          'another with init.step')
   path = os.path.join(directory, str(step), 'state')
   checkpointer = ocp.PyTreeCheckpointer()
   try:
@@ -47,10 +53,11 @@ def _orbax_params(workdir: str, step: int | None, target) -> dict:
     restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
         {key: target}, restore_args={key: ocp.checkpoint_utils.construct_restore_args(target)},
         partial_restore=True))
-  except (ValueError, KeyError, OSError) as e:
+  except Exception as e:  # noqa: BLE001 (orbax and TensorStore report damage in many types, with long texts)
     if isinstance(e, CheckpointError) or 'init.source' in str(e):
       raise
-    raise CheckpointError(f'init.source {workdir}: unreadable checkpoint at step {step} ({e})') from e
+    reason = ' '.join(str(e).split())[:300] or type(e).__name__
+    raise CheckpointError(f'init.source {workdir}: unreadable checkpoint at step {step} ({reason})') from e
   return restored[key]
 
 
@@ -78,6 +85,22 @@ def _check_architecture(source: str, model: MagnetConfig, source_config: MagnetC
     if getattr(model, field) != getattr(source_config, field):
       raise ValueError(f'init.source {source}: model.{field}={getattr(model, field)} but the source has '
                        f'{field}={getattr(source_config, field)}')
+
+
+def _check_workdir_architecture(workdir: str, model: MagnetConfig) -> None:
+  """A run workdir's architecture, from the config.json its run wrote (a run from before config.json: shapes only)."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    return
+  try:
+    stored = params_io.load_json(path)['model']
+    source_config = {field: stored[field] for field in _EXACT}
+  except (KeyError, TypeError, ValueError) as e:
+    raise CheckpointError(f'init.source {path}: not a run config with the model\'s {", ".join(_EXACT)} ({e})') from e
+  for field in _EXACT:
+    if getattr(model, field) != source_config[field]:
+      raise ValueError(f'init.source {workdir}: model.{field}={getattr(model, field)} but the source has '
+                       f'{field}={source_config[field]}')
 
 
 def _read_host(source: str, model: MagnetConfig) -> tuple[MagnetConfig, dict]:
@@ -114,6 +137,7 @@ def load_init_params(init: Mapping, model: MagnetConfig, fresh, shardings):
   if not os.path.exists(source):
     raise FileNotFoundError(f'init.source not found: {source}')
   if os.path.isdir(os.path.join(source, 'checkpoints')):
+    _check_workdir_architecture(source, model)
     step = None if int(init.step) < 0 else int(init.step)
     target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), fresh, shardings)
     partial = {k: v for k, v in traverse_util.flatten_dict(target, sep='/').items() if k not in reinit}

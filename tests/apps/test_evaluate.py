@@ -178,3 +178,14 @@ def test_a_sidecar_that_is_not_a_json_object_is_one_line(tmp_path, content):
   (tmp_path / 'gen' / 'clip_0.json').write_text(content)
   with pytest.raises(ValueError, match=r'clip_0\.json: not a JSON sidecar'):
     quality.read_texts(quality.list_audio(gen))
+
+
+def test_prompts_file_never_overwrites_generated_files(folders, tmp_path):
+  root, ref, gen = folders
+  (tmp_path / 'p.txt').write_text('calm piano\n')
+  before = {name: os.path.getmtime(os.path.join(gen, name)) for name in os.listdir(gen)}
+  code, _, stderr = _run(f'--prompts_file={tmp_path / "p.txt"}', f'--generated={gen}', f'--reference={ref}')
+  assert code == 1 and stderr[-1] == (f'magnet_jax.apps.evaluate: error: --generated {gen} already holds audio: '
+                                      '--prompts_file writes into a new or empty folder (its files are never '
+                                      'overwritten)'), stderr
+  assert {name: os.path.getmtime(os.path.join(gen, name)) for name in os.listdir(gen)} == before

@@ -10,6 +10,7 @@ import pytest
 import soundfile
 
 from magnet_jax.apps.sample_run import SampleOptions, sample
+from magnet_jax.generation import prompt_schedule
 from magnet_jax.generation.requests import Prompt, expand, read_prompts_file
 from tests.helpers import REPO_ROOT as REPO
 
@@ -77,3 +78,23 @@ def test_command_line_errors_are_one_line_before_loading(tmp_path):
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1].startswith(f'sample.py: error: {message}'), \
         run.stderr[-2000:]
     assert ('sample.py: warning: --top_p is deprecated; use --top-p' in run.stderr) == ('--top_p' in args)
+
+
+def test_loops_best_of_negative_prompts_and_schedules_are_checked_before_loading(tmp_path):
+  loop = {'loop': True}
+  _fails_before_loading(tmp_path, ValueError, r'--bpm 0.001 --bars 1 make a 240000 s loop: .* at most --max-duration',
+                        bpm=0.001, bars=1, **loop)
+  _fails_before_loading(tmp_path, ValueError, r'--bars 100000000 make a 2.4e\+08 s loop', bpm=100.0,
+                        bars=100_000_000, **loop)
+  _fails_before_loading(tmp_path, ValueError, 'make a 0 s loop: it must be finite', bpm=float('inf'), bars=1, **loop)
+  _fails_before_loading(tmp_path, ValueError, '--max-duration must be > 0 seconds and finite',
+                        max_duration=float('inf'))
+  _fails_before_loading(tmp_path, ValueError, r'--best-of must be in \[1, 64\], got 100000', best_of=100000)
+  _fails_before_loading(tmp_path, ValueError, "empty --negative-prompt ''", negative='')
+  with pytest.raises(ValueError, match="empty negative prompt ' '"):
+    expand([Prompt('a', negative=' ')], 0, 1, None)
+  for entries, message in [(((0, 'a'), (0.5, '')), r"empty text \(0.5: ''\)"),
+                           (((0, 'a'), (float('inf'), 'b')), 'got inf'), (((0, 'a'), (float('nan'), 'b')), 'got nan'),
+                           (((0, 'a'), (1e308, 'b')), r'got 1e\+308')]:
+    with pytest.raises(ValueError, match=message):
+      prompt_schedule.entries(entries)
