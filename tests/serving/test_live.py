@@ -15,7 +15,6 @@ from magnet_jax.generation import random_pipeline
 from magnet_jax.serving.app import create_app
 from magnet_jax.serving.service import ServeOptions, Service
 
-
 LIVE = 'ws://localhost/v1/live'  # starlette's test client sends Host: testserver unless the URL names one
 
 
