@@ -15,10 +15,10 @@ import json
 from absl import flags, logging
 
 from magnet_jax.apps import runner
-from magnet_jax.apps.sample_run import SampleOptions, check_options, sample
 from magnet_jax.decoding import DecodingConfig, presets
 from magnet_jax.evaluation import musiccaps, quality
 from magnet_jax.generation import compile_cache
+from magnet_jax.generation.sample_files import SampleOptions, check_options, sample
 from magnet_jax.io import files
 
 _CAPTIONS = flags.DEFINE_string('captions', None, 'The MusicCaps CSV (columns ytid, caption, ...).')

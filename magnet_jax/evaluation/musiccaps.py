@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 from magnet_jax.evaluation import quality
 from magnet_jax.generation import records
-from magnet_jax.generation.requests import Prompt, expand
+from magnet_jax.generation.prompts import Prompt, expand
 
 COLUMNS = ('ytid', 'caption')  # the columns read; the others are ignored
 REPORT = 'musiccaps.json'  # written in the output folder, with musiccaps.md beside it

@@ -38,7 +38,7 @@ from magnet_jax.audio.convert import convert
 from magnet_jax.evaluation import musicnn, vggish
 from magnet_jax.evaluation.metrics import EmbeddingStats, fad, kl_divergence
 from magnet_jax.generation import records
-from magnet_jax.generation.requests import Prompt, expand
+from magnet_jax.generation.prompts import Prompt, expand
 from magnet_jax.io.files import atomic_write
 
 METRICS = ('fad', 'kl', 'clap')

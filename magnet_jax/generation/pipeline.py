@@ -57,7 +57,7 @@ from magnet_jax.decoding import (
 )
 from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
 from magnet_jax.generation import schedules, windows
-from magnet_jax.generation.requests import check_seeds
+from magnet_jax.generation.prompts import check_seeds
 from magnet_jax.generation.schedules import Description
 from magnet_jax.io.errors import Cancelled
 from magnet_jax.models.config import MagnetConfig
@@ -109,7 +109,22 @@ def _window_program(lm_params, codec_params, rescorer_params, cond, cond_mask, u
     state = masked_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, codes=codes,
                           known=known, rescorer_params=rescorer_params, rescorer_config=rescorer_config,
                           uncond=(uncond, uncond_mask), on_step=on_step)
-  return state.codes, state.bad_step, codec.decode(codec_params, state.codes, codec_config)
+  return state.codes, state.bad_step, _decode_each(codec_params, state.codes, codec_config)
+
+
+def _decode_each(codec_params, codes: jax.Array, codec_config: CodecConfig) -> jax.Array:
+  """codes [B, K, T] -> audio [B, C, T * hop], one example at a time: an example's audio is then the same
+  whatever its batch mates (a batched convolution may round differently with the batch size)."""
+  return jax.lax.map(lambda c: codec.decode(codec_params, c[None], codec_config)[0], codes)
+
+
+_decode_program = jax.jit(_decode_each, static_argnames='codec_config')
+
+
+@functools.partial(jax.jit, static_argnames='codec_config')
+def _encode_program(codec_params, audio: jax.Array, codec_config: CodecConfig) -> jax.Array:
+  """audio [B, C, N] -> codes [B, K', ceil(N / hop)], one example at a time (see `_decode_each`)."""
+  return jax.lax.map(lambda a: codec.encode(codec_params, a[None], codec_config)[0], audio)
 
 
 @jax.jit
@@ -612,8 +627,8 @@ class MagnetPipeline:
     return loop if samples is None else convert.resample_loop(loop, samples)
 
   def decode(self, codes: np.ndarray) -> np.ndarray:
-    """codes [B, K, T] -> audio [B, C, T * hop]."""
-    return np.asarray(codec.decode(self.codec_params, jnp.asarray(codes), self.codec_config))
+    """codes [B, K, T] -> audio [B, C, T * hop], each example on its own (the same whatever its batch mates)."""
+    return np.asarray(_decode_program(self.codec_params, jnp.asarray(codes), self.codec_config))
 
   def decode_loop(self, codes: np.ndarray) -> np.ndarray:
     """codes [B, K, L] of a loop -> audio [B, C, L * hop] decoded with wrap-around context: one second (at most
@@ -626,8 +641,8 @@ class MagnetPipeline:
     return audio[..., context * hop:(context + length) * hop]
 
   def encode(self, audio: np.ndarray) -> np.ndarray:
-    """audio [B, C, N] at `sample_rate` -> codes [B, K, ceil(N / hop)]."""
-    codes = codec.encode(self.codec_params, jnp.asarray(audio, jnp.float32), self.codec_config)
+    """audio [B, C, N] at `sample_rate` -> codes [B, K, ceil(N / hop)], each example on its own (as `decode`)."""
+    codes = _encode_program(self.codec_params, jnp.asarray(audio, jnp.float32), self.codec_config)
     return np.asarray(codes[:, :self.lm_config.n_q])
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from magnet_jax.apps.sample_run import SampleOptions, sample
+from magnet_jax.generation.sample_files import SampleOptions, sample
 from magnet_jax.audio import loudness
 from magnet_jax.generation import pretrained
-from magnet_jax.generation.requests import Prompt, expand, read_prompts_file, slug
+from magnet_jax.generation.prompts import Prompt, expand, read_prompts_file, slug
 from tests.helpers import REPO_ROOT as REPO
 
 PROMPTS = (Prompt('calm piano'), Prompt('Fast drums!'))

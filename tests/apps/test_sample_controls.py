@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from magnet_jax.apps.sample_run import SampleOptions, check_options, sample
+from magnet_jax.generation.sample_files import SampleOptions, check_options, sample
 from magnet_jax.audio import files as audio_io
 from magnet_jax.generation import pretrained
-from magnet_jax.generation.requests import Prompt
+from magnet_jax.generation.prompts import Prompt
 from magnet_jax.io.errors import Cancelled
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from magnet_jax.apps.sample_run import SampleOptions, sample
-from magnet_jax.generation.requests import Prompt, expand, read_prompts_file
+from magnet_jax.generation.sample_files import SampleOptions, sample
+from magnet_jax.generation.prompts import Prompt, expand, read_prompts_file
 from tests.helpers import REPO_ROOT as REPO
 
 

@@ -10,7 +10,7 @@ from magnet_jax import decoding
 from magnet_jax.audio import convert
 from magnet_jax.generation import schedules, windows
 from magnet_jax.generation.pipeline import Cancelled, _keys, _window_program, tempo_loop_samples
-from magnet_jax.generation.requests import Prompt, read_prompts_file
+from magnet_jax.generation.prompts import Prompt, read_prompts_file
 
 A, B = 'calm piano', 'fast drums'
 
