@@ -2,7 +2,6 @@
 
   runner.py          shared plumbing: one-line errors for bad flags and bad input
   sample.py          `magnet-jax` / sample.py: text, continuation, infill, outpaint, loops, long form
-  sample_run.py      that command as a library function, `sample(SampleOptions(...))`
   prepare.py         audio folder -> TFDS codec-token dataset
   corpus.py          the procedural corpus -> WAVs + manifests
   codec_train.py     train a codec; codec_evaluate.py scores one

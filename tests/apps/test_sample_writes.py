@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from magnet_jax.apps import runner
-from magnet_jax.generation.sample_files import SampleOptions, sample
 from magnet_jax.generation.prompts import Prompt
+from magnet_jax.generation.sample_files import SampleOptions, sample
 from magnet_jax.io import files
 from tests.helpers import REPO_ROOT as REPO
 from tests.helpers import tmpfs
