@@ -3,8 +3,10 @@
 `MagnetPipeline.generate(descriptions, duration, **sampling)` mirrors audiocraft's `MAGNeT.generate` and
 `generate_continuation` its audio-prompt continuation; `infill`, `outpaint`, `generate_loop`, durations past the
 model's window and streaming (`stream`) go further. They all run one compiled program per (batch bucket, text
-bucket, window length, sampling config): a window's tokens by masked decoding with some frames given, then its
-audio by the codec. Which frames are given is data (`decoding.initial_context`), not a shape.
+bucket, window length, sampling config, decoding strategy; `generation.window_program`): a window's tokens by the
+pipeline's decoding strategy (`decoding.strategies`) with some frames given, then its audio by the codec. This
+module is the host side: it plans the windows, checks a call against the strategy's capabilities, and feeds the
+program. Which frames are given is data (`decoding.initial_context`), not a shape.
 
 Shapes: batches are padded to a power of two and text to a multiple of `text_pad_to` (both exact, see
 `cross_attention_mask`). Durations within the model's window are not bucketed: padding frames would change the
