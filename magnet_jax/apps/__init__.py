@@ -3,7 +3,6 @@
   runner.py            shared plumbing: one-line errors, --help, old underscore flag spellings
   main.py              `magnet-jax`: sampling, or `magnet-jax serve`
   sample.py            `magnet-jax` / sample.py: text, continuation, infill, outpaint, loops, long form
-  sample_run.py        that command as a library function, `sample(SampleOptions(...))`
   live.py              `magnet-jax live`: a WAV stream that plays while it is generated
   serve.py             `magnet-jax serve`: the HTTP server
   merge_lora.py        a LoRA adapter merged into an exported pipeline

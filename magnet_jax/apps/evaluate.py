@@ -23,10 +23,10 @@ import os
 from absl import flags
 
 from magnet_jax.apps import runner
-from magnet_jax.apps.sample_run import SampleOptions, sample
 from magnet_jax.evaluation import bootstrap, quality, registry
 from magnet_jax.evaluation.metrics import EmbeddingStats
-from magnet_jax.generation.requests import read_prompts_file
+from magnet_jax.generation.prompts import read_prompts_file
+from magnet_jax.generation.sample_files import SampleOptions, sample
 
 _GENERATED = flags.DEFINE_string('generated', None, 'Folder of generated audio (written first with --prompts-file).')
 _REFERENCE = flags.DEFINE_string('reference', None, 'Folder of reference audio.')

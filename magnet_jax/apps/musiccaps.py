@@ -17,11 +17,11 @@ import dataclasses
 from absl import flags, logging
 
 from magnet_jax.apps import runner
-from magnet_jax.apps.sample_run import SampleOptions, check_options, sample
 from magnet_jax.decoding import presets
 from magnet_jax.decoding.config import parse_overrides
 from magnet_jax.evaluation import bootstrap, musiccaps, quality, registry
 from magnet_jax.generation import compile_cache
+from magnet_jax.generation.sample_files import SampleOptions, check_options, sample
 from magnet_jax.io import files
 
 _CAPTIONS = flags.DEFINE_string('captions', None, 'The MusicCaps CSV (columns ytid, caption, ...).')

@@ -17,12 +17,13 @@ import threading
 from absl import flags, logging
 
 from magnet_jax.apps import runner as cli
-from magnet_jax.apps.sample_run import MAX_DURATION, SampleOptions, sample
 from magnet_jax.audio import files as audio
 from magnet_jax.decoding import presets
 from magnet_jax.decoding.config import FIELDS, help_text, parse_overrides
-from magnet_jax.generation import compile_cache, prompt_schedule
-from magnet_jax.generation.requests import Prompt, read_prompts_file
+from magnet_jax.evaluation import prompt_following  # noqa: F401 (registers the best-of scorers)
+from magnet_jax.generation import best_of, compile_cache, prompt_schedule
+from magnet_jax.generation.prompts import Prompt, read_prompts_file
+from magnet_jax.generation.sample_files import MAX_DURATION, SampleOptions, sample
 
 _PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatable); with --schedule, one '
                                      'SECONDS:TEXT entry of a prompt schedule.')
@@ -61,9 +62,10 @@ _BPM = flags.DEFINE_float('bpm', None, 'With --loop and --bars: a loop of exactl
 _BARS = flags.DEFINE_integer('bars', None, 'Bars of a --bpm loop.')
 _BEATS_PER_BAR = flags.DEFINE_integer('beats-per-bar', 4, 'Beats per bar of a --bpm loop.')
 _LOOP_COUNT = flags.DEFINE_integer('loop-count', 1, 'Write each --loop this many times in a row (for listening).')
-_BEST_OF = flags.DEFINE_integer('best-of', 1, 'Generate N candidates per file together and keep the best scored.')
+_BEST_OF = flags.DEFINE_integer('best-of', 1, f'Generate N candidates per file (at most {best_of.MAX_CANDIDATES}, '
+                                '--batch-size at a time) and keep the best scored.')
 _SCORER = flags.DEFINE_string('best-of-scorer', 'stats', 'Scorer of --best-of candidates: stats, or clap:FOLDER '
-                              '(a local CLAP model folder); see magnet_jax.evaluation.prompt_following.')
+                              '(a local CLAP model folder); see magnet_jax.generation.best_of.')
 _STEP_PROGRESS = flags.DEFINE_bool('step-progress', False, 'Report decoding steps; Ctrl-C then stops at the next '
                                    'step, writing nothing of the batch.')
 _OVERLAP = flags.DEFINE_float('overlap', None, 'Long form: seconds each window keeps of the previous one '

@@ -2,7 +2,8 @@
 
   config.py         DecodingConfig: every decoding setting with its help and bounds; its checks and overrides parser
   mask_schedule.py  the cosine mask schedule (shared with training) and the per-step tables
-  decoder.py        MaskedDecoder: DecodeState, the loop body and the fori_loop; the LM enters as a LogitsFn
+  decoder.py        MaskedDecoder: DecodeState, the loop body and the fori_loop; the LM enters as a LogitsFn; span
+                    modes as a table (SPAN_MODES)
   spans.py          which spans are re-masked (static shapes)
   sampling.py       top-p / top-k / multinomial / argmax
   guidance.py       classifier-free guidance over [conditions; null conditions or a negative prompt's]
@@ -10,6 +11,7 @@
   rescoring.py      an autoregressive LM's probabilities mixed into the span scores (a RescoreFn)
   hybrid.py         Hybrid-MAGNeT: KV-cached autoregressive prefix, then masked decoding
   generate.py       the core composed with rescoring: `masked_decode` (traceable) and `generate` (jitted)
+  strategies.py     the Decoder interface (capabilities, check, decode) and its registry: masked, rescored, hybrid
   presets.py        named decoding settings (fast / balanced / quality)
 """
 from magnet_jax.decoding.config import DecodingConfig, check_config, output_length

@@ -55,6 +55,53 @@ class DecodeState:
   bad_step: jax.Array  # int32 scalar: the first step whose guided logits held NaN or inf; -1 while none did.
 
 
+def _chunk_frozen(known: jax.Array, span_len: int) -> jax.Array:
+  return known.reshape(known.shape[0], -1, span_len).all(axis=-1)
+
+
+def _chunk_remask(scores: jax.Array, count: jax.Array, span_len: int) -> tuple[jax.Array, jax.Array]:
+  selected = spans.top_k_mask(scores, count[:, None])
+  return selected, jnp.repeat(selected, span_len, axis=-1)
+
+
+def _chunk_scores(token_probs, selected, masked, span_len: int, span_scoring: str) -> jax.Array:
+  return jnp.where(selected, spans.span_scores(token_probs, span_len, span_scoring), DONT_REMASK_SCORE)
+
+
+def _stride1_remask(scores: jax.Array, count: jax.Array, span_len: int) -> tuple[jax.Array, jax.Array]:
+  frames = spans.least_probable_span_mask(scores, count, span_len)
+  return frames, frames
+
+
+def _token_remask(scores: jax.Array, count: jax.Array, span_len: int) -> tuple[jax.Array, jax.Array]:
+  selected = spans.top_k_mask(scores, count[:, None])
+  return selected, selected
+
+
+def _frame_scores(token_probs, selected, masked, span_len: int, span_scoring: str) -> jax.Array:
+  return jnp.where(masked, -jnp.log(token_probs), DONT_REMASK_SCORE)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanMode:
+  """How one span arrangement re-masks: its score units N (whole spans, or frames) and what each step does with
+  them. Functions of (..., span_len) so one table serves every model."""
+  whole_spans: bool  # T must be a whole number of spans, one score per span (N = T // span_len); else N = T
+  frozen: Callable[[jax.Array, int], jax.Array]  # known [B, T] -> [B, N] units given entirely
+  remask: Callable[[jax.Array, jax.Array, int], tuple[jax.Array, jax.Array]]  # (scores [B, N], count [B]) ->
+  #                                                     (selected units [B, N], frames to re-mask [B, T])
+  scores: Callable[..., jax.Array]  # (token probs [B, T], selected [B, N], masked [B, T], span_len, span_scoring)
+  #                                   -> next scores [B, N]
+
+
+SPAN_MODES = {
+    'chunks': SpanMode(True, _chunk_frozen, _chunk_remask, _chunk_scores),  # non-overlapping spans
+    'stride1': SpanMode(False, lambda known, span_len: known, _stride1_remask, _frame_scores),  # overlapping spans
+    'tokens': SpanMode(False, lambda known, span_len: known, _token_remask, _frame_scores),  # span_len 1
+}
+ARRANGEMENTS = {'nonoverlap': 'chunks', 'stride1': 'stride1'}  # DecodingConfig.span_arrangement -> SPAN_MODES
+
+
 @dataclasses.dataclass(frozen=True)
 class MaskedDecoder:
   """The static description of one decoding run; `step` is the loop body, `run` the loop.
@@ -72,14 +119,17 @@ class MaskedDecoder:
 
   @property
   def mode(self) -> str:
-    """'chunks' (non-overlapping spans), 'stride1' (overlapping spans) or 'tokens' (span_len 1)."""
-    if self.span_len == 1:
-      return 'tokens'
-    return 'chunks' if self.decoding.span_arrangement == 'nonoverlap' else 'stride1'
+    """The `SPAN_MODES` name: 'chunks' (non-overlapping spans), 'stride1' (overlapping spans) or 'tokens'
+    (span_len 1)."""
+    return 'tokens' if self.span_len == 1 else ARRANGEMENTS[self.decoding.span_arrangement]
+
+  @property
+  def span_mode(self) -> SpanMode:
+    return SPAN_MODES[self.mode]
 
   @property
   def num_scores(self) -> int:
-    return self.length // self.span_len if self.mode == 'chunks' else self.length
+    return self.length // self.span_len if self.span_mode.whole_spans else self.length
 
   @functools.cached_property
   def tables(self) -> dict[str, np.ndarray]:
@@ -93,33 +143,13 @@ class MaskedDecoder:
       known: [B, K, T] bool, or [B, T] for every level.
       rng: one typed key (`jax.random.key`, split into one per example) or [B] keys.
     """
-    if self.mode == 'chunks' and codes.shape[-1] % self.span_len:
+    if self.span_mode.whole_spans and codes.shape[-1] % self.span_len:
       raise ValueError(f'{codes.shape[-1]} frames is not a whole number of {self.span_len}-frame spans')
     known = jnp.broadcast_to(known[:, None] if known.ndim == 2 else known, codes.shape)
     rng = rng if rng.ndim else jax.random.split(rng, codes.shape[0])
     return DecodeState(codes=jnp.where(known, codes, self.mask_id).astype(jnp.int32), known=known,
                        scores=jnp.zeros((codes.shape[0], self.num_scores), jnp.float32), rng=rng,
                        bad_step=jnp.int32(-1))
-
-  def _frozen(self, known: jax.Array) -> jax.Array:
-    """[B, T] known frames -> [B, N] spans or frames that are given entirely."""
-    if self.mode == 'chunks':
-      return known.reshape(known.shape[0], -1, self.span_len).all(axis=-1)
-    return known
-
-  def _remask(self, scores: jax.Array, count: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """count [B] -> (selected spans or frames [B, N], frames to re-mask [B, T])."""
-    if self.mode == 'stride1':
-      frames = spans.least_probable_span_mask(scores, count, self.span_len)
-      return frames, frames
-    selected = spans.top_k_mask(scores, count[:, None])
-    return selected, jnp.repeat(selected, self.span_len, axis=-1) if self.mode == 'chunks' else selected
-
-  def _scores(self, token_probs: jax.Array, selected: jax.Array, masked: jax.Array) -> jax.Array:
-    if self.mode == 'chunks':
-      scores = spans.span_scores(token_probs, self.span_len, self.decoding.span_scoring)
-      return jnp.where(selected, scores, DONT_REMASK_SCORE)
-    return jnp.where(masked, -jnp.log(token_probs), DONT_REMASK_SCORE)
 
   def _sample(self, i: jax.Array, rng: jax.Array, logits: jax.Array, probs: jax.Array):
     """Each example's tokens [B, T] and their probabilities from its own key, whatever else is in the batch."""
@@ -133,10 +163,10 @@ class MaskedDecoder:
     tables = {k: jnp.asarray(v) for k, v in self.tables.items()}
     level = tables['level'][i]
     known = jax.lax.dynamic_index_in_dim(state.known, level, axis=1, keepdims=False)  # [B, T]
-    frozen = self._frozen(known)
+    frozen = self.span_mode.frozen(known, self.span_len)
     scores = jnp.where(tables['first'][i], jnp.where(frozen, DONT_REMASK_SCORE, 0.0), state.scores)
     count = num_masked(tables['mask_p'][i], self.num_scores - jnp.sum(frozen, axis=-1))
-    selected, remask = self._remask(scores, count)
+    selected, remask = self.span_mode.remask(scores, count, self.span_len)
     row = jax.lax.dynamic_index_in_dim(state.codes, level, axis=1, keepdims=False)  # [B, T]
     row = jnp.where(remask & ~known, self.mask_id, row)
     masked = row == self.mask_id
@@ -149,7 +179,8 @@ class MaskedDecoder:
     if rescore_fn is not None:
       weight = self.decoding.rescorer_weight
       token_probs = weight * rescore_fn(codes, level) + (1 - weight) * token_probs
-    return state.replace(codes=codes, scores=self._scores(token_probs, selected, masked), bad_step=bad_step)
+    scores = self.span_mode.scores(token_probs, selected, masked, self.span_len, self.decoding.span_scoring)
+    return state.replace(codes=codes, scores=scores, bad_step=bad_step)
 
   def run(self, state: DecodeState, logits_fn: LogitsFn, rescore_fn: RescoreFn | None = None,
           on_step: StepHook | None = None) -> DecodeState:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 from magnet_jax.evaluation import quality
 from magnet_jax.generation import records
-from magnet_jax.generation.requests import Prompt, expand
+from magnet_jax.generation.prompts import Prompt, expand
 
 METRICS = ('fad', 'kad', 'fad_inf', 'kl')  # by default; clap with a CLAP folder
 COLUMNS = ('ytid', 'caption')  # the columns read; the others are ignored

@@ -1,9 +1,9 @@
 """How well audio follows its text: scorers that rank candidates (best-of-N) and report prompt adherence.
 
-A `Scorer` maps (texts [B], audio [B, C, N], sample rate) to [B] scores, higher = follows its text better; scores
-compare candidates of one text, not texts with each other. `SCORERS` holds them by name: 'stats' (below) always,
-others by `register`; 'clap:FOLDER' is the CLAP similarity of each clip to its text, with the CLAP model of a local
-transformers ClapModel folder (`clap_scorer`).
+A scorer (`generation.best_of.Scorer`) maps (texts [B], audio [B, C, N], sample rate) to [B] scores, higher =
+follows its text better. Importing this module registers two in `generation.best_of.SCORERS`: 'stats' (below) and
+'clap:FOLDER', the CLAP similarity of each clip to its text, with the CLAP model of a local transformers ClapModel
+folder (`clap_scorer`).
 
 'stats' reads what the embedded default's captions say (`corpus.captions`) and checks it with the statistics that
 tell contrasting prompts apart (`audio.stats`): busy words (drums, a groove, fast tempo words) ask for a high onset
@@ -18,7 +18,7 @@ several seeds in one batch and `separation` summarises how far apart the two sid
 import dataclasses
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,9 +27,9 @@ from magnet_jax.audio.convert import convert
 from magnet_jax.corpus.captions import INSTRUMENT_WORDS, PATTERN_WORDS, TEMPO_WORDS
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.evaluation import clap
+from magnet_jax.generation import best_of
+from magnet_jax.generation.best_of import Scorer
 from magnet_jax.generation.pipeline import MagnetPipeline
-
-Scorer = Callable[[Sequence[str | None], np.ndarray, int], np.ndarray]
 
 BUSY = {'drum', 'drums', 'groove', 'beat', 'percussion', 'band', *TEMPO_WORDS['fast'],
         *(w for words in PATTERN_WORDS.values() for w in words)}
@@ -71,14 +71,6 @@ def stats_score(texts: Sequence[str | None], audio: np.ndarray, sample_rate: int
   return np.asarray(scores, np.float64)
 
 
-SCORERS: dict[str, Scorer] = {'stats': stats_score}
-
-
-def register(name: str, scorer: Scorer) -> None:
-  """Makes `scorer` available as `--best-of-scorer NAME` (e.g. a text-audio similarity)."""
-  SCORERS[name] = scorer
-
-
 @functools.cache
 def clap_scorer(folder: str) -> Scorer:
   """The CLAP scorer of a ClapModel folder (loaded once): the cosine of each clip's CLAP embedding (channels
@@ -98,22 +90,14 @@ def clap_scorer(folder: str) -> Scorer:
   return score
 
 
-def get(name: str) -> Scorer:
-  """The scorer called `name`: one of `SCORERS`, or 'clap:FOLDER'.
-
-  Raises:
-    ValueError: an unknown name (and the errors of `clap_scorer`).
-  """
-  if name.startswith('clap:'):
-    return clap_scorer(name.removeprefix('clap:'))
-  if name not in SCORERS:
-    raise ValueError(f'unknown scorer {name!r}; known: {sorted(SCORERS)} or clap:FOLDER')
-  return SCORERS[name]
+def _clap(folder: str | None) -> Scorer:
+  if folder is None:
+    raise ValueError('the clap scorer needs a local CLAP model folder: clap:FOLDER')
+  return clap_scorer(folder)
 
 
-def best(scores: np.ndarray) -> int:
-  """The index of the highest score (the first among equals)."""
-  return int(np.argmax(scores))
+best_of.register('stats', lambda _: stats_score)
+best_of.register('clap', _clap)
 
 
 @dataclasses.dataclass(frozen=True)

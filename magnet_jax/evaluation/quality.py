@@ -36,7 +36,7 @@ from magnet_jax.evaluation import bootstrap, registry
 from magnet_jax.evaluation import metrics as metrics_module
 from magnet_jax.evaluation.metrics import EmbeddingStats, fad, kl_divergence
 from magnet_jax.generation import records
-from magnet_jax.generation.requests import Prompt, expand
+from magnet_jax.generation.prompts import Prompt, expand
 from magnet_jax.io.files import atomic_write
 
 METRICS = tuple(registry.METRIC_ROLES)  # fad, kad, fad_inf, kl, clap

@@ -3,8 +3,10 @@
 `MagnetPipeline.generate(descriptions, duration, **sampling)` mirrors audiocraft's `MAGNeT.generate` and
 `generate_continuation` its audio-prompt continuation; `infill`, `outpaint`, `generate_loop`, durations past the
 model's window and streaming (`stream`) go further. They all run one compiled program per (batch bucket, text
-bucket, window length, sampling config): a window's tokens by masked decoding with some frames given, then its
-audio by the codec. Which frames are given is data (`decoding.initial_context`), not a shape.
+bucket, window length, sampling config, decoding strategy; `generation.window_program`): a window's tokens by the
+pipeline's decoding strategy (`decoding.strategies`) with some frames given, then its audio by the codec. This
+module is the host side: it plans the windows, checks a call against the strategy's capabilities, and feeds the
+program. Which frames are given is data (`decoding.initial_context`), not a shape.
 
 Shapes: batches are padded to a power of two and text to a multiple of `text_pad_to` (both exact, see
 `cross_attention_mask`). Durations within the model's window are not bucketed: padding frames would change the
@@ -32,8 +34,6 @@ Shapes: B batch, K codebooks, T frames, W window frames, C channels, N samples.
 """
 import collections
 import dataclasses
-import functools
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,25 +42,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 
-from magnet_jax import codec
 from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.codec import CodecConfig
-from magnet_jax.decoding import (
-  DecodingConfig,
-  check_config,
-  check_finite,
-  initial_context,
-  masked_decode,
-  output_length,
-)
+from magnet_jax.decoding import DecodingConfig, check_config, check_finite, initial_context, output_length
 from magnet_jax.decoding.config import check_overrides
-from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
-from magnet_jax.generation import prompt_schedule, windows
+from magnet_jax.decoding.strategies import Decoder, MaskedDecoding, RescoredDecoding, default_for, unsupported
+from magnet_jax.generation import prompt_schedule, window_program, windows
 from magnet_jax.generation.prompt_schedule import Description
-from magnet_jax.generation.requests import check_seeds
+from magnet_jax.generation.prompts import check_seeds
 from magnet_jax.io.errors import Cancelled
 from magnet_jax.models.config import MagnetConfig
 from magnet_jax.text import TextEncoder
@@ -77,50 +68,9 @@ PROGRAM_CACHE = 32  # compiled window programs kept, least recently used first o
 # clears JAX's in-memory caches, so other jitted functions (codec, keys) compile again on their next call.
 
 
-_STEP_LISTENERS: dict[int, Callable[[int], bool]] = {}  # listener id (data in the program) -> host callback
-_LISTENER_IDS = itertools.count()
-
-
-def _report_step(listener: np.ndarray, done: np.ndarray) -> np.ndarray:
-  """The host side of the progress variant's ordered callback: tells the call's listener, returns its stop flag."""
-  return np.bool_(_STEP_LISTENERS[int(listener)](int(done)))
-
-
 def batch_bucket(size: int) -> int:
   """Smallest power of two >= size: the batch a program is compiled for."""
   return 1 << max(size - 1, 0).bit_length()
-
-
-@functools.partial(jax.jit, static_argnames=('lm_config', 'decoding', 'codec_config', 'rescorer_config', 'hybrid',
-                                             'report_steps'))
-def _window_program(lm_params, codec_params, rescorer_params, cond, cond_mask, uncond, uncond_mask, keys, codes, known,
-                    listener, *, lm_config: MagnetConfig, decoding: DecodingConfig, codec_config: CodecConfig,
-                    rescorer_config: MagnetConfig | None, hybrid: HybridConfig | None, report_steps: bool = False):
-  """One window: (codes [B, K, W], first non-finite step (-1: none), audio [B, C, W * hop]).
-
-  uncond, uncond_mask: the unconditional half of CFG as data ([B, S, Dt], [B, S]: zeros for the null condition, or a
-  negative prompt's states), so both run this one program. `report_steps` compiles the progress variant: an ordered
-  host callback after every step tells `_STEP_LISTENERS[listener]` and may stop the loop (`MaskedDecoder.run`).
-  Hybrid-MAGNeT (`hybrid` set) generates the whole window (nothing known): autoregressive prefix, masked rest.
-  """
-  if hybrid is not None:
-    state = hybrid_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, hybrid=hybrid,
-                          length=codes.shape[-1])
-  else:
-    on_step = None
-    if report_steps:
-      on_step = lambda done: io_callback(_report_step, jax.ShapeDtypeStruct((), jnp.bool_), listener, done,
-                                         ordered=True)
-    state = masked_decode(lm_params, cond, cond_mask, keys, lm_config=lm_config, decoding=decoding, codes=codes,
-                          known=known, rescorer_params=rescorer_params, rescorer_config=rescorer_config,
-                          uncond=(uncond, uncond_mask), on_step=on_step)
-  return state.codes, state.bad_step, codec.decode(codec_params, state.codes, codec_config)
-
-
-@jax.jit
-def _keys(seeds: jax.Array, pass_index: int, window: int) -> jax.Array:
-  """[B] int32 seeds -> [B] keys: example b's key for one window of one pass."""
-  return jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.key(s), pass_index), window))(seeds)
 
 
 @dataclasses.dataclass
@@ -135,10 +85,11 @@ class MagnetPipeline:
     duration: default duration in seconds (the LM's segment).
     text_pad_to: text lengths are padded to a multiple of this (bucketing; exact, see `cross_attention_mask`).
     rescorer_config, rescorer_params: an optional causal (MusicGen-style) LM for `rescorer_weight > 0`.
-    hybrid: Hybrid-MAGNeT's autoregressive prefix, for an LM trained with the delay codebook pattern (default for
-      such an LM: `HybridConfig`, its prefix capped at half the model's window, top-k at card). Hybrid pipelines
-      generate from text within the model's window; prompts, infilling, loops and long form need a parallel-pattern
-      LM.
+    decoder: the decoding strategy (`decoding.strategies`; default: the one the LM was trained for, `default_for`:
+      Hybrid-MAGNeT for the delay codebook pattern, which generates from text within the model's window, masked
+      decoding otherwise). A call with rescorer_weight > 0 decodes with the rescored strategy instead of the masked
+      one. What a call asks for (given frames, long form, negative prompts, step progress) is checked against the
+      strategy's capabilities before anything compiles.
     on_compile: told (with a one-line description) before a new program compiles, e.g. to print it.
     on_window: told after each decoded window (codes given [B, K, W], known [B, W], codes decoded [B, K, W], the
       conditions as the program received them: (cond, cond_mask, uncond, uncond_mask)), on the host, e.g. to
@@ -155,7 +106,7 @@ class MagnetPipeline:
   text_pad_to: int = 8
   rescorer_config: MagnetConfig | None = None
   rescorer_params: Any = None
-  hybrid: HybridConfig | None = None
+  decoder: Decoder | None = None
   on_compile: Callable[[str], None] | None = None
   on_window: Callable[[np.ndarray, np.ndarray, np.ndarray, tuple], None] | None = None
   compile_seconds: float = dataclasses.field(default=0.0, init=False)
@@ -174,11 +125,8 @@ class MagnetPipeline:
       self.rescorer_params = jax.device_put(self.rescorer_params)
     if self.duration is None:
       self.duration = self.lm_config.segment_duration
-    if self.lm_config.codebooks_pattern == 'delay' and self.hybrid is None:
-      self.hybrid = HybridConfig(prefix_length=min(HybridConfig.prefix_length, self.lm_config.sequence_length // 2),
-                                 top_k=min(HybridConfig.top_k, self.lm_config.card))
-    if self.hybrid is not None and self.lm_config.codebooks_pattern != 'delay':
-      raise ValueError('hybrid decoding needs an LM trained with the delay codebook pattern (Hybrid-MAGNeT)')
+    if self.decoder is None:
+      self.decoder = default_for(self.lm_config)
 
   @property
   def sample_rate(self) -> int:
@@ -197,11 +145,17 @@ class MagnetPipeline:
     """
     decoding = dataclasses.replace(self.decoding if decoding is None else decoding, **check_overrides(sampling))
     check_config(self.lm_config, decoding)
-    if decoding.rescorer_weight > 0 and self.rescorer_params is None:
-      raise ValueError('rescorer_weight > 0 needs a rescorer (pretrained.load_rescorer, --rescorer DIR)')
-    if decoding.rescorer_weight > 0 and self.hybrid is not None:
-      raise ValueError('rescoring applies to MAGNeT checkpoints, not to Hybrid-MAGNeT ones')
+    self.decoder_for(decoding).check(self.lm_config, decoding, self.window_frames(decoding))
     return decoding
+
+  def decoder_for(self, decoding: DecodingConfig) -> Decoder:
+    """The strategy of a call: the pipeline's, or the rescored one in place of masked decoding for
+    rescorer_weight > 0 (which needs a rescorer)."""
+    if decoding.rescorer_weight > 0 and isinstance(self.decoder, MaskedDecoding):
+      if self.rescorer_params is None:
+        raise ValueError('rescorer_weight > 0 needs a rescorer (pretrained.load_rescorer, --rescorer DIR)')
+      return RescoredDecoding(self.rescorer_config)
+    return self.decoder
 
   def window_frames(self, decoding: DecodingConfig) -> int:
     """W: the frames of one decoding window, the model's segment (trimmed to whole spans for 'nonoverlap')."""
@@ -246,8 +200,8 @@ class MagnetPipeline:
     negative = [negative] * count if isinstance(negative, str) else list(negative)
     if len(negative) != count:
       raise ValueError(f'{len(negative)} negative prompts for {count} descriptions')
-    if self.hybrid is not None:
-      raise ValueError('negative prompts apply to MAGNeT checkpoints, not to Hybrid-MAGNeT ones')
+    if not self.decoder.capabilities.negative_prompts:
+      raise unsupported(self.decoder, 'a negative prompt')
     uncond, uncond_mask, _ = self.condition(negative)
     pad = lambda x, length: jnp.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
     length = max(cond.shape[1], uncond.shape[1])
@@ -260,35 +214,28 @@ class MagnetPipeline:
     conditions: `cfg_conditions`. listener: told the steps done after each step, returns True to stop (the
     progress variant of the program; None: the default program, free of host callbacks).
     """
-    use_rescorer = decoding.rescorer_weight > 0
-    listener_id = next(_LISTENER_IDS) if listener is not None else 0
-    args = (self.lm_params, self.codec_params, self.rescorer_params if use_rescorer else None, *conditions, keys,
-            codes, known, np.int32(listener_id % 2 ** 31))
-    report = listener is not None
-    key = (decoding, conditions[0].shape, codes.shape, report)
-    if key not in self._programs:
-      if self.on_compile is not None:
-        self.on_compile(f'batch {codes.shape[0]}, {codes.shape[-1]} frames, text {conditions[0].shape[1]} tokens'
-                        f'{", step progress" if report else ""}')
-      start = time.perf_counter()
-      self._programs[key] = _window_program.lower(
-          *args, lm_config=self.lm_config, decoding=decoding, codec_config=self.codec_config,
-          rescorer_config=self.rescorer_config if use_rescorer else None, hybrid=self.hybrid,
-          report_steps=report).compile()
-      self.compile_seconds += time.perf_counter() - start
-      if len(self._programs) > PROGRAM_CACHE:
-        self._programs.popitem(last=False)
-        # JAX's own tracing, lowering and compilation caches hold every program ever compiled (LRUs of thousands);
-        # the programs kept here stay usable (they hold their executables), the rest are freed.
-        jax.clear_caches()
-    self._programs.move_to_end(key)
-    if report:
-      _STEP_LISTENERS[listener_id % 2 ** 31] = listener
-    try:
+    decoder, report = self.decoder_for(decoding), listener is not None
+    extra = self.rescorer_params if isinstance(decoder, RescoredDecoding) else None
+    key = (decoder, decoding, conditions[0].shape, codes.shape, report)
+    with window_program.listening(listener) as listener_id:
+      args = (self.lm_params, self.codec_params, extra, *conditions, keys, codes, known, listener_id)
+      if key not in self._programs:
+        if self.on_compile is not None:
+          self.on_compile(f'batch {codes.shape[0]}, {codes.shape[-1]} frames, text {conditions[0].shape[1]} tokens'
+                          f'{", step progress" if report else ""}')
+        start = time.perf_counter()
+        self._programs[key] = window_program.window_program.lower(
+            *args, lm_config=self.lm_config, decoding=decoding, codec_config=self.codec_config, decoder=decoder,
+            report_steps=report).compile()
+        self.compile_seconds += time.perf_counter() - start
+        if len(self._programs) > PROGRAM_CACHE:
+          self._programs.popitem(last=False)
+          # JAX's own tracing, lowering and compilation caches hold every program ever compiled (LRUs of thousands);
+          # the programs kept here stay usable (they hold their executables), the rest are freed.
+          jax.clear_caches()
+      self._programs.move_to_end(key)
       decoded, bad_step, audio = self._programs[key](*args)
       bad_step = int(bad_step)  # waits for the program (and its callbacks)
-    finally:
-      _STEP_LISTENERS.pop(listener_id % 2 ** 31, None)
     check_finite(bad_step, decoding)
     decoded = np.asarray(decoded)
     if self.on_window is not None:  # copies: the window's codes and known frames are views of state updated next
@@ -353,12 +300,7 @@ class MagnetPipeline:
     seeds = check_seeds(seed, count)
     bucket = batch_bucket(count)
     seeds = jnp.asarray(np.concatenate([seeds, np.zeros(bucket - count, seeds.dtype)]), jnp.int32)
-    if self.hybrid is not None and (np.any(known) or len(starts) > 1 or width <= self.hybrid.prefix_length):
-      raise ValueError(f'a Hybrid-MAGNeT checkpoint generates from text only, longer than its autoregressive prefix '
-                       f'({self.hybrid.prefix_length / self.frame_rate:g} s) and within its window '
-                       f'({self.window_frames(decoding) / self.frame_rate:g} s): no prompt, infill, loop or long form')
-    if self.hybrid is not None and on_step is not None:
-      raise ValueError('step progress applies to MAGNeT checkpoints, not to Hybrid-MAGNeT ones')
+    self._check_capabilities(known, len(starts), on_step, decoding, width)
     padded = np.concatenate([codes, np.repeat(codes[:1], bucket - count, axis=0)])
     known = np.array(known, bool)
     total_steps = decoding.num_steps * len(starts)
@@ -376,7 +318,7 @@ class MagnetPipeline:
           stopped.extend([base + done] if stop else [])
           return stop
       given = np.broadcast_to(known[window], (bucket, width))
-      keys = _keys(seeds, pass_index, first_window + index)
+      keys = window_program.keys(seeds, pass_index, first_window + index)
       padded[..., window], audio = self._run_window(conditions, keys, padded[..., window], given, decoding, listener)
       if stopped:
         raise Cancelled(f'cancelled after decoding step {stopped[0]} of {total_steps}')
@@ -414,6 +356,18 @@ class MagnetPipeline:
     [(_, audio)] = self._windows(descriptions, codes, known, seed, decoding, width, [0], negative=negative,
                                  first_window=index)
     return codes, audio
+  def _check_capabilities(self, known: np.ndarray, windows_count: int, on_step: StepProgress | None,
+                          decoding: DecodingConfig, width: int) -> None:
+    """What a call asks for against its strategy's capabilities (one line naming what is missing)."""
+    decoder = self.decoder_for(decoding)
+    capabilities = decoder.capabilities
+    if np.any(known) and not capabilities.known_frames:
+      raise unsupported(decoder, 'given frames (an audio prompt, infilling, outpainting or a loop)')
+    if windows_count > 1 and not capabilities.long_form:
+      raise unsupported(decoder, f'more than one window ({self.window_frames(decoding) / self.frame_rate:g} s)')
+    if on_step is not None and not capabilities.progress:
+      raise unsupported(decoder, 'step progress')
+    decoder.check(self.lm_config, decoding, width)
 
   def fill_tokens(self, descriptions: Sequence[Description], codes: np.ndarray, known: np.ndarray, seed: Seeds = 0,
                   *, reverse: bool = False, overlap: float | None = None, pass_index: int = 0,
@@ -652,8 +606,8 @@ class MagnetPipeline:
     return loop if samples is None else convert.resample_loop(loop, samples)
 
   def decode(self, codes: np.ndarray) -> np.ndarray:
-    """codes [B, K, T] -> audio [B, C, T * hop]."""
-    return np.asarray(codec.decode(self.codec_params, jnp.asarray(codes), self.codec_config))
+    """codes [B, K, T] -> audio [B, C, T * hop], each example on its own (the same whatever its batch mates)."""
+    return np.asarray(window_program.decode(self.codec_params, jnp.asarray(codes), self.codec_config))
 
   def decode_loop(self, codes: np.ndarray) -> np.ndarray:
     """codes [B, K, L] of a loop -> audio [B, C, L * hop] decoded with wrap-around context: one second (at most
@@ -666,8 +620,8 @@ class MagnetPipeline:
     return audio[..., context * hop:(context + length) * hop]
 
   def encode(self, audio: np.ndarray) -> np.ndarray:
-    """audio [B, C, N] at `sample_rate` -> codes [B, K, ceil(N / hop)]."""
-    codes = codec.encode(self.codec_params, jnp.asarray(audio, jnp.float32), self.codec_config)
+    """audio [B, C, N] at `sample_rate` -> codes [B, K, ceil(N / hop)], each example on its own (as `decode`)."""
+    codes = window_program.encode(self.codec_params, jnp.asarray(audio, jnp.float32), self.codec_config)
     return np.asarray(codes[:, :self.lm_config.n_q])
 
 

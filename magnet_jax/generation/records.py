@@ -1,5 +1,5 @@
 """What is written beside every generated file: its JSON sidecar (prompt, seed, every sampling parameter,
-checkpoint, durations, timings, versions). Shared by the command line (`apps.sample_run`) and the server
+checkpoint, durations, timings, versions). Shared by the command line (`generation.sample_files`) and the server
 (`serving`), so a file from either carries the same record."""
 import importlib.metadata
 import json

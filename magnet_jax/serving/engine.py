@@ -1,18 +1,21 @@
-"""One batch of outputs -> one call of the compiled pipeline program, on every local device.
+"""One batch of outputs -> one call of the generation library (`generation.request`), on every local device.
 
-Batch independence: an output's tokens depend only on its own prompt, seed and inputs, not on its batch mates.
-The random draws are per example (`MagnetPipeline`); the text conditioning would not be, since cross-attention
-attends to the batch's longest prompt length (`models.attention.cross_attention_mask`, audiocraft's semantics). So
-outputs batch only with outputs whose prompt has the same token count (`Work.key`), and text is padded to one fixed
-length (`text_pad_to` = the server's prompt token limit), which changes no value (padded positions past the
-longest prompt are masked out) and gives every batch the same text shape. Audio is decoded one output at a time,
-as a single-prompt call decodes it, so each file is bit for bit what `MagnetPipeline` (and the command line) gives
-for that prompt and seed alone.
+The server builds the same `generation.request.Request` per output as the command line and runs it through the
+same `request.generate` (or `best_of.generate`), so an output is the command line's for the same prompt, seed and
+inputs, sample for sample, whatever its duration: the pipeline's own continuation, infill, outpaint and loop.
+
+Batch independence: an output's audio depends only on its own prompt, seed and inputs, not on its batch mates.
+The random draws are per example and the pipeline decodes each example's audio on its own (`MagnetPipeline`); the
+text conditioning would not be, since cross-attention attends to the batch's longest prompt length
+(`models.attention.cross_attention_mask`, audiocraft's semantics). So outputs batch only with outputs whose prompt
+has the same token count (`Work.key`), and text is padded to one fixed length (`text_pad_to` = the server's prompt
+token limit), which changes no value (padded positions past the longest prompt are masked out) and gives every
+batch the same text shape.
 
 Devices: the batch is split over the `data` axis of a mesh of all local devices and the parameters laid out by a
 `parallel.sharding` preset (data_parallel replicates them; tensor_parallel splits heads / MLP / vocab over
-`model`), with the logical-axis rules the trainer uses. Batches are padded with empty prompts to a multiple of the
-`data` axis.
+`model`), with the logical-axis rules the trainer uses. Batches are padded with copies of their first output to a
+multiple of the `data` axis.
 
 Shapes: B batch, K levels, T frames, C channels, N samples.
 """
@@ -25,41 +28,35 @@ import jax
 import numpy as np
 
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.generation import best_of
+from magnet_jax.generation import request as request_lib
 from magnet_jax.generation.pipeline import MagnetPipeline
+from magnet_jax.generation.request import Request
 from magnet_jax.models.params import logical_axes
 from magnet_jax.parallel import sharding
-
-MODES = ('text', 'continuation', 'infill', 'outpaint', 'loop')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Work:
-  """One output: a prompt, its seed and its inputs.
+  """One output: its generation request, checked (`request.check`), with what batching needs.
 
   Attributes:
-    text: the prompt ('' : unconditional).
-    seed: its seed.
-    mode: one of MODES; continuation / outpaint / infill need `audio`, loop may take it.
+    request: the output's `generation.request.Request`.
     decoding: the checked decoding config.
-    frames: T, the output's frames (continuation, outpaint, generated loops) or the audio's (infill, given loops).
     text_tokens: the prompt's token count (outputs batch only with equal counts; see the module docstring).
-    audio: [C, N] float32 at the codec's rate and channels, or None.
-    infill: seconds [start, end) to regenerate (infill).
+    best_of: candidates generated for it; the scorer's best is kept (`generation.best_of`).
+    scorer: the best-of scorer's name.
   """
-  text: str
-  seed: int
-  mode: str
+  request: Request
   decoding: DecodingConfig
-  frames: int
   text_tokens: int
-  audio: np.ndarray | None = None
-  infill: tuple[float, float] | None = None
+  best_of: int = 1
+  scorer: str = 'stats'
 
   @property
   def key(self) -> tuple:
-    """Outputs with equal keys run in one call of one compiled program."""
-    audio = None if self.audio is None else self.audio.shape[-1]
-    return self.mode, self.decoding, self.frames, self.text_tokens, audio, self.infill
+    """Outputs with equal keys run in one call of the library."""
+    return self.request.key, self.decoding, self.text_tokens, self.best_of, self.scorer
 
 
 @dataclasses.dataclass
@@ -98,65 +95,33 @@ def place(pipeline: MagnetPipeline, preset: str = 'data_parallel', model: int = 
   return Devices(mesh, rules)
 
 
-def _padded(values: list, size: int, fill) -> list:
-  return values + [fill] * (size - len(values))
-
-
 def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices | None = None,
-             on_tokens: Callable[[], None] | None = None, stop: Callable[[], bool] | None = None) -> list[np.ndarray]:
-  """Runs outputs of one key together: audio [C, N] for each, in order.
+             on_generated: Callable[[], None] | None = None, chunk: int = 8,
+             stop: Callable[[], bool] | None = None) -> list[tuple[np.ndarray, dict]]:
+  """Runs outputs of one key together: (audio [C, N], its seed record: {'seed'} or best-of's) for each, in order.
 
   Args:
     pipeline: the pipeline (its `text_pad_to` fixed by the caller; see the module docstring).
     works: outputs with equal `key`.
     devices: where to run (None: JAX's default device).
-    on_tokens: told when the batch's tokens are done (before the per-output decoding).
+    on_generated: told when the batch's audio is generated (before the caller writes it).
+    chunk: best-of candidates generated together at most.
     stop: asked after every decoding step (the pipeline's progress variant of the program); True stops the
       batch there and raises `Cancelled`. None: the program without host callbacks.
   """
   if len({w.key for w in works}) != 1:
-    raise ValueError('a batch needs outputs of one key (mode, decoding, frames, prompt tokens, audio, infill span)')
+    raise ValueError('a batch needs outputs of one key (request, decoding, prompt tokens, best-of)')
   first, count = works[0], len(works)
   data = 1 if devices is None else devices.data
-  size = -(-count // data) * data
-  texts = _padded([w.text for w in works], size, None)
-  seeds = _padded([w.seed for w in works], size, 0)
+  requests = [w.request for w in works] + [first.request] * (-count % data)
   with devices.context() if devices is not None else contextlib.nullcontext():
     on_step = None if stop is None else lambda done, total: stop()
-    codes = _tokens(pipeline, first, texts, seeds, [w.audio for w in works], on_step)
-    if on_tokens is not None:
-      on_tokens()
-    decode = pipeline.decode_loop if first.mode == 'loop' else pipeline.decode
-    audio = [decode(codes[b:b + 1])[0] for b in range(count)]
-  if first.mode == 'infill':
-    audio = [a[..., :first.audio.shape[-1]] for a in audio]
-  return audio
-
-
-def _tokens(pipeline: MagnetPipeline, first: Work, texts: list, seeds: list, audios: list, on_step) -> np.ndarray:
-  """codes [B', K, T] for the padded batch (the pipeline's own method for the mode)."""
-  decoding, seconds = first.decoding, first.frames / pipeline.frame_rate
-  given = None
-  if first.audio is not None:  # encoded one at a time, as a single-prompt call encodes its audio
-    given = np.concatenate([pipeline.encode(a[None]) for a in audios])
-    given = np.concatenate([given, np.repeat(given[:1], len(texts) - len(audios), axis=0)])
-  if first.mode == 'text' or (first.mode == 'loop' and given is None):
-    codes = pipeline.generate_tokens(texts, seconds, seeds, on_step=on_step, decoding=decoding)
-  elif first.mode == 'continuation':
-    codes = pipeline.generate_tokens(texts, seconds, seeds, given, on_step=on_step, decoding=decoding)
-  elif first.mode == 'infill':
-    start, end = first.infill
-    known = np.ones(given.shape[-1], bool)
-    known[int(start * pipeline.frame_rate):int(np.ceil(end * pipeline.frame_rate))] = False
-    codes = pipeline.fill_tokens(texts, given, known, seeds, on_step=on_step, decoding=decoding)
-  elif first.mode == 'outpaint':
-    codes = np.zeros(given.shape[:2] + (first.frames,), np.int32)
-    codes[..., -given.shape[-1]:] = given
-    known = np.zeros(first.frames, bool)
-    known[-given.shape[-1]:] = True
-    codes = pipeline.fill_tokens(texts, codes, known, seeds, reverse=True, on_step=on_step, decoding=decoding)
-  else:
-    codes = given
-  if first.mode == 'loop':
-    codes = pipeline.loop_tokens(texts, codes, seeds, on_step=on_step, decoding=decoding)
-  return codes
+    if first.best_of > 1:
+      audio, chosen = best_of.generate(pipeline, requests, first.best_of, first.scorer, -(-chunk // data) * data,
+                                       first.decoding, on_step=on_step)
+    else:
+      audio = np.concatenate(list(request_lib.generate(pipeline, requests, first.decoding, on_step=on_step)), axis=-1)
+      chosen = [{'seed': r.seed} for r in requests]
+  if on_generated is not None:
+    on_generated()
+  return list(zip(audio[:count], chosen[:count], strict=True))

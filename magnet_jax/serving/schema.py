@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from magnet_jax.audio.files import FORMATS
 from magnet_jax.decoding import presets
 from magnet_jax.decoding.config import FIELDS, help_text
-from magnet_jax.generation.requests import MAX_SEED
-from magnet_jax.serving.engine import MODES
+from magnet_jax.generation.best_of import MAX_CANDIDATES
+from magnet_jax.generation.prompts import MAX_SEED
+from magnet_jax.generation.request import MODES
 
 _STRICT = ConfigDict(extra='forbid', strict=True, allow_inf_nan=False)
 MAX_DEADLINE_S = 7 * 24 * 3600.0  # the longest deadline a request or --deadline may set
@@ -49,6 +50,10 @@ class GenerationRequest(BaseModel):
                                'loop (a seamless loop, of the upload if one is given).')
   infill: list[float] | None = Field(None, min_length=2, max_length=2,
                                      description='Seconds [start, end) of the upload to regenerate.')
+  best_of: int = Field(1, ge=1, le=MAX_CANDIDATES, description='Candidates per output (seeds seed, seed + 1, ...); '
+                       'the scorer\'s best is kept and its seed recorded.')
+  scorer: str = Field('stats', pattern='^[a-z_]+$', description='Best-of scorer: a registered name without an '
+                      'argument (generation.best_of.SCORERS; model-folder scorers are the command line\'s).')
   format: Literal[tuple(FORMATS)] = Field('wav', description='Output file format (24-bit).')
   deadline_s: float | None = Field(None, gt=0, le=MAX_DEADLINE_S, description='Seconds within which the job must '
                                    'start (default: the server\'s); a job still queued then expires.')

@@ -1,8 +1,9 @@
 """The server's state: the pipeline on its devices, the scheduler, the jobs and their output files.
 
-`Service.create` turns an API request into a job (or a `ServiceError` with an HTTP status); the scheduler's worker
-runs batches through `engine.generate` and publishes each output atomically with its sidecar
-(`generation.records`, the same record the command line writes).
+`Service.create` turns an API request into a job of one `generation.request.Request` per output, checked by the
+same `request.check` as the command line's (or a `ServiceError` with an HTTP status); the scheduler's worker runs
+batches through `engine.generate` and publishes each output atomically with its sidecar (`generation.records`, the
+same record the command line writes).
 """
 import dataclasses
 import io
@@ -18,9 +19,12 @@ import soundfile
 from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.decoding import presets
-from magnet_jax.generation import records
+from magnet_jax.evaluation import prompt_following  # noqa: F401 (registers the best-of scorers)
+from magnet_jax.generation import best_of, records
+from magnet_jax.generation import request as request_lib
 from magnet_jax.generation.pipeline import MagnetPipeline, batch_bucket
-from magnet_jax.generation.requests import MAX_SEED
+from magnet_jax.generation.prompts import MAX_SEED
+from magnet_jax.generation.request import Request
 from magnet_jax.serving import engine
 from magnet_jax.serving.jobs import Item, Job, JobTable
 from magnet_jax.serving.metrics import Metrics
@@ -131,7 +135,8 @@ class Service:
             'channels': self.pipeline.codec_config.channels, 'default_duration': self.pipeline.duration,
             'max_duration': self.max_duration, 'max_prompts': self.options.max_prompts,
             'max_prompt_tokens': self.options.max_prompt_tokens, 'max_upload_mb': self.options.max_upload_mb,
-            'max_batch': self.options.max_batch, 'presets': sorted(presets.PRESETS), 'modes': list(engine.MODES),
+            'max_batch': self.options.max_batch, 'presets': sorted(presets.PRESETS), 'modes': list(request_lib.MODES),
+            'max_best_of': best_of.MAX_CANDIDATES,
             'formats': sorted(audio_io.FORMATS), 'model': {'dim': lm.dim, 'layers': lm.num_layers, 'levels': lm.n_q},
             'devices': {'count': self.devices.mesh.size, 'mesh': dict(self.devices.mesh.shape),
                         'kind': self.versions['device'], 'sharding': self.options.sharding}}
@@ -156,7 +161,7 @@ class Service:
     for seconds in durations:
       for size in sizes:
         start = time.perf_counter()
-        work = engine.Work('warm-up', 0, 'text', decoding, self.pipeline.frames(seconds, decoding), 3)
+        work = engine.Work(Request('warm-up', duration=seconds), decoding, 3)
         engine.generate(self.pipeline, [work] * size, self.devices, stop=lambda: False)
         self.log(f'warm: {seconds:g} s x batch {size} ({time.perf_counter() - start:.1f} s)')
 
@@ -225,43 +230,26 @@ class Service:
                                            **request.overrides()})
     except (ValueError, TypeError) as e:
       raise bad(str(e)) from e
-    mode, audio = request.mode, None
-    if upload is not None:
-      audio = self._audio(upload, bad)
-    if mode in ('continuation', 'outpaint', 'infill') and audio is None:
-      raise bad(f'mode {mode} needs an uploaded audio file (POST /v1/generations/upload)')
-    if mode == 'text' and audio is not None:
-      raise bad('mode text takes no audio; use continuation, infill, outpaint or loop')
-    if (request.infill is not None) != (mode == 'infill'):
-      raise bad('infill [start, end] goes with mode infill, and only with it')
-    seconds = None if audio is None else audio.shape[-1] / pipeline.sample_rate
-    if mode == 'infill' or (mode == 'loop' and audio is not None):
-      if request.duration is not None:
-        raise bad(f'duration does not apply to {mode} with an upload: the output keeps its length')
-      if seconds > self.max_duration:
-        raise bad(f'the upload is {seconds:.2f} s, at most {self.max_duration:g} s')
-      frames = math.ceil(audio.shape[-1] / pipeline.codec_config.hop_length)
-    else:
-      duration = pipeline.duration if request.duration is None else request.duration
-      if duration > self.max_duration:
-        raise bad(f'duration: {duration:g} s, at most {self.max_duration:g} s')
-      if seconds is not None and duration <= seconds:
-        raise bad(f'duration ({duration:g} s, in all) must exceed the upload ({seconds:.2f} s) to {mode} it')
-      try:
-        frames = pipeline.frames(duration, decoding)
-      except ValueError as e:
-        raise bad(f'duration: {e}') from e
+    audio = None if upload is None else self._audio(upload, bad)
+    try:
+      best_of.check(request.best_of, request.scorer)
+      works = [engine.Work(Request(text, request.seed + i, request.mode, request.duration, audio,
+                                   pipeline.sample_rate, None if request.infill is None else tuple(request.infill)),
+                           decoding, count, request.best_of, request.scorer)
+               for i, (text, count) in enumerate(zip(request.prompts, tokens, strict=True))]
+      for work in works:
+        request_lib.check(work.request, self.max_duration, pipeline.duration)
+      if request.mode in request_lib.KEEPS_LENGTH or (request.mode == 'loop' and audio is not None):
+        frames = math.ceil(audio.shape[-1] / pipeline.codec_config.hop_length)
+      else:
+        frames = pipeline.frames(request.duration or pipeline.duration, decoding)  # at least one span
+    except ValueError as e:
+      raise bad(str(e)) from e
     span_len = pipeline.lm_config.span_len
-    if mode == 'loop' and frames < 3 * span_len:  # the seam's zone and its context on both sides
+    if request.mode == 'loop' and frames < 3 * span_len:  # the seam's zone and its context on both sides
       raise bad(f'a loop needs at least {3 * span_len / pipeline.frame_rate:.2f} s, got '
                 f'{frames / pipeline.frame_rate:.2f} s')
-    if mode == 'infill':
-      start, end = request.infill
-      if not 0 <= start < end <= seconds:
-        raise bad(f'infill {start:g}-{end:g} s is not inside the upload (0-{seconds:.2f} s)')
-    span = None if request.infill is None else tuple(request.infill)
-    return [engine.Work(text, request.seed + i, mode, decoding, frames, count, audio, span)
-            for i, (text, count) in enumerate(zip(request.prompts, tokens, strict=True))]
+    return works
 
   def _audio(self, upload: bytes, bad) -> np.ndarray:
     """An uploaded file -> audio [C, N] at the codec's rate and channels.
@@ -303,14 +291,14 @@ class Service:
     start, compiled = time.perf_counter(), pipeline.compile_seconds
     for item in batch:
       item.job.timings.setdefault('queue_s', time.monotonic() - item.queued_at)
-    audio = engine.generate(pipeline, [item.work for item in batch], self.devices,
-                            on_tokens=lambda: [item.job.step() for item in batch],
-                            stop=lambda: all(item.job.final for item in batch))
+    outputs = engine.generate(pipeline, [item.work for item in batch], self.devices,
+                              on_generated=lambda: [item.job.step() for item in batch],
+                              chunk=self.options.max_batch, stop=lambda: all(item.job.final for item in batch))
     compile_seconds = pipeline.compile_seconds - compiled
     if compile_seconds:
       self.metrics.compile_seconds.inc(compile_seconds)
     timings = {'compile_s': compile_seconds, 'generate_s': time.perf_counter() - start - compile_seconds}
-    for item, samples in zip(batch, audio, strict=True):
+    for item, (samples, chosen) in zip(batch, outputs, strict=True):
       job, work = item.job, item.work
       if job.final:  # cancelled while running: nothing is published
         continue
@@ -324,9 +312,9 @@ class Service:
         writer.abort()
         raise
       record = records.finish(writer, job.file_format, False, {
-          'mode': work.mode, 'checkpoint': self.checkpoint, 'preset': job.request['preset'],
-          'decoding': dataclasses.asdict(work.decoding), 'infill': work.infill, 'job': job.id,
-          'prompt': work.text, 'seed': work.seed, 'duration_requested_s': job.request['duration'],
+          'mode': work.request.mode, 'checkpoint': self.checkpoint, 'preset': job.request['preset'],
+          'decoding': dataclasses.asdict(work.decoding), 'infill': work.request.infill, 'job': job.id,
+          'prompt': work.request.description, **chosen, 'duration_requested_s': job.request['duration'],
           'batch_size': len(batch), 'sample_rate': pipeline.sample_rate, 'versions': self.versions}, timings)
       job.timings.update(timings)
       job.output_done(item.index, path, record)

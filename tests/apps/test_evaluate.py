@@ -144,7 +144,7 @@ class _FakeClap:
 def test_clap_role_texts_and_report_columns(folders, tmp_path):
   """Texts from sidecars, else from a prompts file's names; files without text are counted and left out."""
   _, ref, _ = folders
-  from magnet_jax.generation.requests import Prompt
+  from magnet_jax.generation.prompts import Prompt
   gen = _write_clips(tmp_path / 'gen', range(3))
   (tmp_path / 'gen' / 'clip_0.json').write_text(json.dumps({'prompt': 'soft piano', 'seed': 0}))
   prompts = [Prompt('clip 1')]  # magnet-jax names it clip-1_0: not a file here, so clip_1 has no text

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from magnet_jax.apps.sample_run import SampleOptions, sample
 from magnet_jax.audio import loudness
 from magnet_jax.generation import pretrained
-from magnet_jax.generation.requests import Prompt, expand, read_prompts_file, slug
+from magnet_jax.generation.prompts import Prompt, expand, read_prompts_file, slug
+from magnet_jax.generation.sample_files import SampleOptions, sample
 from tests.helpers import REPO_ROOT as REPO
 
 PROMPTS = (Prompt('calm piano'), Prompt('Fast drums!'))
@@ -80,15 +80,15 @@ def test_bad_inputs_fail_before_the_model_loads(tmp_path):
   (tmp_path / 'a-file').write_text('')
   (tmp_path / 'out').mkdir()
   (tmp_path / 'out' / 'calm-piano_0.wav').write_bytes(b'')
-  cases = [({'duration': 0.0}, ValueError, '--duration must be > 0'),
-           ({'duration': -2.0}, ValueError, '--duration must be > 0'),
+  cases = [({'duration': 0.0}, ValueError, 'duration must be > 0'),
+           ({'duration': -2.0}, ValueError, 'duration must be > 0'),
            ({'prompts': ()}, ValueError, 'no prompts'),
            ({'audio_prompt': str(tmp_path / 'noise.wav')}, ValueError, 'cannot read audio file'),
            ({'audio_prompt': str(tmp_path / 'missing.wav')}, FileNotFoundError, 'audio file not found'),
-           ({'audio_prompt': str(wav), 'infill': (0.5, 1.5)}, ValueError, r'--infill 0.5:1.5 is outside the audio'),
-           ({'audio_prompt': str(wav), 'infill': (0.6, 0.2)}, ValueError, 'outside the audio prompt .* or empty'),
+           ({'audio_prompt': str(wav), 'infill': (0.5, 1.5)}, ValueError, r'infill 0.5:1.5 is outside the audio'),
+           ({'audio_prompt': str(wav), 'infill': (0.6, 0.2)}, ValueError, 'outside the audio .* or empty'),
            ({'infill': (0.1, 0.2)}, ValueError, 'need --audio-prompt'),
-           ({'audio_prompt': str(wav), 'duration': 0.5}, ValueError, 'must exceed the audio prompt'),
+           ({'audio_prompt': str(wav), 'duration': 0.5}, ValueError, 'must exceed the audio'),
            ({'audio_prompt': str(wav), 'infill': (0.1, 0.2), 'duration': 2.0}, ValueError, 'does not apply'),
            ({'loop': True, 'outpaint': 'left', 'audio_prompt': str(wav)}, ValueError, 'exclude each other'),
            ({'out': str(tmp_path / 'a-file' / 'sub')}, PermissionError, 'is not a writable folder'),

@@ -5,10 +5,11 @@ import threading
 
 import pytest
 
-from magnet_jax.apps.sample_run import SampleOptions, check_options, sample
 from magnet_jax.audio import files as audio_io
+from magnet_jax.evaluation import prompt_following  # noqa: F401 (registers the best-of scorers)
 from magnet_jax.generation import pretrained
-from magnet_jax.generation.requests import Prompt
+from magnet_jax.generation.prompts import Prompt
+from magnet_jax.generation.sample_files import SampleOptions, check_options, sample
 from magnet_jax.io.errors import Cancelled
 
 
@@ -26,10 +27,11 @@ def test_best_of_schedule_negative_progress_and_cancel(tiny_pipeline_folder, tmp
 
   with pytest.raises(Cancelled, match='after decoding step 1 of 10'):
     sample(options, log=log, cancel=cancel)
-  assert sorted(p.name for p in tmp_path.iterdir()) == ['0-ambient-pad-drone-0-3-fast-drum-groove_0.json',
-                                                        '0-ambient-pad-drone-0-3-fast-drum-groove_0.wav']
+  (sidecar,) = tmp_path.glob('*.json')
+  record = json.loads(sidecar.read_text())
+  stem = f'0-ambient-pad-drone-0-3-fast-drum-groove_{record["seed"]}'  # named after the seed it keeps
+  assert sorted(p.name for p in tmp_path.iterdir()) == [f'{stem}.json', f'{stem}.wav']
   assert '  step 20/20' in logs  # two windows (the change at 0.3 s regenerates from frame 15) of 10 steps
-  record = json.loads((tmp_path / '0-ambient-pad-drone-0-3-fast-drum-groove_0.json').read_text())
   assert record['schedule'] == [[0.0, 'ambient pad drone'], [0.3, 'fast drum groove']]
   assert record['negative_prompt'] == 'noise'
   best = record['best_of']
@@ -37,17 +39,19 @@ def test_best_of_schedule_negative_progress_and_cancel(tiny_pipeline_folder, tmp
   assert best['chosen'] == max(range(2), key=best['scores'].__getitem__) and record['seed'] == best['chosen']
   pipeline = pretrained.load(tiny_pipeline_folder)  # the file is the chosen candidate, generated alone
   alone = pipeline.generate([scheduled.schedule, scheduled.schedule], 0.6, seed=[0, 1], negative='noise')
-  written, _ = audio_io.read(str(tmp_path / '0-ambient-pad-drone-0-3-fast-drum-groove_0.wav'))
+  written, _ = audio_io.read(str(tmp_path / f'{stem}.wav'))
   assert abs(written - alone[best['chosen']]).max() < 1e-5
 
 
 @pytest.mark.parametrize('overrides, message', [
     ({'bpm': 120.0}, '--bpm and --bars go together'),
-    ({'bpm': 120.0, 'bars': 4}, 'make a generated --loop'),
+    ({'bpm': 120.0, 'bars': 4}, 'makes a generated loop'),
     ({'bpm': 120.0, 'bars': 0, 'loop': True}, 'bars >= 1'),
     ({'loop_count': 2}, '--loop-count must be >= 1 and needs --loop'),
-    ({'best_of': 0}, '--best-of must be >= 1'),
-    ({'scorer': 'clap'}, "unknown scorer 'clap'"),
+    ({'best_of': 0}, 'best-of must be between 1 and 16'),
+    ({'best_of': 17}, 'best-of must be between 1 and 16'),
+    ({'scorer': 'clap', 'best_of': 2}, 'the clap scorer needs a local CLAP model folder'),
+    ({'scorer': 'nope', 'best_of': 2}, "unknown best-of scorer 'nope'"),
 ])
 def test_control_flags_are_checked_before_the_model_loads(overrides, message):
   with pytest.raises(ValueError, match=message):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from magnet_jax.apps.sample_run import SampleOptions, sample
 from magnet_jax.generation import prompt_schedule
-from magnet_jax.generation.requests import Prompt, expand, read_prompts_file
+from magnet_jax.generation.prompts import Prompt, expand, read_prompts_file
+from magnet_jax.generation.sample_files import SampleOptions, sample
 from tests.helpers import REPO_ROOT as REPO
 
 
@@ -35,19 +35,18 @@ def test_non_finite_audio_prompts_fail_before_loading(tmp_path):
 
 def test_durations_are_finite_and_capped_before_loading(tmp_path):
   for duration in (float('inf'), float('nan'), 1e6):
-    _fails_before_loading(tmp_path, ValueError, r'--duration must be > 0 seconds and at most --max-duration '
-                          r'\(3600 s\)', duration=duration)
+    _fails_before_loading(tmp_path, ValueError, r'duration must be > 0 seconds and at most 3600 s', duration=duration)
   _fails_before_loading(tmp_path, ValueError, '--max-duration must be > 0', max_duration=float('nan'))
   _fails_before_loading(tmp_path, FileNotFoundError, 'checkpoint folder not found', duration=7200.0,
                         max_duration=7200.0)  # the cap is configurable: this run gets as far as loading
   (tmp_path / 'p.jsonl').write_text('{"prompt": "a", "duration": 5000}\n')
-  _fails_before_loading(tmp_path, ValueError, r"duration of 'a' \(5000 s\) exceeds --max-duration \(3600 s\)",
+  _fails_before_loading(tmp_path, ValueError, r"prompt 'a': duration must be > 0 seconds and at most 3600 s, got 5000",
                         prompts=tuple(read_prompts_file(tmp_path / 'p.jsonl')))
   for value in ('Infinity', 'NaN', '-Infinity', 'true'):
     (tmp_path / 'p.jsonl').write_text(f'{{"prompt": "a", "duration": {value}}}\n')
     with pytest.raises(ValueError, match=r'p.jsonl:1: "duration" must be a finite number of seconds > 0'):
       read_prompts_file(tmp_path / 'p.jsonl')
-  _fails_before_loading(tmp_path, ValueError, '--overlap a finite number', overlap=float('inf'))
+  _fails_before_loading(tmp_path, ValueError, 'overlap must be a finite number', overlap=float('inf'))
 
 
 def test_empty_prompts_are_refused_and_unconditional_is_explicit(tmp_path, tiny_pipeline_folder):
@@ -70,7 +69,7 @@ def test_command_line_errors_are_one_line_before_loading(tmp_path):
   cases = [(['--prompt', 'a', '--max-cfg-coef', 'nan'], f'decoding.max_cfg_coef {finite} nan'),
            (['--prompt', 'a', '--temp', 'inf'], f'decoding.temp {finite} inf'),
            (['--prompt', 'a', '--top_p', '2'], 'decoding.top_p must be a number in [0, 1], got 2.0'),
-           (['--prompt', 'a', '--duration', 'inf'], '--duration must be > 0 seconds and at most --max-duration'),
+           (['--prompt', 'a', '--duration', 'inf'], 'duration must be > 0 seconds and at most 3600 s'),
            (['--prompt', ''], "empty prompt '': it would generate unconditionally")]
   for args, message in cases:
     run = subprocess.run([sys.executable, 'sample.py', *args, '--checkpoint', str(tmp_path / 'nope'),
@@ -89,7 +88,7 @@ def test_loops_best_of_negative_prompts_and_schedules_are_checked_before_loading
   _fails_before_loading(tmp_path, ValueError, 'make a 0 s loop: it must be finite', bpm=float('inf'), bars=1, **loop)
   _fails_before_loading(tmp_path, ValueError, '--max-duration must be > 0 seconds and finite',
                         max_duration=float('inf'))
-  _fails_before_loading(tmp_path, ValueError, r'--best-of must be in \[1, 64\], got 100000', best_of=100000)
+  _fails_before_loading(tmp_path, ValueError, 'best-of must be between 1 and 16 candidates, got 100000', best_of=100000)
   _fails_before_loading(tmp_path, ValueError, "empty --negative-prompt ''", negative='')
   with pytest.raises(ValueError, match="empty negative prompt ' '"):
     expand([Prompt('a', negative=' ')], 0, 1, None)

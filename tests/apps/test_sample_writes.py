@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from magnet_jax.apps import runner
-from magnet_jax.apps.sample_run import SampleOptions, sample
-from magnet_jax.generation.requests import Prompt
+from magnet_jax.generation.prompts import Prompt
+from magnet_jax.generation.sample_files import SampleOptions, sample
 from magnet_jax.io import files
 from tests.helpers import REPO_ROOT as REPO
 from tests.helpers import tmpfs
@@ -22,8 +22,8 @@ PROMPTS = (Prompt('calm piano'), Prompt('fast drums'))
 # (temp 3.0) killed by SIGKILL right after the first audio file of the batch is renamed into place.
 _KILLED_RUN = '''
 import os, shutil, signal, sys
-from magnet_jax.apps.sample_run import SampleOptions, sample
-from magnet_jax.generation.requests import Prompt
+from magnet_jax.generation.sample_files import SampleOptions, sample
+from magnet_jax.generation.prompts import Prompt
 from magnet_jax.io import files
 from magnet_jax.io import files
 folder, out = sys.argv[1:]

@@ -134,16 +134,23 @@ def test_pipeline_of_a_delay_pattern_lm_decodes_hybrid(tmp_path):
   lm_config = dataclasses.replace(random_pipeline.TINY_LM, codebooks_pattern='delay')
   random_pipeline.export(tmp_path, lm_config=lm_config, decoding=decoding.DecodingConfig(decoding_steps=(4, 2, 2, 2)))
   pipeline = pretrained.load(tmp_path)
-  assert pipeline.hybrid == hybrid.HybridConfig(prefix_length=lm_config.sequence_length // 2, top_k=lm_config.card)
+  assert pipeline.decoder.hybrid == hybrid.HybridConfig(prefix_length=lm_config.sequence_length // 2,
+                                                        top_k=lm_config.card)
   codes = pipeline.generate_tokens(['drums', 'flute'], seed=3)
   # the pipeline's program is hybrid.generate with example b's key: the same tokens
   cond, cond_mask, _ = pipeline.condition(['drums', 'flute'])
   keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(jax.random.key(s), 0), 0))(jnp.arange(3, 5))
   expected = hybrid.generate(pipeline.lm_params, cond, cond_mask, keys, lm_config=lm_config,
-                             decoding=pipeline.decoding, hybrid=pipeline.hybrid, length=codes.shape[-1])
+                             decoding=pipeline.decoding, hybrid=pipeline.decoder.hybrid, length=codes.shape[-1])
   np.testing.assert_array_equal(codes, np.asarray(expected))
   assert pipeline.generate(['drums'], seed=3).shape == (1, 1, codes.shape[-1] * pipeline.codec_config.hop_length)
-  with pytest.raises(ValueError, match='Hybrid-MAGNeT checkpoint generates from text only'):
+  with pytest.raises(ValueError, match='given frames .* the hybrid strategy'):
     pipeline.generate_tokens(['drums'], prompt=codes[:1, :, :6])
-  with pytest.raises(ValueError, match='Hybrid-MAGNeT checkpoint generates from text only'):
+  with pytest.raises(ValueError, match='more than one window .* the hybrid strategy'):
     pipeline.generate_tokens(['drums'], duration=3 * pipeline.duration)
+  with pytest.raises(ValueError, match='a negative prompt needs a decoding strategy that supports it'):
+    pipeline.generate_tokens(['drums'], negative='noise')
+  with pytest.raises(ValueError, match='step progress .* the hybrid strategy'):
+    pipeline.generate_tokens(['drums'], on_step=lambda done, total: None)
+  with pytest.raises(ValueError, match='more than its autoregressive prefix'):
+    pipeline.generate_tokens(['drums'], duration=0.2)

@@ -136,16 +136,17 @@ def test_best_of_scorer_is_the_clip_text_cosine(tiny, scorer):
   """`--best-of-scorer clap:FOLDER`: [B, C, N] stereo at 32 kHz, averaged and resampled to 48 kHz, scored against
   each text; a clip without text scores 0; a missing folder is one line."""
   from magnet_jax.audio.convert import convert
-  from magnet_jax.evaluation import prompt_following
+  from magnet_jax.evaluation import prompt_following  # noqa: F401 (registers 'clap')
+  from magnet_jax.generation import best_of
   rng = np.random.default_rng(3)
   audio = rng.uniform(-0.5, 0.5, size=(3, 2, 32000)).astype(np.float32)
   texts = [TEXTS[0], None, TEXTS[1]]
-  scores = prompt_following.get(f'clap:{tiny[0]}')(texts, audio, 32000)
+  scores = best_of.scorer(f'clap:{tiny[0]}')(texts, audio, 32000)
   clips = [(str(i), convert(clip, 32000, SR, 1)[0]) for i, clip in enumerate(audio)]
   embeddings = scorer.embed_audio(clips)
   expected = [float(embeddings[0] @ scorer.embed_text([TEXTS[0]])[0]), 0.0,
               float(embeddings[2] @ scorer.embed_text([TEXTS[1]])[0])]
   np.testing.assert_allclose(scores, expected, atol=1e-6)
-  assert prompt_following.get(f'clap:{tiny[0]}') is prompt_following.get(f'clap:{tiny[0]}')  # loaded once
+  assert best_of.scorer(f'clap:{tiny[0]}') is best_of.scorer(f'clap:{tiny[0]}')  # loaded once
   with pytest.raises(FileNotFoundError, match='not found'):
-    prompt_following.get('clap:/no/such/clap')
+    best_of.scorer('clap:/no/such/clap')

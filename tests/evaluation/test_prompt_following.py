@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from magnet_jax.evaluation import prompt_following
+from magnet_jax.generation import best_of
 
 RATE = 16000
 
@@ -27,19 +28,22 @@ def test_captions_rank_busy_calm_low_and_high_audio():
   audio = np.stack([_clicks(2.0), _clicks(6.0), _tone(220.0)])[:, None]  # [3, 1, N]
   busy = prompt_following.stats_score(['fast drum groove'] * 3, audio, RATE)
   calm = prompt_following.stats_score(['ambient pad drone'] * 3, audio, RATE)
-  assert prompt_following.best(busy) == 1 and prompt_following.best(calm) == 2
+  assert np.argmax(busy) == 1 and np.argmax(calm) == 2
   pitched = np.stack([_tone(80.0), _tone(2000.0)])[:, None]
-  assert prompt_following.best(prompt_following.stats_score(['solo bass'] * 2, pitched, RATE)) == 0
-  assert prompt_following.best(prompt_following.stats_score(['solo flute'] * 2, pitched, RATE)) == 1
+  assert np.argmax(prompt_following.stats_score(['solo bass'] * 2, pitched, RATE)) == 0
+  assert np.argmax(prompt_following.stats_score(['solo flute'] * 2, pitched, RATE)) == 1
   np.testing.assert_array_equal(prompt_following.stats_score(['jazz'] * 2, pitched, RATE), [0.0, 0.0])
 
 
 def test_scorers_are_pluggable_by_name():
-  prompt_following.register('loudest', lambda texts, audio, rate: np.abs(audio).max(axis=(1, 2)))
+  assert best_of.scorer('stats') is prompt_following.stats_score  # registered by importing prompt_following
+  best_of.register('loudest', lambda _: lambda texts, audio, rate: np.abs(audio).max(axis=(1, 2)))
   try:
-    scorer = prompt_following.get('loudest')
-    assert prompt_following.best(scorer(['x'] * 2, np.stack([_tone(100) * 0.1, _tone(100)])[:, None], RATE)) == 1
+    scorer = best_of.scorer('loudest')
+    assert np.argmax(scorer(['x'] * 2, np.stack([_tone(100) * 0.1, _tone(100)])[:, None], RATE)) == 1
   finally:
-    del prompt_following.SCORERS['loudest']
-  with pytest.raises(ValueError, match="unknown scorer 'clap'"):
-    prompt_following.get('clap')
+    del best_of.SCORERS['loudest']
+  with pytest.raises(ValueError, match="unknown best-of scorer 'loudest'"):
+    best_of.scorer('loudest')
+  with pytest.raises(ValueError, match='the clap scorer needs a local CLAP model folder'):
+    best_of.scorer('clap')

@@ -9,8 +9,9 @@ import pytest
 from magnet_jax import decoding
 from magnet_jax.audio import convert
 from magnet_jax.generation import prompt_schedule, windows
-from magnet_jax.generation.pipeline import Cancelled, _keys, _window_program, tempo_loop_samples
-from magnet_jax.generation.requests import Prompt, read_prompts_file
+from magnet_jax.generation.pipeline import Cancelled, tempo_loop_samples
+from magnet_jax.generation.prompts import Prompt, read_prompts_file
+from magnet_jax.generation.window_program import keys, window_program
 
 A, B = 'calm piano', 'fast drums'
 
@@ -24,8 +25,8 @@ def plain(pipeline):
 
 def test_null_condition_as_data_reproduces_the_reference_program_bit_for_bit(pipeline, plain):
   cond, cond_mask, _ = pipeline.condition([A])
-  keys = _keys(np.array([3], np.int32), 0, 0)  # the pipeline's key of example 0, pass 0, window 0
-  reference = decoding.generate(pipeline.lm_params, cond, cond_mask, keys, lm_config=pipeline.lm_config,
+  example_keys = keys(np.array([3], np.int32), 0, 0)  # the pipeline's key of example 0, pass 0, window 0
+  reference = decoding.generate(pipeline.lm_params, cond, cond_mask, example_keys, lm_config=pipeline.lm_config,
                                 decoding=pipeline.decoding, length=30)  # null rows built inside the program
   np.testing.assert_array_equal(plain[0.6], np.asarray(reference))
   for null in ([None], ['']):  # a negative prompt that is the null condition: plain CFG exactly
@@ -131,9 +132,9 @@ def test_tempo_loop_has_exact_samples_and_a_seamless_wrap(pipeline):
 
 def test_progress_variant_is_the_only_program_with_host_callbacks(pipeline):
   args = (pipeline.lm_params, pipeline.codec_params, None, *pipeline.cfg_conditions([A]),
-          _keys(np.zeros(1, np.int32), 0, 0), np.zeros((1, 4, 30), np.int32), np.zeros((1, 30), bool), np.int32(0))
+          keys(np.zeros(1, np.int32), 0, 0), np.zeros((1, 4, 30), np.int32), np.zeros((1, 30), bool), np.int32(0))
   kwargs = dict(lm_config=pipeline.lm_config, decoding=pipeline.decoding, codec_config=pipeline.codec_config,
-                rescorer_config=None, hybrid=None)
+                decoder=pipeline.decoder)
   for report in (False, True):
-    hlo = _window_program.lower(*args, **kwargs, report_steps=report).as_text()
+    hlo = window_program.lower(*args, **kwargs, report_steps=report).as_text()
     assert ('callback' in hlo) == report

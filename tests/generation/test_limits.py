@@ -17,7 +17,7 @@ import soundfile
 from magnet_jax.audio import files as audio_io
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation import pretrained, windows
-from magnet_jax.generation.requests import check_seeds
+from magnet_jax.generation.prompts import check_seeds
 from magnet_jax.io.errors import CheckpointError
 
 

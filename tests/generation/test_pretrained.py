@@ -139,7 +139,7 @@ def test_hybrid_variant_decodes_as_hybrid_magnet(music_folder, tmp_path):
   hybrid_lm = dataclasses.replace(LM, codebooks_pattern='delay')
   audiocraft_lm.save_released(lm, hybrid_lm, str(hybrid_folder / 'state_dict.bin'), sample_rate=1600)
   pipeline = pretrained.load(hybrid_folder)
-  assert pipeline.lm_config == hybrid_lm and pipeline.hybrid.prefix_length == LM.sequence_length // 2
+  assert pipeline.lm_config == hybrid_lm and pipeline.decoder.hybrid.prefix_length == LM.sequence_length // 2
   codes = pipeline.generate_tokens(PROMPTS, seed=1)
   assert codes.shape == (2, LM.n_q, 48) and codes.min() >= 0 and codes.max() < LM.card
   np.testing.assert_array_equal(pipeline.generate_tokens(PROMPTS, seed=1), codes)

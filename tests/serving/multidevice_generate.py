@@ -7,6 +7,7 @@ import numpy as np
 
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation import random_pipeline
+from magnet_jax.generation.request import Request
 from magnet_jax.serving import engine
 
 PROMPTS = ['calm piano', 'fast drums', 'soft synth']
@@ -16,9 +17,8 @@ def run(preset: str | None, model: int = 1):
   pipeline = random_pipeline.build(decoding=DecodingConfig(decoding_steps=(4, 2, 2, 2)), text_pad_to=64)
   devices = None if preset is None else engine.place(pipeline, preset, model)
   decoding = pipeline.decoding_with()
-  works = [engine.Work(text, 7 + i, 'text', decoding, pipeline.frames(0.36, decoding), 4)
-           for i, text in enumerate(PROMPTS)]
-  audio = np.stack(engine.generate(pipeline, works, devices))
+  works = [engine.Work(Request(text, 7 + i, duration=0.36), decoding, 4) for i, text in enumerate(PROMPTS)]
+  audio = np.stack([samples for samples, _ in engine.generate(pipeline, works, devices)])
   specs = {str(getattr(leaf.sharding, 'spec', '')) for leaf in jax.tree.leaves(pipeline.lm_params)}
   return audio, sorted(specs)
 

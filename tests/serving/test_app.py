@@ -111,14 +111,14 @@ def test_modes_with_audio_match_the_pipeline(client, reference, tmp_path, mode):
     ({'prompts': ['a'], 'seed': '3'}, 422, 'seed: Input should be a valid integer'),
     ({'prompts': 'a'}, 422, 'prompts: Input should be a valid list'),
     ({'prompts': ['  ']}, 422, 'prompts.0: empty prompt'),
-    ({'prompts': ['a'], 'duration': 30}, 422, 'duration: 30 s, at most 0.6 s'),
+    ({'prompts': ['a'], 'duration': 30}, 422, 'duration must be > 0 seconds and at most 0.6 s, got 30'),
     ({'prompts': ['a'] * 9}, 422, 'prompts: 9 given, at most 8 per request'),
     ({'prompts': ['word ' * 80]}, 422, 'prompts.0: 82 tokens, at most 64'),
     ({'prompts': ['a'], 'decoding': {'top_k': 1000}}, 422, 'decoding.top_k=1000 exceeds card=32'),
     ({'prompts': ['a'], 'decoding': {'temp': 101}}, 422, 'decoding.temp: Input should be less than or equal to 100'),
     ({'prompts': ['a'], 'decoding': {'decoding_steps': [4, 0]}}, 422,
      'decoding.decoding_steps.1: Input should be greater than or equal to 1'),
-    ({'prompts': ['a'], 'mode': 'infill', 'infill': [0, 1]}, 422, 'mode infill needs an uploaded audio file'),
+    ({'prompts': ['a'], 'mode': 'infill', 'infill': [0, 1]}, 422, 'mode infill needs audio'),
     ({'prompts': ['a'], 'format': 'mp3'}, 422, "format: Input should be 'wav' or 'flac'"),
 ])
 def test_bad_requests_get_a_one_line_error(client, body, status, message):
@@ -187,3 +187,33 @@ def test_decoding_schema_is_the_config_metadata(client):
     elif field.type is not bool:
       bounds = schema.get('items', schema)
       assert (bounds['minimum'], bounds['maximum']) == (field.metadata['min'], field.metadata['max']), name
+@pytest.mark.parametrize('mode', ['continuation', 'infill'])
+def test_served_equals_the_command_line_past_two_windows(tiny_pipeline_folder, tmp_path, mode):
+  """A 0.8 s upload on the 0.6 s-window model, continued to 1.6 s (three windows) or infilled over 0.1-0.75 s
+  (two windows) with best-of 2, by the server and by the command line's library call: the same files."""
+  from magnet_jax.generation import pretrained
+  from magnet_jax.generation.prompts import Prompt
+  from magnet_jax.generation.sample_files import SampleOptions, sample
+  pipeline = pretrained.load(tiny_pipeline_folder)
+  rate = pipeline.sample_rate
+  upload = (0.3 * np.sin(np.arange(int(0.8 * rate)) * 0.05))[None].astype(np.float32)
+  soundfile.write(tmp_path / 'take.wav', upload.T, rate, subtype='FLOAT')
+  fields = {'duration': 1.6} if mode == 'continuation' else {'infill': [0.1, 0.75], 'best_of': 2}
+  service = Service(pipeline, ServeOptions(max_duration=2.0, max_batch=2, out=str(tmp_path / 'served')))
+  with TestClient(create_app(service), base_url='http://localhost') as client:
+    status = _finished(client, client.post(
+        '/v1/generations/upload', data={'request': json.dumps({'prompts': ['calm piano'], 'seed': 5, 'mode': mode,
+                                                                **fields})},
+        files={'audio': ('take.wav', (tmp_path / 'take.wav').read_bytes(), 'audio/wav')}))
+    served = _served(client, status)[0]
+  record = status['outputs'][0]['sidecar']
+  options = {'duration': 1.6} if mode == 'continuation' else {'infill': (0.1, 0.75), 'best_of': 2}
+  written = sample(SampleOptions(prompts=(Prompt('calm piano'),), checkpoint=str(tiny_pipeline_folder), seed=5,
+                                 out=str(tmp_path / 'cli'), audio_prompt=str(tmp_path / 'take.wav'), **options),
+                   log=lambda line: None)
+  assert written[0]['seed'] == record['seed'] and written[0]['path'].endswith(f'calm-piano_{record["seed"]}.wav')
+  if mode == 'infill':
+    assert record['best_of']['seeds'] == [5, 6] and record['best_of'] == written[0]['best_of']
+  cli = soundfile.read(written[0]['path'], dtype='int32')[0]
+  assert served.shape == cli.shape == (int(1.6 * rate) if mode == 'continuation' else upload.shape[-1],)
+  np.testing.assert_array_equal(served, cli)

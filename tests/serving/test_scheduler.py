@@ -6,6 +6,7 @@ import time
 import pytest
 
 from magnet_jax.decoding import DecodingConfig
+from magnet_jax.generation.request import Request
 from magnet_jax.io.errors import Cancelled
 from magnet_jax.serving.engine import Work
 from magnet_jax.serving.jobs import Job, JobTable
@@ -13,7 +14,7 @@ from magnet_jax.serving.scheduler import Draining, QueueFull, Scheduler
 
 
 def _job(*texts, frames=10, deadline=None) -> Job:
-  return Job({}, [Work(t, i, 'text', DecodingConfig(), frames, len(t)) for i, t in enumerate(texts)],
+  return Job({}, [Work(Request(t, i, duration=frames / 50), DecodingConfig(), len(t)) for i, t in enumerate(texts)],
              deadline=deadline)
 
 
@@ -26,8 +27,8 @@ class Recorder:
 
   def __call__(self, batch):
     self.gate.wait(10)
-    self.batches.append([(item.job.id, item.work.text) for item in batch])
-    if any(item.work.text == 'bad' for item in batch):
+    self.batches.append([(item.job.id, item.work.request.description) for item in batch])
+    if any(item.work.request.description == 'bad' for item in batch):
       raise FloatingPointError('non-finite logits at step 3')
     for item in batch:
       item.job.output_done(item.index, f'/out/{item.index}', {})

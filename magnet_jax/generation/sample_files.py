@@ -1,27 +1,28 @@
-"""The `magnet-jax` / `sample.py` command as one library function: `sample(SampleOptions(...))`.
+"""The `magnet-jax` / `sample.py` command as one library function: `sample(SampleOptions(...))`: prompts -> files.
 
-Modes (one per run; each output file is one prompt x seed):
-  text      text -> music of any --duration (windowed past the model's window), streamed into the file.
-  continue  --audio-prompt FILE [--outpaint right]: the audio, then its continuation (--duration in all).
-  outpaint  --audio-prompt FILE --outpaint left: new music leading into the audio (--duration in all).
-  infill    --audio-prompt FILE --infill START:END: the audio with seconds [START, END) regenerated.
-  loop      --loop [--audio-prompt FILE]: a seamless loop of --duration seconds (or of the audio's length), or of
-            exactly --bars bars at --bpm (`tempo_loop_samples`); --loop-count N writes it N times.
+Modes (one per run, `generation.request`; each output file is one prompt x seed):
+  text          text -> music of any --duration (windowed past the model's window), streamed into the file.
+  continuation  --audio-prompt FILE [--outpaint right]: the audio, then its continuation (--duration in all).
+  outpaint      --audio-prompt FILE --outpaint left: new music leading into the audio (--duration in all).
+  infill        --audio-prompt FILE --infill START:END: the audio with seconds [START, END) regenerated.
+  loop          --loop [--audio-prompt FILE]: a seamless loop of --duration seconds (or of the audio's length), or
+                of exactly --bars bars at --bpm (`request.Tempo`); --loop-count N writes it N times.
 
 Prompts may be schedules (text changing over time), carry a negative prompt (guidance steers away from it), and
-each file may be the best of --best-of N candidates generated together, ranked by an evaluation scorer
-(`evaluation.prompt_following`; every candidate's score goes in the sidecar). --step-progress reports every decoding
-step and lets `cancel` stop a run between steps, nothing of the batch written.
+each file may be the best of --best-of N candidates, ranked by a scorer (`generation.best_of`; every candidate's
+score goes in the sidecar, and the file is named after the chosen candidate's seed). --step-progress reports every
+decoding step and lets `cancel` stop a run between steps, nothing of the batch written.
 
-Everything a run can fail on without the model (options, prompts, the audio prompt, the output folder and files)
-is checked before the model loads. Files are written atomically (temporary file + rename), each with a JSON
-sidecar: prompt, seed, every sampling parameter, checkpoint, durations, timings and versions.
+Everything a run can fail on without the model (options, prompts, the audio prompt, each output's request, the
+output folder and files) is checked before the model loads. Files are written atomically (temporary file +
+rename), each with a JSON sidecar: prompt, seed, every sampling parameter, checkpoint, durations, timings and
+versions.
 
 An audio file and its sidecar are one unit: both are written to temporary files first, then the old sidecar is
 removed, the audio renamed into place and the sidecar last, so an audio file is only ever beside its own sidecar
 (an interruption between the renames leaves an audio file without one: not a finished output). A run claims its
-output names first (`files.Claim`: another process writing the same names is one error) and removes the
-temporary files of dead writers (SIGKILL, power loss) from --out.
+output names first (`files.Claim`: another process writing the same names is one error; best-of claims every
+candidate's name) and removes the temporary files of dead writers (SIGKILL, power loss) from --out.
 
 Reproducibility: the same command on the same backend writes the same bytes. A file's random draws depend only on
 its seed, but its conditioning also on the prompts batched with it (`batch_prompts` in the sidecar): as in
@@ -40,16 +41,17 @@ import numpy as np
 
 from magnet_jax.audio import files as audio_io
 from magnet_jax.decoding import DecodingConfig, presets
-from magnet_jax.evaluation import prompt_following
+from magnet_jax.generation import best_of as best_of_lib
 from magnet_jax.generation import lora as lora_lib
 from magnet_jax.generation import pretrained, records
+from magnet_jax.generation import request as request_lib
 from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
-from magnet_jax.generation.requests import Prompt, Request, expand
+from magnet_jax.generation.prompts import Output, Prompt, expand
+from magnet_jax.generation.request import Request, Tempo
 from magnet_jax.io import files
 
 Log = Callable[[str], None]
 MAX_DURATION = 3600.0  # default cap on requested durations (seconds): a typo like 1e6 is refused, not run for days
-MAX_BEST_OF = 64  # candidates per output (--best-of): all of them run as one batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,7 @@ class SampleOptions:
   outpaint: str | None = None      # 'left' | 'right' of the audio prompt.
   loop: bool = False               # make seamless loops.
   overlap: float | None = None     # long form: seconds of context each window keeps (None: half a window).
-  batch_size: int = 4              # files generated together.
+  batch_size: int = 4              # files generated together (best-of: candidates generated together).
   dtype: str | None = None         # LM compute dtype; None: bfloat16 on accelerators, float32 on CPU.
   negative: str | None = None      # negative prompt of every prompt without its own.
   bpm: float | None = None         # --loop of exactly `bars` bars at this tempo.
@@ -82,23 +84,28 @@ class SampleOptions:
   beats_per_bar: int = 4
   loop_count: int = 1              # the loop written this many times in a row.
   best_of: int = 1                 # candidates per file; the scorer's best is written.
-  scorer: str = 'stats'            # `prompt_following.SCORERS` name.
+  scorer: str = 'stats'            # `best_of.SCORERS` name (NAME or NAME:ARGUMENT).
   step_progress: bool = False      # report every decoding step (the progress variant of the program).
   lora: tuple[str, ...] = ()       # LoRA adapter files, 'FILE' or 'FILE:scale', merged in order.
 
   @property
   def mode(self) -> str:
+    """The `request.MODES` name the flags ask for."""
     if self.infill is not None:
       return 'infill'
     if self.loop:
       return 'loop'
     if self.outpaint == 'left':
       return 'outpaint'
-    return 'continue' if self.audio_prompt is not None else 'text'
+    return 'continuation' if self.audio_prompt is not None else 'text'
 
 
-def check_options(options: SampleOptions) -> float | None:
-  """Checks what can be checked without the model; returns the audio prompt's seconds (None without one).
+AudioPrompt = tuple[np.ndarray, int] | None  # (audio [C, N], sample rate) of --audio-prompt
+
+
+def check_options(options: SampleOptions) -> AudioPrompt:
+  """Checks what can be checked without the model (the flags, and the request every output shares); returns the
+  audio prompt (None without one).
 
   Raises:
     ValueError / FileNotFoundError: the first problem, in words naming the flag.
@@ -107,11 +114,8 @@ def check_options(options: SampleOptions) -> float | None:
     raise ValueError(f'--format must be one of {sorted(audio_io.FORMATS)}, got {options.file_format!r}')
   if not 0 < options.max_duration < math.inf:
     raise ValueError(f'--max-duration must be > 0 seconds and finite, got {options.max_duration:g}')
-  if options.duration is not None and not 0 < options.duration <= options.max_duration:
-    raise ValueError(f'--duration must be > 0 seconds and at most --max-duration ({options.max_duration:g} s), '
-                     f'got {options.duration:g}')
-  if options.batch_size < 1 or (options.overlap is not None and not 0 <= options.overlap < math.inf):
-    raise ValueError('--batch-size must be >= 1 and --overlap a finite number >= 0')
+  if options.batch_size < 1:
+    raise ValueError(f'--batch-size must be >= 1, got {options.batch_size}')
   if sum([options.infill is not None, options.outpaint is not None, options.loop]) > 1:
     raise ValueError('--infill, --outpaint and --loop exclude each other')
   if options.outpaint not in (None, 'left', 'right'):
@@ -119,8 +123,6 @@ def check_options(options: SampleOptions) -> float | None:
   if (options.bpm is None) != (options.bars is None):
     raise ValueError('--bpm and --bars go together')
   if options.bpm is not None:
-    if not options.loop or options.audio_prompt is not None or options.duration is not None:
-      raise ValueError('--bpm/--bars make a generated --loop (without --audio-prompt or --duration)')
     tempo_loop_samples(options.bpm, options.bars, 1, options.beats_per_bar)  # checks the values
     seconds = options.bars * options.beats_per_bar * 60 / options.bpm
     if not (math.isfinite(options.bpm) and 0 < seconds <= options.max_duration):
@@ -128,57 +130,61 @@ def check_options(options: SampleOptions) -> float | None:
                        f'> 0 and at most --max-duration ({options.max_duration:g} s)')
   if options.loop_count < 1 or (options.loop_count > 1 and not options.loop):
     raise ValueError(f'--loop-count must be >= 1 and needs --loop, got {options.loop_count}')
-  if not 1 <= options.best_of <= MAX_BEST_OF:
-    raise ValueError(f'--best-of must be in [1, {MAX_BEST_OF}], got {options.best_of}')
+  best_of_lib.check(options.best_of, options.scorer)
   if options.negative is not None and not options.negative.strip():
     raise ValueError(f'empty --negative-prompt {options.negative!r}: it would guide away from no text, as without '
                      'one; leave it out for that')
-  prompt_following.get(options.scorer)
-  if options.audio_prompt is None:
-    if options.infill is not None or options.outpaint is not None:
-      raise ValueError('--infill and --outpaint need --audio-prompt FILE')
-    return None
-  seconds = audio_io.duration(options.audio_prompt)
-  audio_io.check_finite(options.audio_prompt)
-  if options.infill is not None:
-    start, end = options.infill
-    if not 0 <= start < end <= seconds:
-      raise ValueError(f'--infill {start:g}:{end:g} is outside the audio prompt (0-{seconds:.2f} s) or empty')
-  return seconds
+  if options.audio_prompt is None and (options.infill is not None or options.outpaint is not None):
+    raise ValueError('--infill and --outpaint need --audio-prompt FILE')
+  audio = None
+  if options.audio_prompt is not None:
+    audio_io.duration(options.audio_prompt)  # a missing or unreadable file: one line naming it
+    audio_io.check_finite(options.audio_prompt)
+    audio = audio_io.read(options.audio_prompt)
+  request_lib.check(_request(options, Output(None, options.seed, options.duration, ('',)), audio),
+                    options.max_duration)
+  return audio
 
 
-def check_durations(requests: list[Request], mode: str, audio_seconds: float | None,
-                    default: float | None = None, max_duration: float = MAX_DURATION) -> None:
-  """Per-file durations against the mode: none for infill or looping given audio, longer than the audio to
-  continue or outpaint (files without a duration of their own are checked once the model's `default` is known),
-  at most `max_duration`."""
-  for request in requests:
-    if request.duration is not None and not request.duration <= max_duration:
-      raise ValueError(f'the duration of {request.text!r} ({request.duration:g} s) exceeds --max-duration '
-                       f'({max_duration:g} s)')
-    if request.duration is not None and (mode == 'infill' or (mode == 'loop' and audio_seconds is not None)):
-      raise ValueError(f'--duration does not apply to {mode} with --audio-prompt: the output keeps the audio\'s length')
-    total = request.duration or default
-    if mode in ('continue', 'outpaint') and total is not None and total <= audio_seconds:
-      raise ValueError(f'--duration ({total:g} s, the whole output) must exceed the audio prompt '
-                       f'({audio_seconds:.2f} s) to {mode} it')
+def _request(options: SampleOptions, output: Output, audio: AudioPrompt) -> Request:
+  """The generation request of one output file."""
+  samples, rate = audio if audio is not None else (None, None)
+  tempo = None if options.bpm is None else Tempo(options.bpm, options.bars, options.beats_per_bar)
+  return Request(output.description, output.seed, options.mode, output.duration, samples, rate, options.infill,
+                 output.negative or options.negative, options.overlap, tempo)
 
 
-def output_paths(out: str, requests: list[Request], file_format: str, overwrite: bool
-                 ) -> tuple[list[str], list[files.Claim]]:
-  """The audio files (sidecars: same stem, .json) and this process's claims on them, after checking that `out` is
-  a writable folder, that no other process writes these names and that no file would be replaced without
-  `overwrite`. Release the claims when done.
+def check_requests(options: SampleOptions, outputs: list[Output], audio: AudioPrompt,
+                   default: float | None = None) -> list[Request]:
+  """Each output's request, checked (`request.check`; files without a duration of their own are checked again
+  once the model's `default` is known); an error names the output's prompt."""
+  requests = []
+  for output in outputs:
+    requests.append(_request(options, output, audio))
+    try:
+      request_lib.check(requests[-1], options.max_duration, default)
+    except ValueError as e:
+      raise ValueError(f'prompt {output.text!r}: {e}') from e
+  return requests
+
+
+def output_paths(out: str, outputs: list[Output], file_format: str, overwrite: bool
+                 ) -> tuple[list[dict[int, str]], list[files.Claim]]:
+  """Each output's audio file by candidate seed (sidecars: same stem, .json) and this process's claims on them,
+  after checking that `out` is a writable folder, that no other process writes these names and that no file would
+  be replaced without `overwrite`. Release the claims when done.
 
   Raises:
     PermissionError: `out` cannot be created or written; FileExistsError: an output exists or is being written.
   """
   files.check_writable_folder(out, '--out')
-  paths = [os.path.join(out, f'{r.stem}.{file_format}') for r in requests]
+  paths = [{output.seed + c: os.path.join(out, f'{stem}.{file_format}') for c, stem in enumerate(output.stems)}
+           for output in outputs]
   claims: list[files.Claim] = []
   try:
-    claims.extend(files.Claim(path) for path in paths)
-    existing = [p for path in paths for p in (path, records.sidecar_path(path)) if os.path.exists(p)]
+    claims.extend(files.Claim(path) for candidates in paths for path in candidates.values())
+    existing = [p for candidates in paths for path in candidates.values()
+                for p in (path, records.sidecar_path(path)) if os.path.exists(p)]
     if existing and not overwrite:
       raise FileExistsError(f'{existing[0]} already exists ({len(existing)} output files do): pass --overwrite to '
                             'replace them, or another --out or --seed')
@@ -211,39 +217,12 @@ def _load(options: SampleOptions, log: Log) -> tuple[MagnetPipeline, float]:
   return pipeline, seconds
 
 
-def _batches(requests: list[Request], size: int) -> list[list[Request]]:
-  """Requests of equal duration together, at most `size` per batch, in order of first appearance."""
+def _batches(indices: list[int], requests: list[Request], size: int) -> list[list[int]]:
+  """Output indices of one request key together, at most `size` per batch, in order of first appearance."""
   groups: dict = {}
-  for request in requests:
-    groups.setdefault(request.duration, []).append(request)
+  for index in indices:
+    groups.setdefault(requests[index].key, []).append(index)
   return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
-
-
-def _audio(pipeline: MagnetPipeline, options: SampleOptions, batch: list[Request], prompt_audio,
-           decoding: DecodingConfig, progress, on_step) -> Iterator[np.ndarray]:
-  """The batch's audio [B * best_of, C, n] (each request's candidates together), in one chunk or (text, continue)
-  streamed window by window."""
-  candidates = range(options.best_of)
-  texts = [r.description for r in batch for _ in candidates]
-  seeds = [r.seed + c for r in batch for c in candidates]
-  negatives = [r.negative or options.negative for r in batch for _ in candidates]
-  controls = {'negative': None if not any(negatives) else negatives, 'on_step': on_step, 'decoding': decoding}
-  duration = batch[0].duration
-  audio, rate = prompt_audio if prompt_audio is not None else (None, None)
-  mode = options.mode
-  if mode in ('text', 'continue'):
-    prompt = None if audio is None else pipeline.encode(pipeline.prepare_audio(audio, rate, len(texts)))
-    yield from pipeline.stream(texts, duration, seeds, prompt, options.overlap, progress, **controls)
-  elif mode == 'outpaint':
-    yield pipeline.outpaint(audio, rate, texts, 'left', duration or pipeline.duration, seeds, **controls)
-  elif mode == 'infill':
-    yield pipeline.infill(audio, rate, texts, *options.infill, seeds, **controls)
-  else:
-    samples = None
-    if options.bpm is not None:
-      samples = tempo_loop_samples(options.bpm, options.bars, pipeline.sample_rate, options.beats_per_bar)
-    loop = pipeline.generate_loop(texts, duration, seeds, audio, rate, samples=samples, **controls)
-    yield np.tile(loop, options.loop_count)
 
 
 def _window_done(log: Log, done: int, total: int) -> None:
@@ -258,17 +237,17 @@ def _step_done(log: Log, cancel: threading.Event | None, done: int, total: int) 
   return cancel is not None and cancel.is_set()
 
 
-def _choose(options: SampleOptions, batch: list[Request], audio: np.ndarray, sample_rate: int):
-  """Each request's best candidate: (audio [B, C, N], [{'seed', 'best_of'} per request]) (audio as is and the
-  requests' seeds for best_of 1)."""
-  if options.best_of == 1:
-    return audio, [{'seed': r.seed} for r in batch]
-  texts = [r.text for r in batch for _ in range(options.best_of)]  # a schedule is scored on its one-line form
-  scores = prompt_following.get(options.scorer)(texts, audio, sample_rate).reshape(len(batch), options.best_of)
-  chosen = [prompt_following.best(row) for row in scores]
-  picked = audio.reshape(len(batch), options.best_of, *audio.shape[1:])[np.arange(len(batch)), chosen]
-  return picked, [{'seed': r.seed + c, 'best_of': {'scorer': options.scorer, 'seeds': [r.seed + j for j in range(
-      options.best_of)], 'scores': row.tolist(), 'chosen': c}} for r, row, c in zip(batch, scores, chosen, strict=True)]
+def _chunks(pipeline: MagnetPipeline, options: SampleOptions, requests: list[Request], decoding: DecodingConfig,
+            progress, on_step) -> Iterator[tuple[np.ndarray, list[dict]]]:
+  """The batch's audio [B, C, n] with each file's seed record: streamed (text, continuation) or, best-of, the
+  chosen candidates in one chunk."""
+  if options.best_of > 1:
+    yield best_of_lib.generate(pipeline, requests, options.best_of, options.scorer, options.batch_size, decoding,
+                               progress=progress, on_step=on_step)
+    return
+  chosen = [{'seed': r.seed} for r in requests]
+  for chunk in request_lib.generate(pipeline, requests, decoding, progress=progress, on_step=on_step):
+    yield (np.tile(chunk, options.loop_count) if options.loop else chunk), chosen
 
 
 def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | None = None) -> list[dict]:
@@ -287,76 +266,76 @@ def sample(options: SampleOptions, log: Log = print, cancel: threading.Event | N
       OSError: an output could not be written (e.g. 'no space left on device writing PATH'), or
       FloatingPointError: the LM produced NaN/inf.
   """
-  audio_seconds = check_options(options)
-  requests = expand(list(options.prompts), options.seed, options.num_samples, options.duration, options.best_of)
-  check_durations(requests, options.mode, audio_seconds, max_duration=options.max_duration)
-  paths, claims = output_paths(options.out, requests, options.file_format, options.overwrite)
+  audio = check_options(options)
+  outputs = expand(list(options.prompts), options.seed, options.num_samples, options.duration, options.best_of)
+  check_requests(options, outputs, audio)
+  paths, claims = output_paths(options.out, outputs, options.file_format, options.overwrite)
   try:
     stale = files.remove_stale_temporaries(options.out)
     if stale:
       log(f'removed {len(stale)} temporary file(s) of interrupted runs from {options.out}')
-    return _sample(options, requests, dict(zip(requests, paths, strict=True)), audio_seconds, log, cancel)
+    return _sample(options, outputs, paths, audio, log, cancel)
   finally:
     _release(claims)
 
 
-def _sample(options: SampleOptions, requests: list[Request], paths: dict, audio_seconds: float | None, log: Log,
-            cancel: threading.Event | None) -> list[dict]:
+def _sample(options: SampleOptions, outputs: list[Output], paths: list[dict[int, str]], audio: AudioPrompt,
+            log: Log, cancel: threading.Event | None) -> list[dict]:
   """`sample` once the outputs are claimed: loads the model, generates and writes every file."""
   pipeline, load_seconds = _load(options, log)
-  check_durations(requests, options.mode, audio_seconds, pipeline.duration, options.max_duration)
+  requests = check_requests(options, outputs, audio, pipeline.duration)
   decoding = pipeline.decoding_with(**{**presets.overrides(options.preset, pipeline.lm_config.n_q,
                                                            pipeline.rescorer_params is not None),
                                        **options.sampling})
   cache = jax.config.jax_compilation_cache_dir
   pipeline.on_compile = lambda what: log(f'compiling (first run only{f"; XLA cache {cache}" if cache else ""}): {what}')
-  prompt_audio = None if options.audio_prompt is None else audio_io.read(options.audio_prompt)
   common = {'mode': options.mode, 'checkpoint': os.path.abspath(options.checkpoint or pretrained.EMBEDDED_DIR),
             'preset': options.preset, 'decoding': dataclasses.asdict(decoding), 'overlap_s': options.overlap,
             'audio_prompt': options.audio_prompt, 'infill': options.infill, 'outpaint': options.outpaint,
             'sample_rate': pipeline.sample_rate, 'versions': records.versions()}
   if options.bpm is not None:
     common['tempo_loop'] = {'bpm': options.bpm, 'bars': options.bars, 'beats_per_bar': options.beats_per_bar,
-                            'loop_samples': tempo_loop_samples(options.bpm, options.bars, pipeline.sample_rate,
-                                                               options.beats_per_bar)}
+                            'loop_samples': requests[0].tempo.samples(pipeline.sample_rate)}
   if options.loop:
     common['loop_count'] = options.loop_count
   on_step = functools.partial(_step_done, log, cancel) if options.step_progress else None
-  # Best-of: a request's candidates are one batch's rows, scored before anything is written.
-  outputs, batches = [], _batches(requests, max(options.batch_size // options.best_of, 1))
-  totals = {'compile': 0.0, 'generate': 0.0, 'audio': 0.0}
+  # Best-of: a file's candidates run together (`batch_size` candidates at a time), scored before anything is written.
+  batches = _batches(list(range(len(outputs))), requests, max(options.batch_size // options.best_of, 1))
+  totals, records_out = {'compile': 0.0, 'generate': 0.0, 'audio': 0.0}, []
   for number, batch in enumerate(batches, 1):
     log(f'batch {number}/{len(batches)}: {len(batch)} file(s), {options.mode}')
     start, compiled = time.perf_counter(), pipeline.compile_seconds
-    writers = []
+    writers, chosen = [], []
     try:  # an error or an interruption anywhere in the batch leaves none of its temporary files behind
-      writers.extend(audio_io.AtomicAudioFile(paths[r], pipeline.sample_rate, pipeline.codec_config.channels)
-                     for r in batch)
-      chunks = _audio(pipeline, options, batch, prompt_audio, decoding, functools.partial(_window_done, log), on_step)
-      if options.best_of > 1:
-        chunks = [np.concatenate(list(chunks), axis=-1)]
-      for chunk in chunks:
-        chunk, chosen = _choose(options, batch, chunk, pipeline.sample_rate)
+      chunks = _chunks(pipeline, options, [requests[i] for i in batch], decoding,
+                       functools.partial(_window_done, log), on_step)
+      for chunk, chosen in chunks:
+        if not writers:  # the files are named after the seeds they keep, known with the first chunk
+          writers.extend(audio_io.AtomicAudioFile(paths[i][c['seed']], pipeline.sample_rate,
+                                                  pipeline.codec_config.channels)
+                         for i, c in zip(batch, chosen, strict=True))
         for writer, row in zip(writers, chunk, strict=True):
           writer.write(row)
       compile_seconds = pipeline.compile_seconds - compiled
       generate_seconds = time.perf_counter() - start - compile_seconds
-      for request, writer in zip(batch, writers, strict=True):
+      for i, writer, seed_record in zip(batch, writers, chosen, strict=True):
+        output = outputs[i]
         record = records.finish(
             writer, options.file_format, options.normalize,
-            {**common, 'prompt': request.text, 'schedule': request.schedule,
-             'negative_prompt': request.negative or options.negative, **chosen[batch.index(request)],
-             'duration_requested_s': request.duration, 'batch_prompts': [r.text for r in batch]},
+            {**common, 'prompt': output.text, 'schedule': output.schedule,
+             'negative_prompt': output.negative or options.negative, **seed_record,
+             'duration_requested_s': output.duration, 'batch_prompts': [outputs[j].text for j in batch]},
             {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds})
-        outputs.append({**record, 'path': paths[request]})
+        records_out.append({**record, 'path': writer.path})
         totals['audio'] += record['audio_s']
-        log(f'  wrote {paths[request]} ({record["audio_s"]:.2f} s{", clipped" if record["clipped"] else ""})')
+        log(f'  wrote {writer.path} ({record["audio_s"]:.2f} s{", clipped" if record["clipped"] else ""})')
     except BaseException:
       for writer in writers:
         writer.abort()
       raise
     totals['compile'] += compile_seconds
     totals['generate'] += generate_seconds
-  log(f'done: {len(outputs)} file(s) in {options.out}; load {load_seconds:.1f} s, compile {totals["compile"]:.1f} s, '
-      f'generate {totals["generate"]:.1f} s ({totals["generate"] / totals["audio"]:.3f} s per second of audio)')
-  return outputs
+  log(f'done: {len(records_out)} file(s) in {options.out}; load {load_seconds:.1f} s, compile '
+      f'{totals["compile"]:.1f} s, generate {totals["generate"]:.1f} s '
+      f'({totals["generate"] / totals["audio"]:.3f} s per second of audio)')
+  return records_out

@@ -1,11 +1,11 @@
-"""What to generate and where it goes: prompts (flags or a prompts file) -> one request per output file.
+"""What to generate and where it goes: prompts (flags or a prompts file) -> one `Output` per output file.
 
 Prompt files: `.txt`, one prompt per line (blank lines and lines starting with '#' are skipped); or `.jsonl`, one
 JSON object per line with "description" (or "prompt") and optionally "seed" (int >= 0) and "duration" (seconds > 0,
 finite) overriding --seed / --duration for that line, "negative" (a negative prompt) and "schedule" ([[seconds,
 text], ...], a prompt schedule, `prompt_schedule`; it replaces "description"). Sample j of a prompt uses its seed + j.
-Output files are named `<prompt-slug>_<seed>.<ext>`; names that would collide within a run get `-2`, `-3`, ...
-before the extension.
+Output files are named `<prompt-slug>_<seed>.<ext>` after the seed of the audio they hold (best-of-N: the chosen
+candidate's); names that would collide within a run get `-2`, `-3`, ... before the extension.
 """
 import dataclasses
 import json
@@ -45,18 +45,29 @@ class Prompt:
 
 
 @dataclasses.dataclass(frozen=True)
-class Request:
-  """One output file: a prompt (None: unconditional), a seed, a duration (None: the mode's default), a file stem."""
+class Output:
+  """One output file: a prompt (None: unconditional), its seed (best-of-N: the first of its candidates' seeds
+  seed, seed + 1, ...), a duration (None: the mode's default), and the file stem of each candidate seed (the file
+  takes the stem of the seed it keeps)."""
   text: str | None
   seed: int
   duration: float | None
-  stem: str
+  stems: tuple[str, ...]
   schedule: prompt_schedule.Schedule | None = None
   negative: str | None = None
 
   @property
   def description(self) -> prompt_schedule.Description:
     return self.schedule if self.schedule is not None else self.text
+
+  @property
+  def stem(self) -> str:
+    """The stem of the first candidate (the only one without best-of)."""
+    return self.stems[0]
+
+  def stem_of(self, seed: int) -> str:
+    """The stem of the file holding candidate `seed`."""
+    return self.stems[seed - self.seed]
 
 
 def check_seeds(seed: int | Sequence[int], count: int) -> np.ndarray:
@@ -129,9 +140,10 @@ def slug(text: str | None) -> str:
 
 
 def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float | None,
-           best_of: int = 1) -> list[Request]:
-  """One request per prompt and sample, with collision-free stems. With `best_of` N, sample j of a prompt is chosen
-  among the candidates of seeds seed + j * N ... seed + j * N + N - 1 (its request's seed is the first).
+           best_of: int = 1) -> list[Output]:
+  """One output per prompt and sample, with collision-free stems. With `best_of` N, sample j of a prompt is chosen
+  among the candidates of seeds seed + j * N ... seed + j * N + N - 1 (its output's seed is the first); each
+  candidate seed has its own stem, so the file is named after the seed it keeps.
 
   Raises:
     ValueError: no prompts, an empty prompt (unconditional generation is asked for with a None prompt,
@@ -147,17 +159,18 @@ def expand(prompts: list[Prompt], seed: int, num_samples: int, duration: float |
       raise ValueError(f'empty negative prompt {prompt.negative!r} (of {prompt.text!r}): leave it out instead')
   if num_samples < 1:
     raise ValueError(f'--num-samples must be >= 1, got {num_samples}')
-  requests, used = [], set()
+  outputs, used = [], set()
   for prompt in prompts:
     first = seed if prompt.seed is None else prompt.seed
     for j in range(num_samples):
-      check_seeds(first + j * best_of + best_of - 1, 1)
-      base = stem = f'{slug(prompt.text)}_{first + j * best_of}'
-      copy = 1
-      while stem in used:
+      seeds = range(first + j * best_of, first + j * best_of + best_of)
+      check_seeds(seeds[-1], 1)
+      copy, suffix = 1, ''
+      while any(f'{slug(prompt.text)}_{s}{suffix}' in used for s in seeds):
         copy += 1
-        stem = f'{base}-{copy}'
-      used.add(stem)
-      requests.append(Request(prompt.text, first + j * best_of, prompt.duration or duration, stem, prompt.schedule,
-                              prompt.negative))
-  return requests
+        suffix = f'-{copy}'
+      stems = tuple(f'{slug(prompt.text)}_{s}{suffix}' for s in seeds)
+      used.update(stems)
+      outputs.append(Output(prompt.text, seeds[0], prompt.duration or duration, stems, prompt.schedule,
+                            prompt.negative))
+  return outputs
