@@ -6,6 +6,7 @@
   attention.py    multi-head attention and MAGNeT's restricted-context (per-level) self-attention
   layers.py       initialisers, LayerNorm, projections, positions (every parameter with logical axis names)
   params.py       random init (audiocraft's scheme), logical axes, parameter counts
+  flops.py        analytic FLOPs of a training step and of a decode (MFU, rooflines)
 """
 from magnet_jax.models.lm import MagnetLM
 

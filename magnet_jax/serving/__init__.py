@@ -8,5 +8,7 @@ See docs/serving.md.
   engine.py     a batch of outputs -> one pipeline call, on every local device
   jobs.py       a request's state as the API reports it
   app.py        the HTTP routes and the web page
+  guard.py      who may talk to the server and how much: Host, Origin, token, body size (ASGI middleware)
+  live.py       the live WebSocket: one endless stream per listener, prompt changes from the next window
   metrics.py    Prometheus metrics of one server
 """
