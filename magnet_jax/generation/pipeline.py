@@ -55,6 +55,7 @@ from magnet_jax.decoding import (
     masked_decode,
     output_length,
 )
+from magnet_jax.decoding import presets
 from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
 from magnet_jax.generation import schedules, windows
 from magnet_jax.generation.requests import check_seeds
@@ -182,17 +183,21 @@ class MagnetPipeline:
   def frame_rate(self) -> float:
     return self.codec_config.frame_rate
 
-  def decoding_with(self, decoding: DecodingConfig | None = None, **sampling) -> DecodingConfig:
-    """The one checked decoding config of a call: `decoding` (default: the pipeline's) with `sampling` overrides.
+  def decoding_with(self, decoding: DecodingConfig | None = None, preset: str | None = None,
+                    **sampling) -> DecodingConfig:
+    """The one checked decoding config of a call: `decoding` (default: the checkpoint's, `self.decoding`), then a
+    `presets.PRESETS` name's steps and span arrangement, then `sampling` overrides (DecodingConfig fields), e.g.
+    `pipeline.decoding_with(temp=2.0)` is the checkpoint's tuned decoding at temperature 2.
 
-    Every public method takes `decoding=` and/or DecodingConfig fields as keywords and calls this once; the methods
-    it calls in turn receive the result. Unknown names, a decoding_steps entry count other than n_q, top_k > card,
-    or rescoring without a rescorer are errors.
+    Every public method takes `decoding=`, `preset=` and/or DecodingConfig fields as keywords and calls this once;
+    the methods it calls in turn receive the result. Unknown names, a decoding_steps entry count other than n_q,
+    top_k > card, or rescoring without a rescorer are errors.
     """
     fields = {f.name for f in dataclasses.fields(DecodingConfig)}
     unknown = sorted(set(sampling) - fields)
     if unknown:
       raise ValueError(f'unknown sampling parameter(s) {unknown}; valid: {sorted(fields)}')
+    sampling = {**presets.overrides(preset, self.lm_config.n_q, self.rescorer_params is not None), **sampling}
     decoding = dataclasses.replace(self.decoding if decoding is None else decoding, **sampling)
     check_config(self.lm_config, decoding)
     if decoding.rescorer_weight > 0 and self.rescorer_params is None:
