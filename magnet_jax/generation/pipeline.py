@@ -54,8 +54,8 @@ from magnet_jax.decoding import (
     initial_context,
     masked_decode,
     output_length,
+    presets,
 )
-from magnet_jax.decoding import presets
 from magnet_jax.decoding.hybrid import HybridConfig, hybrid_decode
 from magnet_jax.generation import schedules, windows
 from magnet_jax.generation.requests import check_seeds
