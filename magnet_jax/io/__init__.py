@@ -7,5 +7,6 @@ type they raise.
   params.py        parameter trees <-> safetensors files, JSON beside them
   torch_pickle.py  torch.save zip files read by a restricted unpickler
   audiocraft.py    audiocraft LM state dicts -> Flax params and MagnetConfig
-  folders.py       finding transformers folders (t5-base, encodec_32khz) beside a checkpoint
+  folders.py       finding transformers folders (t5-base, encodec_32khz) beside a checkpoint or in the Hub cache
+  hub.py           Hugging Face Hub names: huggingface_hub's cache, downloads, one line offline
 """
