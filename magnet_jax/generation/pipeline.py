@@ -499,8 +499,12 @@ class MagnetPipeline:
 
   def infill(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], start: float,
              end: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
-             decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+             original: bool = True, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Regenerates seconds [start, end) of `audio` given what lies left and right of them.
+
+    With `original` (the default) the output outside the regenerated frames is the input itself (at the codec's
+    rate and channels), joined to them by `keep_original`'s equal-power crossfades; without, it is the codec's
+    rendering described next (audiocraft's behaviour).
 
     The frames outside the span keep their codes (every level) and serve as context; the span is decoded by the
     same masked decoding, in windows centred on it. Only the audio the edit can reach is encoded and decoded: the
@@ -529,9 +533,10 @@ class MagnetPipeline:
     known[first - lo:last - lo] = False
     decoded = self.decode(self._fill(descriptions, codes, known, seed, decoding, negative=negative,
                                     on_step=on_step))[..., :piece.shape[-1]]
-    if (lo, hi) == (0, total):
-      return decoded
-    return _splice(audio, decoded, lo * hop, context * hop if lo else 0, context * hop if hi < total else 0)
+    if (lo, hi) != (0, total):
+      decoded = _splice(audio, decoded, lo * hop, context * hop if lo else 0, context * hop if hi < total else 0)
+    return keep_original(audio, decoded, first * hop, last * hop, round(INFILL_FADE_S * self.sample_rate)) \
+        if original else decoded
 
   def outpaint(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], side: str,
                duration: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
@@ -642,6 +647,25 @@ def tempo_loop_samples(bpm: float, bars: int, sample_rate: int, beats_per_bar: i
     raise ValueError(f'a tempo loop needs bpm > 0, bars >= 1 and beats per bar >= 1; got {bpm:g}, {bars}, '
                      f'{beats_per_bar}')
   return round(bars * beats_per_bar * 60 * sample_rate / bpm)
+
+
+INFILL_FADE_S = 0.02  # the crossfade between the input and an infill at each edge of the span (a click-free join)
+
+
+def keep_original(original: np.ndarray, rendered: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
+  """`rendered` [B, C, N] inside samples [start, end), `original` [B, C, N] outside, crossfaded with equal power
+  (cos / sin gains, so uncorrelated signals keep their level) over the `fade` samples just outside each edge,
+  where `rendered` holds the codec's rendering of the original's own codes."""
+  out = np.array(original, np.float32)
+  end = min(end, out.shape[-1])
+  out[..., start:end] = rendered[..., start:end]
+  for edge in (slice(max(start - fade, 0), start), slice(end, min(end + fade, out.shape[-1]))):
+    count = edge.stop - edge.start
+    if count:
+      angle = (np.arange(count, dtype=np.float32) + 0.5) / count * (np.pi / 2)
+      towards = np.sin(angle) if edge.stop == start else np.cos(angle)  # the rendering's gain, 1 at the span
+      out[..., edge] = np.sqrt(1 - towards ** 2) * original[..., edge] + towards * rendered[..., edge]
+  return out
 
 
 def _splice(audio: np.ndarray, piece: np.ndarray, at: int, fade_in: int, fade_out: int) -> np.ndarray:
