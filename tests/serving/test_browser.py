@@ -194,3 +194,20 @@ def test_mode_controls_upload_removal_touch_and_plain_errors(server, browser, sc
     before = len(browser.find_elements(By.CSS_SELECTOR, '#history li.result'))
     _generate(browser, before + 1)  # the removed file no longer gets in the way; the old error is gone
     assert browser.find_element(By.ID, 'error').text == ''
+
+
+@pytest.mark.parametrize('width', [1280, 400])
+def test_the_page_fits_the_screen(server, browser, screenshot_on_failure, width):
+  """No sideways scrolling on a desktop or a phone; screenshots go to $MAGNET_JAX_SCREENSHOTS (docs/ holds them)."""
+  with screenshot_on_failure():
+    browser.set_window_size(width, 1000)
+    browser.get(server[0])
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+    browser.find_element(By.ID, 'prompt').send_keys('fast drum groove with bass at 140 bpm')
+    browser.find_element(By.ID, 'mode').send_keys('infill')
+    browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
+    assert browser.execute_script('return document.documentElement.scrollWidth') <= width
+    folder = os.environ.get('MAGNET_JAX_SCREENSHOTS')
+    if folder:
+      browser.save_screenshot(os.path.join(folder, f'page-{width}.png'))
+    browser.set_window_size(1000, 900)

@@ -5,7 +5,11 @@ import struct
 import numpy as np
 from tensorboardX.proto import event_pb2
 
+from magnet_jax.generation import pretrained
 from magnet_jax.training.metrics_writer import MetricsWriter
+from magnet_jax.training.samples import SampleWriter
+from magnet_jax.training.trainer import validate
+from tests.helpers import load_config
 
 
 def _events(folder):
@@ -39,3 +43,16 @@ def test_a_disabled_writer_writes_nothing(tmp_path):
   writer = MetricsWriter(str(tmp_path), enabled=False)
   writer.audio(1, 'x', np.zeros((1, 100), np.float32), 16000)
   assert not (tmp_path / 'tensorboard').exists()
+
+
+def test_the_sample_writer_tells_tensorboard(tiny_pipeline_folder, tmp_path):
+  config = load_config('tiny', **{'model.text_dim': 384, 'samples.prompts': ('calm piano',), 'samples.every': 10,
+                                  'samples.codec': str(tiny_pipeline_folder / 'codec'),
+                                  'samples.text_encoder': 'minilm', 'samples.decoding_steps': (1, 1, 1, 1)})
+  heard = []
+  writer = SampleWriter(config, validate(config), str(tmp_path), listen=lambda *clip: heard.append(clip))
+  folder = writer(10, pretrained.load(tiny_pipeline_folder).lm_params)
+  [(step, tag, audio, rate)] = heard
+  assert (step, tag, rate) == (10, 'samples/0: calm piano', 1600)
+  assert audio.shape[-1] == 0.6 * 1600 and (tmp_path / 'samples' / 'step_10' / '0.wav').is_file()
+  assert folder == str(tmp_path / 'samples' / 'step_10')
