@@ -39,3 +39,22 @@ def test_prompts_that_read_as_a_schedule_warn(tmp_path):
   code, _, errors = _main('--prompt', 'ambient pads', '--prompt', '6:fast drum groove', '--checkpoint',
                           str(tmp_path / 'none'), '--out', str(tmp_path / 'out'))
   assert not any('SECONDS:TEXT' in line for line in errors)
+
+
+def test_jax_skips_the_tpu_probe_without_accelerators(monkeypatch):
+  import jax
+
+  from magnet_jax.apps import runner
+  before = jax.config.jax_platforms
+  monkeypatch.delenv('JAX_PLATFORMS', raising=False)
+  monkeypatch.setattr(runner.glob, 'glob', lambda pattern: [])
+  try:
+    assert runner.cpu_only_without_accelerators() and jax.config.jax_platforms == 'cpu'
+    monkeypatch.setattr(runner.glob, 'glob', lambda pattern: ['/dev/accel0'] if 'accel' in pattern else [])
+    jax.config.update('jax_platforms', before)
+    assert not runner.cpu_only_without_accelerators() and jax.config.jax_platforms == before
+    monkeypatch.setenv('JAX_PLATFORMS', 'cuda')  # an explicit choice is left alone
+    monkeypatch.setattr(runner.glob, 'glob', lambda pattern: [])
+    assert not runner.cpu_only_without_accelerators()
+  finally:
+    jax.config.update('jax_platforms', before)
