@@ -4,7 +4,6 @@ Shared by the command line (`apps.sample_run`) and the server (`serving`), so a 
 record; `magnet-jax --replay SIDECAR` regenerates a file from it bit for bit (same backend)."""
 import dataclasses
 import functools
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -67,18 +66,9 @@ def source_commit() -> str | None:
   return commit.stdout.strip() + ('+dirty' if dirty else '')
 
 
-def sha256(path: str) -> str:
-  """The hex sha256 of a file's bytes."""
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def adapters(specs: Sequence[tuple[str, float]]) -> list[dict]:
   """The record of LoRA adapters as merged, in order: [{'file' (absolute), 'scale', 'sha256'}]."""
-  return [{'file': os.path.abspath(file), 'scale': scale, 'sha256': sha256(file)} for file, scale in specs]
+  return [{'file': os.path.abspath(file), 'scale': scale, 'sha256': files.sha256(file)} for file, scale in specs]
 
 
 def check_adapters(recorded: Sequence[Mapping]) -> list[str]:
@@ -90,7 +80,7 @@ def check_adapters(recorded: Sequence[Mapping]) -> list[str]:
   for adapter in recorded:
     if not os.path.isfile(adapter['file']):
       raise FileNotFoundError(f'LoRA adapter {adapter["file"]} of the sidecar is not there any more')
-    if sha256(adapter['file']) != adapter['sha256']:
+    if files.sha256(adapter['file']) != adapter['sha256']:
       raise ValueError(f'LoRA adapter {adapter["file"]} changed since the file was generated (sha256 differs)')
   return [f'{adapter["file"]}:{adapter["scale"]!r}' for adapter in recorded]
 

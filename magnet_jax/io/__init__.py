@@ -3,7 +3,7 @@ checkpoints (no torch, no code execution), audiocraft's state-dict layout, findi
 type they raise.
 
   errors.py        CheckpointError
-  files.py         atomic writes (temporary file beside the target, renamed into place)
+  files.py         atomic writes (temporary file beside the target, renamed into place), sha256 of a file
   params.py        parameter trees <-> safetensors files, JSON beside them
   torch_pickle.py  torch.save zip files read by a restricted unpickler
   audiocraft.py    audiocraft LM state dicts -> Flax params and MagnetConfig
