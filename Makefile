@@ -38,7 +38,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs
+	$(PY) sample.py --prompt "fast drum groove with bass at 140 bpm" --prompt "slow solo piano in A minor" --out outputs \
+	    --overwrite
 
 test: install-test
 	$(PY) -m ruff check .

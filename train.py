@@ -56,9 +56,10 @@ def main():
   distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                          init_timeout=_INIT_TIMEOUT.value, heartbeat_timeout=_HEARTBEAT_TIMEOUT.value,
                          shutdown_timeout=_SHUTDOWN_TIMEOUT.value)
-  from magnet_jax.training.trainer import train
+  from magnet_jax.training.trainer import finished, train
   summary = train(_CONFIG.value, _WORKDIR.value, resume=_RESUME.value)
-  logging.info('done: %s', summary)
+  logging.info('last metrics: %s', summary)
+  logging.info('%s', finished(_CONFIG.value, _WORKDIR.value, summary['step']))
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Shared plumbing of the command-line entry points: one-line errors for bad flags and bad input."""
 import errno
+import glob
 import logging as std_logging
 import os
 import sys
@@ -104,6 +105,20 @@ def _show_flags_in_help(module: str) -> None:
     flags.FLAGS.register_key_flag_for_module(script, flag)
 
 
+# Device nodes of accelerators JAX has plugins for: TPU (/dev/accel*, /dev/vfio), NVIDIA, AMD.
+_ACCELERATOR_NODES = ('/dev/accel*', '/dev/vfio/[0-9]*', '/dev/nvidia[0-9]*', '/dev/kfd')
+
+
+def cpu_only_without_accelerators() -> bool:
+  """On a machine without accelerator device nodes, JAX is told to use the CPU only: probing an installed libtpu
+  there prints "Unable to initialize backend 'tpu'" and libtpu's own warnings, which read as a failure. An explicit
+  JAX_PLATFORMS is left alone. Returns whether it did."""
+  if os.environ.get('JAX_PLATFORMS') or any(glob.glob(pattern) for pattern in _ACCELERATOR_NODES):
+    return False
+  jax.config.update('jax_platforms', 'cpu')
+  return True
+
+
 def run(prog: str, main: Callable[[], None]) -> None:
   """Parses flags and runs `main()`; bad flags and user errors end with one line `prog: error: ...` (exit 1).
 
@@ -112,6 +127,7 @@ def run(prog: str, main: Callable[[], None]) -> None:
   (`_exit_job`).
   """
   _show_flags_in_help(main.__module__)
+  cpu_only_without_accelerators()
   def wrapped(argv: list[str]) -> None:
     if len(argv) > 1:
       sys.exit(f'{prog}: error: unexpected arguments {argv[1:]}')

@@ -5,6 +5,7 @@
   magnet-jax --prompt "jazz trio" --audio-prompt take.wav --infill 4.0:6.5
   magnet-jax --schedule --prompt "0:ambient pads" --prompt "30:add a slow drum groove" --duration 60
   magnet-jax --prompt "funk drum loop" --loop --bpm 120 --bars 4 --loop-count 4 --negative-prompt "noise"
+  magnet-jax --replay outputs/funk-drum-loop_0.json   # regenerates that file bit for bit (into outputs/replay)
 
 Every DecodingConfig field is a flag of the same name with dashes (--decoding-steps 20,10,10,10, --top-p 0.9, ...);
 set ones override --preset, which overrides the checkpoint's defaults. See docs/sampling.md.
@@ -23,7 +24,7 @@ from magnet_jax.decoding.config import FIELDS, help_text, parse_overrides
 from magnet_jax.evaluation import prompt_following  # noqa: F401 (registers the best-of scorers)
 from magnet_jax.generation import best_of, compile_cache, prompt_schedule
 from magnet_jax.generation.prompts import Prompt, read_prompts_file
-from magnet_jax.generation.sample_files import MAX_DURATION, SampleOptions, sample
+from magnet_jax.generation.sample_files import MAX_DURATION, SampleOptions, replay, sample
 
 _PROMPT = flags.DEFINE_multi_string('prompt', [], 'A text description (repeatable); with --schedule, one '
                                      'SECONDS:TEXT entry of a prompt schedule.')
@@ -71,6 +72,8 @@ _STEP_PROGRESS = flags.DEFINE_bool('step-progress', False, 'Report decoding step
 _OVERLAP = flags.DEFINE_float('overlap', None, 'Long form: seconds each window keeps of the previous one '
                               '(default: half a window).')
 _BATCH_SIZE = flags.DEFINE_integer('batch-size', 4, 'Files generated together.')
+_REPLAY = flags.DEFINE_string('replay', None, 'Regenerate the file of this JSON sidecar bit for bit (its batch, seeds, '
+                               'decoding and LoRA adapters) into --out (default: replay/ beside it), and compare.')
 _DTYPE = flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16', 'float16'], 'LM compute dtype (default: bfloat16 '
                            'on GPU/TPU, float32 on CPU).')
 
@@ -97,11 +100,22 @@ def sampling_overrides() -> dict:
   return values
 
 
+def _reads_as_entry(text: str) -> bool:
+  try:
+    prompt_schedule.parse_entry(text)
+  except ValueError:
+    return False
+  return True
+
+
 def options_from_flags() -> SampleOptions:
   if _SCHEDULE.value:
     prompts = [Prompt.scheduled(prompt_schedule.parse_entry(text) for text in _PROMPT.value)] if _PROMPT.value else []
   else:
     prompts = [Prompt(text) for text in _PROMPT.value]
+    if prompts and all(_reads_as_entry(text) for text in _PROMPT.value):
+      logging.warning('every --prompt reads as SECONDS:TEXT (%s): they are generated as %d separate literal prompts; '
+                      'pass --schedule to make them one prompt schedule', _PROMPT.value[0], len(prompts))
   if _PROMPTS_FILE.value:
     prompts += read_prompts_file(_PROMPTS_FILE.value)
   if _UNCONDITIONAL.value:
@@ -122,6 +136,9 @@ def options_from_flags() -> SampleOptions:
 def _main() -> None:
   logging.set_verbosity(logging.WARNING)  # JAX's backend probing is not news to someone generating music
   compile_cache.enable()
+  if _REPLAY.value is not None:
+    replay(_REPLAY.value, _OUT.value if flags.FLAGS['out'].present else None, log=lambda line: print(line, flush=True))
+    return
   options, cancel = options_from_flags(), threading.Event()
   if options.step_progress:  # the first Ctrl-C stops at the next decoding step; a second one interrupts at once
     signal.signal(signal.SIGINT, lambda *_: (cancel.set(), signal.signal(signal.SIGINT, signal.default_int_handler)))

@@ -46,7 +46,7 @@ import numpy as np
 from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.codec import CodecConfig
-from magnet_jax.decoding import DecodingConfig, check_config, check_finite, initial_context, output_length
+from magnet_jax.decoding import DecodingConfig, check_config, check_finite, initial_context, output_length, presets
 from magnet_jax.decoding.config import check_overrides
 from magnet_jax.decoding.strategies import Decoder, MaskedDecoding, RescoredDecoding, default_for, unsupported
 from magnet_jax.generation import prompt_schedule, window_program, windows
@@ -136,13 +136,17 @@ class MagnetPipeline:
   def frame_rate(self) -> float:
     return self.codec_config.frame_rate
 
-  def decoding_with(self, decoding: DecodingConfig | None = None, **sampling) -> DecodingConfig:
-    """The one checked decoding config of a call: `decoding` (default: the pipeline's) with `sampling` overrides.
+  def decoding_with(self, decoding: DecodingConfig | None = None, preset: str | None = None,
+                    **sampling) -> DecodingConfig:
+    """The one checked decoding config of a call: `decoding` (default: the checkpoint's, `self.decoding`), then a
+    `presets.PRESETS` name's steps and span arrangement, then `sampling` overrides (DecodingConfig fields), e.g.
+    `pipeline.decoding_with(temp=2.0)` is the checkpoint's tuned decoding at temperature 2.
 
-    Every public method takes `decoding=` and/or DecodingConfig fields as keywords and calls this once; the methods
-    it calls in turn receive the result. Unknown names, a decoding_steps entry count other than n_q, top_k > card,
-    or rescoring without a rescorer are errors.
+    Every public method takes `decoding=`, `preset=` and/or DecodingConfig fields as keywords and calls this once;
+    the methods it calls in turn receive the result. Unknown names, a decoding_steps entry count other than n_q,
+    top_k > card, or rescoring without a rescorer are errors.
     """
+    sampling = {**presets.overrides(preset, self.lm_config.n_q, self.rescorer_params is not None), **sampling}
     decoding = dataclasses.replace(self.decoding if decoding is None else decoding, **check_overrides(sampling))
     check_config(self.lm_config, decoding)
     self.decoder_for(decoding).check(self.lm_config, decoding, self.window_frames(decoding))
@@ -488,8 +492,12 @@ class MagnetPipeline:
 
   def infill(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], start: float,
              end: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
-             decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
+             original: bool = True, decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Regenerates seconds [start, end) of `audio` given what lies left and right of them.
+
+    With `original` (the default) the output outside the regenerated frames is the input itself (at the codec's
+    rate and channels), joined to them by `keep_original`'s equal-power crossfades; without, it is the codec's
+    rendering described next (audiocraft's behaviour).
 
     The frames outside the span keep their codes (every level) and serve as context; the span is decoded by the
     same masked decoding, in windows centred on it. Only the audio the edit can reach is encoded and decoded: the
@@ -518,9 +526,10 @@ class MagnetPipeline:
     known[first - lo:last - lo] = False
     decoded = self.decode(self._fill(descriptions, codes, known, seed, decoding, negative=negative,
                                     on_step=on_step))[..., :piece.shape[-1]]
-    if (lo, hi) == (0, total):
-      return decoded
-    return _splice(audio, decoded, lo * hop, context * hop if lo else 0, context * hop if hi < total else 0)
+    if (lo, hi) != (0, total):
+      decoded = _splice(audio, decoded, lo * hop, context * hop if lo else 0, context * hop if hi < total else 0)
+    return keep_original(audio, decoded, first * hop, last * hop, round(INFILL_FADE_S * self.sample_rate)) \
+        if original else decoded
 
   def outpaint(self, audio: np.ndarray, sample_rate: int, descriptions: Sequence[Description], side: str,
                duration: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
@@ -631,6 +640,25 @@ def tempo_loop_samples(bpm: float, bars: int, sample_rate: int, beats_per_bar: i
     raise ValueError(f'a tempo loop needs bpm > 0, bars >= 1 and beats per bar >= 1; got {bpm:g}, {bars}, '
                      f'{beats_per_bar}')
   return round(bars * beats_per_bar * 60 * sample_rate / bpm)
+
+
+INFILL_FADE_S = 0.02  # the crossfade between the input and an infill at each edge of the span (a click-free join)
+
+
+def keep_original(original: np.ndarray, rendered: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
+  """`rendered` [B, C, N] inside samples [start, end), `original` [B, C, N] outside, crossfaded with equal power
+  (cos / sin gains, so uncorrelated signals keep their level) over the `fade` samples just outside each edge,
+  where `rendered` holds the codec's rendering of the original's own codes."""
+  out = np.array(original, np.float32)
+  end = min(end, out.shape[-1])
+  out[..., start:end] = rendered[..., start:end]
+  for edge in (slice(max(start - fade, 0), start), slice(end, min(end + fade, out.shape[-1]))):
+    count = edge.stop - edge.start
+    if count:
+      angle = (np.arange(count, dtype=np.float32) + 0.5) / count * (np.pi / 2)
+      towards = np.sin(angle) if edge.stop == start else np.cos(angle)  # the rendering's gain, 1 at the span
+      out[..., edge] = np.sqrt(1 - towards ** 2) * original[..., edge] + towards * rendered[..., edge]
+  return out
 
 
 def _splice(audio: np.ndarray, piece: np.ndarray, at: int, fade_in: int, fade_out: int) -> np.ndarray:

@@ -34,8 +34,8 @@ from magnet_jax import codec
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation import lora as lora_lib
 from magnet_jax.generation.pipeline import MagnetPipeline
+from magnet_jax.io import hub, torch_pickle
 from magnet_jax.io import params as params_io
-from magnet_jax.io import torch_pickle
 from magnet_jax.io.audiocraft import lm_from_package, load_audiocraft_lm
 from magnet_jax.io.errors import CheckpointError
 from magnet_jax.io.folders import find_model_folder
@@ -152,7 +152,8 @@ def load(folder: str | os.PathLike | None = None, lora: str | Sequence[str] = ()
   """A MagnetPipeline from a local folder: exported (pipeline.json) or released (state_dict.bin + codec).
 
   Args:
-    folder: the folder; None for the embedded default (`EMBEDDED_DIR`).
+    folder: the folder, a Hugging Face Hub name ('facebook/magnet-small-10secs': its cached snapshot, downloaded
+      when huggingface_hub and a network are there), or None for the embedded default (`EMBEDDED_DIR`).
     lora: LoRA adapter file(s) (`lora.safetensors` of a LoRA run) merged into the LM, in order.
     lora_scale: each adapter's strength (one for all, or one per file); 1 applies it as trained.
     **kwargs: `load_released` options (t5=, codec_dir=) and MagnetConfig overrides; dtype defaults to
@@ -179,6 +180,8 @@ def _load_folder(folder: str | os.PathLike | None, **kwargs) -> MagnetPipeline:
                             f'build it with {EMBEDDED_BUILD}, or pass a checkpoint folder (folder=... / '
                             '--checkpoint DIR)')
   folder = EMBEDDED_DIR if folder is None else os.fspath(folder)
+  if not os.path.isdir(folder) and '/' in folder and hub.is_name(folder):
+    folder = hub.resolve(folder)  # 'facebook/magnet-small-10secs': the Hugging Face cache, or a download
   if not os.path.isdir(folder):
     raise FileNotFoundError(f'checkpoint folder not found: {folder}')
   kwargs.setdefault('dtype', default_dtype())

@@ -1,11 +1,15 @@
 """What is written beside every generated file: its JSON sidecar (prompt, seed, every sampling parameter,
-checkpoint, durations, timings, versions). Shared by the command line (`generation.sample_files`) and the server
-(`serving`), so a file from either carries the same record."""
+checkpoint, LoRA adapters with their scale and sha256, durations, timings, versions and the source's git commit).
+Shared by the command line (`generation.sample_files`) and the server (`serving`), so a file from either carries the
+same record; `magnet-jax --replay SIDECAR` regenerates a file from it bit for bit (same backend)."""
+import dataclasses
+import functools
 import importlib.metadata
 import json
 import os
 import platform
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 
 import jax
 
@@ -40,10 +44,63 @@ def read_sidecar(path: str) -> dict | None:
 
 
 def versions() -> dict:
-  """Package versions, Python, backend and device kind."""
+  """Package versions, the source's git commit (None outside a checkout), Python, backend and device kind."""
   found = {name: importlib.metadata.version(name) for name in ('magnet-jax', 'jax', 'jaxlib', 'flax', 'numpy')}
-  return {**found, 'python': platform.python_version(), 'backend': jax.default_backend(),
+  return {**found, 'source': source_commit(), 'python': platform.python_version(), 'backend': jax.default_backend(),
           'device': jax.devices()[0].device_kind}
+
+
+@functools.cache
+def source_commit() -> str | None:
+  """The git commit of the magnet_jax source that runs ('+dirty' with uncommitted changes), None when it is not a
+  git checkout (an installed wheel: its version says what runs)."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    commit = subprocess.run(['git', '-C', here, 'rev-parse', 'HEAD'], capture_output=True, text=True, timeout=10)
+    if commit.returncode:
+      return None
+    dirty = subprocess.run(['git', '-C', here, 'status', '--porcelain', '--untracked-files=no', '--', '.'],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+  except (OSError, subprocess.TimeoutExpired):
+    return None
+  return commit.stdout.strip() + ('+dirty' if dirty else '')
+
+
+def adapters(specs: Sequence[tuple[str, float]]) -> list[dict]:
+  """The record of LoRA adapters as merged, in order: [{'file' (absolute), 'scale', 'sha256'}]."""
+  return [{'file': os.path.abspath(file), 'scale': scale, 'sha256': files.sha256(file)} for file, scale in specs]
+
+
+def check_adapters(recorded: Sequence[Mapping]) -> list[str]:
+  """'FILE:scale' specs of recorded adapters, after checking that each file still has its recorded bytes.
+
+  Raises:
+    FileNotFoundError / ValueError: an adapter file is gone or changed (named).
+  """
+  for adapter in recorded:
+    if not os.path.isfile(adapter['file']):
+      raise FileNotFoundError(f'LoRA adapter {adapter["file"]} of the sidecar is not there any more')
+    if files.sha256(adapter['file']) != adapter['sha256']:
+      raise ValueError(f'LoRA adapter {adapter["file"]} changed since the file was generated (sha256 differs)')
+  return [f'{adapter["file"]}:{adapter["scale"]!r}' for adapter in recorded]
+
+
+def run_options(options) -> dict:
+  """A sampling run's options (a dataclass) as the sidecar's 'options': everything but the prompts (the file's
+  batch holds those), where it wrote and the LoRA specs (recorded by `adapters`); paths absolute."""
+  record = {k: v for k, v in dataclasses.asdict(options).items()
+            if k not in ('prompts', 'out', 'overwrite', 'lora', 'sampling', 'preset')}
+  for key in ('checkpoint', 't5', 'rescorer', 'audio_prompt'):
+    if record.get(key) is not None:
+      record[key] = os.path.abspath(record[key])
+  return record
+
+
+def batch(requests: Sequence) -> list[dict]:
+  """The requests generated together with a file (their prompts condition it): text, seed, duration, schedule and
+  negative prompt of each."""
+  return [{'text': r.text, 'seed': r.seed, 'duration': r.duration, 'negative': r.negative,
+           'schedule': None if r.schedule is None else [list(entry) for entry in r.schedule]} for r in requests]
 
 
 def finish(writer: AtomicAudioFile, file_format: str, normalize: bool, fields: Mapping, timings: Mapping) -> dict:

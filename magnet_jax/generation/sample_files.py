@@ -201,10 +201,10 @@ def _release(claims: list[files.Claim]) -> None:
 
 def _load(options: SampleOptions, log: Log) -> tuple[MagnetPipeline, float]:
   name = options.checkpoint or f'the embedded default ({pretrained.EMBEDDED_DIR})'
-  log(f'loading {name}')
+  adapters = [lora_lib.parse_spec(spec) for spec in options.lora]
+  log(f'loading {name}' + ''.join(f' + LoRA {file} (scale {scale:g})' for file, scale in adapters))
   start = time.perf_counter()
   kwargs = {key: value for key, value in (('t5', options.t5), ('dtype', options.dtype)) if value is not None}
-  adapters = [lora_lib.parse_spec(spec) for spec in options.lora]
   pipeline = pretrained.load(options.checkpoint, lora=[f for f, _ in adapters], lora_scale=[s for _, s in adapters],
                              **kwargs)
   if options.rescorer is not None:
@@ -292,7 +292,9 @@ def _sample(options: SampleOptions, outputs: list[Output], paths: list[dict[int,
   common = {'mode': options.mode, 'checkpoint': os.path.abspath(options.checkpoint or pretrained.EMBEDDED_DIR),
             'preset': options.preset, 'decoding': dataclasses.asdict(decoding), 'overlap_s': options.overlap,
             'audio_prompt': options.audio_prompt, 'infill': options.infill, 'outpaint': options.outpaint,
-            'sample_rate': pipeline.sample_rate, 'versions': records.versions()}
+            'sample_rate': pipeline.sample_rate, 'versions': records.versions(),
+            'lora': records.adapters([lora_lib.parse_spec(spec) for spec in options.lora]),
+            'options': records.run_options(options)}
   if options.bpm is not None:
     common['tempo_loop'] = {'bpm': options.bpm, 'bars': options.bars, 'beats_per_bar': options.beats_per_bar,
                             'loop_samples': requests[0].tempo.samples(pipeline.sample_rate)}
@@ -324,7 +326,8 @@ def _sample(options: SampleOptions, outputs: list[Output], paths: list[dict[int,
             writer, options.file_format, options.normalize,
             {**common, 'prompt': output.text, 'schedule': output.schedule,
              'negative_prompt': output.negative or options.negative, **seed_record,
-             'duration_requested_s': output.duration, 'batch_prompts': [outputs[j].text for j in batch]},
+             'duration_requested_s': output.duration, 'batch_prompts': [outputs[j].text for j in batch],
+             'batch': records.batch([outputs[j] for j in batch]), 'batch_index': batch.index(i)},
             {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds})
         records_out.append({**record, 'path': writer.path})
         totals['audio'] += record['audio_s']
@@ -339,3 +342,50 @@ def _sample(options: SampleOptions, outputs: list[Output], paths: list[dict[int,
       f'{totals["compile"]:.1f} s, generate {totals["generate"]:.1f} s '
       f'({totals["generate"] / totals["audio"]:.3f} s per second of audio)')
   return records_out
+
+
+def replay_options(sidecar: str, out: str) -> tuple[SampleOptions, int]:
+  """The run that regenerates the file of `sidecar` bit for bit (on the same backend): its batch (whose prompts
+  condition it), its seeds, every decoding value and its adapters (checked unchanged), written to `out`; and the
+  file's index in that batch.
+
+  Raises:
+    FileNotFoundError / ValueError: no such sidecar, one without what a replay needs (written before replays
+      existed), or an adapter that is gone or changed.
+  """
+  if not os.path.isfile(sidecar):
+    raise FileNotFoundError(f'--replay: no such sidecar {sidecar}')
+  record = records.read_sidecar(sidecar) or {}
+  missing = sorted({'options', 'batch', 'batch_index', 'decoding', 'lora'} - set(record))
+  if missing:
+    raise ValueError(f'--replay: {sidecar} lacks {missing} (written by an older magnet-jax); regenerate it with its '
+                     'prompt and seed')
+  stored = dict(record['options'])
+  if stored.get('infill') is not None:
+    stored['infill'] = tuple(stored['infill'])
+  prompts = tuple(Prompt.scheduled(entry['schedule'], seed=entry['seed'], duration=entry['duration'],
+                                   negative=entry['negative']) if entry['schedule'] is not None
+                  else Prompt(entry['text'], seed=entry['seed'], duration=entry['duration'], negative=entry['negative'])
+                  for entry in record['batch'])
+  options = SampleOptions(**{**stored, 'prompts': prompts, 'num_samples': 1, 'out': out, 'overwrite': False,
+                             'sampling': record['decoding'], 'lora': tuple(records.check_adapters(record['lora']))})
+  return options, int(record['batch_index'])
+
+
+def replay(sidecar: str, out: str | None = None, log: Log = print) -> dict:
+  """Regenerates the file of `sidecar` into `out` (default: a folder 'replay' beside it) and compares it with the
+  original sample for sample.
+
+  Returns:
+    The regenerated file's record, plus 'path' and 'identical' (None when the original audio is not there).
+  """
+  out = out or os.path.join(os.path.dirname(os.path.abspath(sidecar)), 'replay')
+  options, index = replay_options(sidecar, out)
+  record = sample(options, log)[index]
+  original = os.path.splitext(sidecar)[0] + os.path.splitext(record['path'])[1]
+  identical = None
+  if os.path.isfile(original):
+    identical = bool(np.array_equal(audio_io.read(original)[0], audio_io.read(record['path'])[0]))
+    log(f'replayed {original} as {record["path"]}: '
+        + ('identical sample for sample' if identical else 'DIFFERENT audio (another backend or code version?)'))
+  return {**record, 'identical': identical}

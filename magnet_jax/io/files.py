@@ -7,6 +7,7 @@ dies, so a crash never leaves a stale claim).
 """
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import tempfile
@@ -35,6 +36,15 @@ def discard(tmp: str) -> None:
   """Removes a temporary file after a failed write, if it is still there."""
   if os.path.exists(tmp):
     os.remove(tmp)
+
+
+def sha256(path: str) -> str:
+  """The hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def atomic_write(path: str, write: Callable[[str], Any]) -> None:

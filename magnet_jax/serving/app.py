@@ -1,4 +1,5 @@
-"""The HTTP API and the web page (FastAPI; OpenAPI schema at /openapi.json, docs at /docs), and `serve`.
+"""The HTTP API and the web page (FastAPI; OpenAPI schema at /openapi.json, docs at /docs and /redoc with their
+scripts served from here (fastapi-offline), so they work without internet), and `serve`.
 
 Errors are one-line JSON objects, {"error": "..."}, with a 4xx status for anything the client can fix. Every
 request first passes `guard.Guard` (Host, Origin, token, body size). `serve` runs uvicorn with bounded connections
@@ -20,6 +21,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -62,7 +64,7 @@ def create_app(service: Service) -> FastAPI:
     if not service.scheduler.closing:
       await asyncio.to_thread(service.close)
 
-  app = FastAPI(title='magnet-jax', summary='Text-to-music generation with MAGNeT in JAX: a batching server.',
+  app = FastAPIOffline(title='magnet-jax', summary='Text-to-music generation with MAGNeT in JAX: a batching server.',
                 version='1', lifespan=lifespan)
   options = service.options
   app.add_middleware(guard.Guard, limit=body_limit(options), hosts=guard.host_names(options.allow_hosts),
@@ -143,6 +145,13 @@ def create_app(service: Service) -> FastAPI:
     if not service.scheduler.cancel(job):
       raise ServiceError(409, f'job {job_id} already ended ({job.state})')
     return {'id': job.id, 'state': job.state}
+
+  @app.get('/v1/jobs')
+  async def jobs(limit: int = 50) -> list[dict]:
+    """The latest jobs' statuses (as GET /v1/generations/{id}), newest first: a client's history."""
+    if not 1 <= limit <= 1000:
+      raise ServiceError(422, f'limit must be 1-1000, got {limit}')
+    return [job.status() for job in reversed(list(service.jobs.values())[-limit:])]
 
   @app.get('/v1/health')
   async def health() -> dict:

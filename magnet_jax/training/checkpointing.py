@@ -11,7 +11,6 @@ checkpoint saved on one mesh restores on another.
 """
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from magnet_jax.io.errors import CheckpointError
-from magnet_jax.io.files import atomic_write
+from magnet_jax.io.files import atomic_write, sha256
 
 MANIFEST = 'sha256.json'
 
@@ -170,17 +169,9 @@ def _files(folder: str) -> dict[str, str]:
   return found
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def write_manifest(folder: str) -> None:
   """Writes `folder/sha256.json`: {relative path: [size, sha256]} of every file of a committed checkpoint."""
-  manifest = {name: [os.path.getsize(path), _sha256(path)] for name, path in sorted(_files(folder).items())}
+  manifest = {name: [os.path.getsize(path), sha256(path)] for name, path in sorted(_files(folder).items())}
   def write(tmp):
     with open(tmp, 'w') as f:
       json.dump(manifest, f, indent=1)
@@ -203,7 +194,7 @@ def check_manifest(folder: str) -> str | None:
       return f'{name} is missing'
     if os.path.getsize(files[name]) != size:
       return f'{name} has {os.path.getsize(files[name])} bytes, {size} were written'
-    if _sha256(files[name]) != digest:
+    if sha256(files[name]) != digest:
       return f'{name} does not match its sha256'
   return None
 

@@ -20,10 +20,10 @@ class TrainingHooks:
     self.eval_every, self.samples_every = int(config.eval.every), int(config.samples.every)
     model_shardings = tuning.base_shardings(mesh, rules) or param_shardings
     self.validator = Validator(config, model, mesh, rules, model_shardings) if self.eval_every else None
+    self.writer = MetricsWriter(workdir, enabled)
     self.samples = None
     if self.samples_every:
-      self.samples = SampleWriter(config, model, workdir, write=enabled)
-    self.writer = MetricsWriter(workdir, enabled)
+      self.samples = SampleWriter(config, model, workdir, write=enabled, listen=self.writer.audio)
     # the model's params from the state: EMA ones when kept, LoRA adapters merged into the base
     self._model_params = jax.jit(tuning.full_params, out_shardings=model_shardings)
     self._base, self._mesh = base, mesh

@@ -5,6 +5,7 @@ and `<i>.json` sidecars with the prompt, seed and step), so a person can listen 
 import json
 import os
 import pathlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,10 @@ class SampleWriter:
   """Generates `config.samples.prompts` (one example each, seeds samples.seed + i) at a step; every process
   generates (the params may be sharded over all of them), only where `write` are files written."""
 
-  def __init__(self, config: ml_collections.ConfigDict, model: MagnetConfig, workdir: str, write: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict, model: MagnetConfig, workdir: str, write: bool = True,
+               listen: Callable[[int, str, np.ndarray, int], None] | None = None):
+    """`listen(step, tag, audio [C, N], sample_rate)` is told each decoded sample (TensorBoard's audio)."""
+    self.listen = listen
     samples = config.samples
     self.prompts = [str(p) for p in samples.prompts]
     if not self.prompts:
@@ -63,6 +67,8 @@ class SampleWriter:
         out = AtomicAudioFile(os.path.join(folder, f'{i}.wav'), self.codec[0].sample_rate, audio.shape[1])
         out.write(audio[i])
         records.finish(out, 'wav', False, {**sidecar, 'sample_rate': self.codec[0].sample_rate}, {})
+        if self.listen is not None:
+          self.listen(step, f'samples/{i}: {prompt}', audio[i], self.codec[0].sample_rate)
         continue
       atomic_write(os.path.join(folder, f'{i}.npy'), lambda tmp, c=codes[i]: np.save(open(tmp, 'wb'), c))
       text = json.dumps(sidecar, indent=2) + '\n'

@@ -205,6 +205,30 @@ def _check_mesh(config: ml_collections.ConfigDict, model: MagnetConfig, mesh) ->
         raise ValueError(f'model {name}={size} is not divisible by the mesh model axis ({tensor})')
 
 
+def weights_source(config: ml_collections.ConfigDict, workdir: str, resume: bool, step: int) -> str:
+  """Where a run's starting weights come from, in words (logged when it starts)."""
+  if resume:
+    return f'resumed from {os.path.join(os.path.abspath(workdir), "checkpoints")} at step {step}'
+  source = config.init.source
+  if not source:
+    return 'random initialisation (config.init.source is not set)'
+  role = 'frozen base of the LoRA adapters' if config.lora.rank else 'params; step, optimizer and data start fresh'
+  reinit = f', re-initialising {list(config.init.reinit)}' if config.init.reinit else ''
+  return f'init.source {os.path.abspath(source)} ({role}{reinit})'
+
+
+def finished(config: ml_collections.ConfigDict, workdir: str, step: int) -> str:
+  """The last line of a run: what it wrote and the command that uses it."""
+  workdir = os.path.abspath(workdir)
+  if config.lora.rank:
+    adapter = os.path.join(workdir, ADAPTER_FILE)
+    base = os.path.abspath(config.init.source) if config.init.source else 'BASE'
+    return (f'done at step {step}: LoRA adapter {adapter}; next: magnet-jax --checkpoint {base} --lora {adapter}:1.0 '
+            f'--prompt "..." (or python -m magnet_jax.apps.merge_lora --checkpoint {base} --lora {adapter} --out DIR)')
+  return (f'done at step {step}: checkpoint {os.path.join(workdir, "checkpoints")}; next: python train.py '
+          f'--config=... --workdir={workdir} --resume to go on, or --config.init.source={workdir} to fine-tune from it')
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False) -> dict:
   """Trains from `config` in `workdir` (checkpoints, metrics.jsonl); returns the last logged metrics.
 
@@ -249,6 +273,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False)
     logging.info('training %s on mesh %s (%s), steps %d -> %d; params: %d trainable, %d frozen; optimizer state: '
                  '%d', workdir, dict(mesh.shape), config.sharding.preset, first, num_steps, counts['params_trainable'],
                  counts['params_frozen'], counts['optimizer_state'])
+    logging.info('weights: %s', weights_source(config, workdir, resume, first))
   progress = loop.Progress(workdir, first, num_steps, 'train', enabled=lead)
   summary: dict = {'step': first, **counts, **hooks.run(first, state, start=True)}  # the 'before' numbers
   progress.log(summary)

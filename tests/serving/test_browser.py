@@ -21,6 +21,9 @@ from magnet_jax.serving.service import ServeOptions, Service
 from tests.helpers import free_port
 
 webdriver = pytest.importorskip('selenium.webdriver')
+from selenium.webdriver.common.actions import interaction  # noqa: E402
+from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
+from selenium.webdriver.common.actions.pointer_input import PointerInput  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -104,7 +107,7 @@ def test_generate_from_the_page(server, browser, screenshot_on_failure):
     browser.find_element(By.ID, 'prompt').send_keys('calm piano')
     browser.find_element(By.ID, 'duration').send_keys('0.36')
     browser.find_element(By.ID, 'seed').clear()
-    browser.find_element(By.ID, 'seed').send_keys('4')
+    browser.find_element(By.ID, 'seed').send_keys('4')  # a typed seed locks it
     browser.find_element(By.ID, 'generate').click()
     [result] = _results(browser, 1)
     assert 'seed 4' in result.text and 'calm piano' in result.text
@@ -127,3 +130,84 @@ def test_infill_an_uploaded_region(server, browser, screenshot_on_failure, tmp_p
     latest = _results(browser, 2)[0]
     assert 'infill 0.17-0.33 s' in latest.text
     assert abs(_decodes(browser, latest.find_element(By.TAG_NAME, 'audio'))['seconds'] - 0.5) < 0.01
+
+
+def _generate(browser, count):
+  browser.find_element(By.ID, 'generate').click()
+  return _results(browser, count)
+
+
+def test_an_unlocked_seed_changes_per_generate(server, browser, screenshot_on_failure):
+  with screenshot_on_failure():
+    browser.get(server[0])
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+    assert 'layers' not in browser.find_element(By.ID, 'model-info').text  # words, not architecture jargon
+    before = len(browser.find_elements(By.CSS_SELECTOR, '#history li.result'))
+    browser.find_element(By.ID, 'prompt').send_keys('dice')
+    browser.find_element(By.ID, 'duration').send_keys('0.12')
+    first = _generate(browser, before + 1)[0].text
+    second = _generate(browser, before + 2)[0].text
+    seeds = [text.split('seed ')[1].split(',')[0] for text in (first, second)]
+    assert seeds[0] != seeds[1] and browser.find_element(By.ID, 'seed').get_attribute('value') == seeds[1]
+
+
+def test_history_survives_a_reload(server, browser, screenshot_on_failure):
+  with screenshot_on_failure():
+    count = len(browser.find_elements(By.CSS_SELECTOR, '#history li.result'))
+    assert count >= 2
+    browser.refresh()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+    results = browser.find_elements(By.CSS_SELECTOR, '#history li.result')
+    assert len(results) == count and _decodes(browser, results[0].find_element(By.TAG_NAME, 'audio'))['seconds'] > 0
+
+
+def test_mode_controls_upload_removal_touch_and_plain_errors(server, browser, screenshot_on_failure, tmp_path):
+  with screenshot_on_failure():
+    browser.get(server[0])
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+    region = browser.find_element(By.ID, 'region')
+    browser.find_element(By.ID, 'mode').send_keys('continuation')
+    assert browser.find_element(By.ID, 'upload').is_displayed() and not region.is_displayed()
+    browser.find_element(By.ID, 'prompt').send_keys('more')
+    browser.find_element(By.ID, 'generate').click()  # no audio yet: said in words, nothing sent
+    assert browser.find_element(By.ID, 'error').text == 'Choose an audio file to extend first.'
+    upload = tmp_path / 'take.wav'
+    soundfile.write(upload, 0.3 * np.sin(np.arange(8000) * 0.2), 8000)  # 1 s
+    browser.find_element(By.ID, 'mode').send_keys('infill')
+    assert region.is_displayed()
+    browser.find_element(By.ID, 'audio').send_keys(str(upload))
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'infill-end').get_attribute('value'))
+    canvas = browser.find_element(By.ID, 'waveform')
+    width = canvas.size['width']
+    finger = ActionBuilder(browser, mouse=PointerInput(interaction.POINTER_TOUCH, 'finger'))
+    finger.pointer_action.move_to(canvas, -width // 2 + width // 10, 0).pointer_down() \
+        .move_to(canvas, width // 2 - width // 10, 0).pointer_up()
+    finger.perform()
+    start = float(browser.find_element(By.ID, 'infill-start').get_attribute('value'))
+    end = float(browser.find_element(By.ID, 'infill-end').get_attribute('value'))
+    assert abs(start - 0.1) < 0.03 and abs(end - 0.9) < 0.03  # was a third of the file
+    browser.find_element(By.ID, 'remove-audio').click()
+    assert browser.find_element(By.ID, 'audio').get_attribute('value') == ''
+    browser.find_element(By.ID, 'mode').send_keys('text')
+    assert not browser.find_element(By.ID, 'upload').is_displayed()
+    browser.find_element(By.ID, 'duration').send_keys('0.12')
+    before = len(browser.find_elements(By.CSS_SELECTOR, '#history li.result'))
+    _generate(browser, before + 1)  # the removed file no longer gets in the way; the old error is gone
+    assert browser.find_element(By.ID, 'error').text == ''
+
+
+@pytest.mark.parametrize('width', [1280, 400])
+def test_the_page_fits_the_screen(server, browser, screenshot_on_failure, width):
+  """No sideways scrolling on a desktop or a phone; screenshots go to $MAGNET_JAX_SCREENSHOTS (docs/ holds them)."""
+  with screenshot_on_failure():
+    browser.set_window_size(width, 1000)
+    browser.get(server[0])
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+    browser.find_element(By.ID, 'prompt').send_keys('fast drum groove with bass at 140 bpm')
+    browser.find_element(By.ID, 'mode').send_keys('infill')
+    browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
+    assert browser.execute_script('return document.documentElement.scrollWidth') <= width
+    folder = os.environ.get('MAGNET_JAX_SCREENSHOTS')
+    if folder:
+      browser.save_screenshot(os.path.join(folder, f'page-{width}.png'))
+    browser.set_window_size(1000, 900)

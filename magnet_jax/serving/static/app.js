@@ -3,17 +3,24 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { audio: null, duration: 0, region: null };
+const state = { audio: null, duration: 0, region: null, info: null, job: null };
+const HISTORY_KEY = 'magnet-jax-history';
+const MAX_SEED = 2 ** 31 - 8;  // room for a request's several takes (seed + i)
 
 async function loadInfo() {
   const info = await (await fetch('/v1/info')).json();
   for (const name of info.presets) {
     $('preset').add(new Option(name, name));
   }
+  state.info = info;
   $('duration').max = info.max_duration;
   $('duration').placeholder = info.default_duration;
-  $('model-info').textContent = `${info.model.dim}-d x ${info.model.layers} layers, ${info.sample_rate} Hz, ` +
-    `up to ${info.max_duration} s, ${info.devices.count} ${info.devices.kind} device(s)`;
+  $('takes').max = info.max_prompts;
+  const size = info.model.dim * info.model.layers < 4096 ? 'A small' : 'A large';
+  $('model-info').textContent = `${size} text-to-music model: it makes ${info.default_duration} s pieces ` +
+    `(up to ${info.max_duration} s) of ${info.sample_rate / 1000} kHz audio from a description, ` +
+    `running on ${info.devices.count} ${info.devices.kind}`;
+  $('upload-limit').textContent = `audio up to ${info.max_duration} s and ${info.max_upload_mb} MB`;
 }
 
 function showMode() {
@@ -27,11 +34,19 @@ function showMode() {
 
 async function readAudio(file) {
   state.audio = file;
+  $('remove-audio').hidden = false;
   const context = new OfflineAudioContext(1, 1, 44100);
   const buffer = await context.decodeAudioData(await file.arrayBuffer());
   state.duration = buffer.duration;
   state.peaks = peaks(buffer.getChannelData(0), $('waveform').width);
   setRegion(buffer.duration / 3, (2 * buffer.duration) / 3);
+}
+
+function removeAudio() {
+  Object.assign(state, { audio: null, duration: 0, region: null, peaks: null });
+  $('audio').value = '';
+  $('remove-audio').hidden = true;
+  draw();
 }
 
 function peaks(samples, width) {
@@ -74,9 +89,14 @@ function regionDragging() {
     const box = canvas.getBoundingClientRect();
     return ((event.clientX - box.left) / box.width) * state.duration;
   };
-  canvas.addEventListener('mousedown', (e) => { if (state.duration) from = seconds(e); });
-  canvas.addEventListener('mousemove', (e) => { if (from !== null) setRegion(from, seconds(e)); });
-  window.addEventListener('mouseup', () => { from = null; });
+  // Pointer events: a mouse, a pen or a finger drags out the region alike.
+  canvas.addEventListener('pointerdown', (e) => {
+    if (!state.duration) return;
+    from = seconds(e);
+    try { canvas.setPointerCapture(e.pointerId); } catch { /* a pointer that is already gone */ }
+  });
+  canvas.addEventListener('pointermove', (e) => { if (from !== null) setRegion(from, seconds(e)); });
+  for (const type of ['pointerup', 'pointercancel']) canvas.addEventListener(type, () => { from = null; });
   for (const id of ['infill-start', 'infill-end']) {
     $(id).addEventListener('change', () => setRegion(+$('infill-start').value, +$('infill-end').value));
   }
@@ -84,12 +104,57 @@ function regionDragging() {
 
 // ---- generation
 
+// What is wrong with the form, in a musician's words (checked before anything is sent), or null.
+function problem() {
+  const mode = $('mode').value;
+  const info = state.info || { max_duration: Infinity, max_prompts: 8 };
+  if (!$('prompt').value.trim()) return 'Describe the music you want in the prompt box.';
+  const duration = $('duration').value;
+  if (duration && mode !== 'infill' && !(+duration > 0 && +duration <= info.max_duration)) {
+    return `Length must be more than 0 and at most ${info.max_duration} seconds.`;
+  }
+  const takes = +$('takes').value;
+  if (!(Number.isInteger(takes) && takes >= 1 && takes <= info.max_prompts)) {
+    return `Takes must be a whole number from 1 to ${info.max_prompts}.`;
+  }
+  const needsAudio = mode === 'continuation' || mode === 'infill' || mode === 'outpaint';
+  if (needsAudio && !state.audio) return `Choose an audio file to ${mode === 'infill' ? 'infill' : 'extend'} first.`;
+  if (state.audio && mode !== 'text' && state.duration > info.max_duration) {
+    return `That audio is ${state.duration.toFixed(1)} s long; this server takes up to ${info.max_duration} s.`;
+  }
+  if (mode === 'infill' && !(+$('infill-end').value > +$('infill-start').value)) {
+    return 'Drag over the waveform to choose the part to regenerate.';
+  }
+  for (const id of ['temp', 'cfg']) {
+    if ($(id).value && !(+$(id).value >= 0)) return `${id === 'temp' ? 'Temperature' : 'Prompt strength'} must be 0 or more.`;
+  }
+  return null;
+}
+
+// API messages ("prompts.0: empty prompt") in plain words where we know them.
+function plain(message) {
+  if (/prompts.*empty/.test(message)) return 'Describe the music you want in the prompt box.';
+  if (/duration/.test(message) && /exceed|at most|longer/.test(message)) return `Too long: ${message}`;
+  if (/upload|audio/.test(message)) return `The audio file did not work: ${message}`;
+  if (/queue|429|busy/i.test(message)) return 'The server is busy; try again in a moment.';
+  return message;
+}
+
+function rollSeed() {
+  if (!$('seed-lock').checked) $('seed').value = Math.floor(Math.random() * MAX_SEED);
+}
+
 function request() {
-  const body = { prompts: [$('prompt').value], seed: +$('seed').value, mode: $('mode').value,
+  const takes = +$('takes').value || 1;
+  const body = { prompts: Array(takes).fill($('prompt').value), seed: +$('seed').value, mode: $('mode').value,
                  format: $('format').value };
   if ($('duration').value && body.mode !== 'infill') body.duration = +$('duration').value;
   if ($('preset').value) body.preset = $('preset').value;
   if (body.mode === 'infill') body.infill = [+$('infill-start').value, +$('infill-end').value];
+  const decoding = {};
+  if ($('temp').value) decoding.temp = +$('temp').value;
+  if ($('cfg').value) decoding.max_cfg_coef = +$('cfg').value;
+  if (Object.keys(decoding).length) body.decoding = decoding;
   return body;
 }
 
@@ -115,6 +180,7 @@ function follow(job, body) {
     const events = new EventSource(job.events);
     events.addEventListener('status', (message) => {
       const status = JSON.parse(message.data);
+      state.job = status;
       $('progress').max = status.progress.total;
       $('progress').value = status.progress.done;
       $('status').textContent = `${status.state} (${status.progress.done}/${status.progress.total})`;
@@ -127,8 +193,34 @@ function follow(job, body) {
   });
 }
 
+// Results kept in the browser (localStorage): the page lists them again after a reload while the server keeps the
+// files.
+function saved() {
+  try { return JSON.parse(localStorage.getItem(HISTORY_KEY)) || []; } catch { return []; }
+}
+
+function remember(status, body) {
+  const entries = status.outputs.map((output) => ({ id: status.id, format: body.format, output,
+                                                     total_s: status.timings.total_s || 0 }));
+  localStorage.setItem(HISTORY_KEY, JSON.stringify([...saved(), ...entries].slice(-50)));
+}
+
+async function reuse(url, mode) {
+  const blob = await (await fetch(url)).blob();
+  $('mode').value = mode;
+  showMode();
+  await readAudio(new File([blob], url.split('/').pop(), { type: blob.type }));
+  window.scrollTo(0, 0);
+}
+
 function addHistory(status, body) {
   for (const output of status.outputs) {
+    showResult({ id: status.id, format: body.format, output, total_s: status.timings.total_s || 0 });
+  }
+}
+
+function showResult({ id, format, output, total_s }) {
+  {
     const item = document.createElement('li');
     item.className = 'result';
     const record = output.sidecar;
@@ -139,15 +231,25 @@ function addHistory(status, body) {
     params.textContent = `${record.mode}, ${record.audio_s.toFixed(2)} s, seed ${record.seed}, ` +
       `preset ${record.preset || 'default'}, ${record.decoding.decoding_steps.join('/')} steps` +
       (record.infill ? `, infill ${record.infill[0]}-${record.infill[1]} s` : '') +
-      `, batch of ${record.batch_size}, ${(status.timings.total_s || 0).toFixed(1)} s`;
+      `, batch of ${record.batch_size}, ${total_s.toFixed(1)} s`;
     const player = document.createElement('audio');
     player.controls = true;
     player.src = output.audio;
     const download = document.createElement('a');
     download.href = output.audio;
-    download.download = `magnet-${status.id.slice(0, 8)}-${output.index}.${body.format}`;
+    download.download = `magnet-${id.slice(0, 8)}-${output.index}.${format}`;
     download.textContent = 'download';
-    item.append(title, params, player, download);
+    const uses = [['continuation', 'continue this'], ['infill', 'infill this'], ['loop', 'loop this']].map(
+      ([mode, words]) => {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = words;
+        button.dataset.mode = mode;
+        button.addEventListener('click', () => reuse(output.audio, mode)
+          .catch((error) => { $('error').textContent = `cannot use that result: ${error.message}`; }));
+        return button;
+      });
+    item.append(title, params, player, download, ...uses);
     $('history').prepend(item);
   }
 }
@@ -155,26 +257,48 @@ function addHistory(status, body) {
 async function generate(event) {
   event.preventDefault();
   $('error').textContent = '';
+  const wrong = problem();
+  if (wrong) {
+    $('error').textContent = wrong;
+    return;
+  }
+  rollSeed();
   $('generate').disabled = true;
   $('progress').value = 0;
   const body = request();
   try {
     $('status').textContent = 'queued';
-    const status = await follow(await submit(body), body);
+    const job = await submit(body);
+    state.job = job;
+    $('cancel').hidden = false;
+    const status = await follow(job, body);
     addHistory(status, body);
+    remember(status, body);
     $('status').textContent = 'done';
   } catch (error) {
-    $('error').textContent = error.message;
-    $('status').textContent = 'failed';
+    $('error').textContent = plain(error.message);
+    $('status').textContent = error.message === 'cancelled' ? 'cancelled' : 'failed';
   } finally {
     $('generate').disabled = false;
+    $('cancel').hidden = true;
   }
+}
+
+async function cancel() {
+  if (state.job) await fetch(`/v1/generations/${state.job.id}`, { method: 'DELETE' });
 }
 
 $('mode').addEventListener('change', showMode);
 $('audio').addEventListener('change', (e) => e.target.files[0] && readAudio(e.target.files[0])
   .catch((error) => { $('error').textContent = `cannot read that audio: ${error.message}`; }));
 $('form').addEventListener('submit', generate);
+$('remove-audio').addEventListener('click', removeAudio);
+$('seed').addEventListener('input', () => { $('seed-lock').checked = true; });  // a typed seed is meant
+$('cancel').addEventListener('click', cancel);
+for (const id of ['prompt', 'duration', 'takes', 'temp', 'cfg']) {
+  $(id).addEventListener('input', () => { $('error').textContent = ''; });
+}
+saved().forEach(showResult);
 regionDragging();
 showMode();
 loadInfo();
