@@ -6,11 +6,11 @@ import os
 import jax
 import numpy as np
 import pytest
-from magnet_jax.apps.sample_run import SampleOptions, replay, sample
-from magnet_jax.generation.requests import Prompt
 
 from magnet_jax.audio import files as audio_io
 from magnet_jax.generation import lora, pretrained
+from magnet_jax.generation.prompts import Prompt
+from magnet_jax.generation.sample_files import SampleOptions, replay, sample
 
 
 @pytest.fixture(scope='module')
