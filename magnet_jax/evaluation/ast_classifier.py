@@ -195,14 +195,8 @@ def _key_map(config: AstConfig) -> dict[str, hf_folder.ParamPath]:
   keys = {f'{base}.embeddings.{name}': (name,) for name in ('cls_token', 'distillation_token', 'position_embeddings')}
   keys.update(dense(f'{base}.embeddings.patch_embeddings.projection', 'patch_embeddings'))
   for i in range(config.num_hidden_layers):
-    prefix, layer = f'{base}.encoder.layer.{i}', f'layer_{i}'
-    for torch_name, name in (('query', 'q'), ('key', 'k'), ('value', 'v')):
-      keys.update(dense(f'{prefix}.attention.attention.{torch_name}', layer, 'attn', name))
-    keys.update(dense(f'{prefix}.attention.output.dense', layer, 'attn', 'o'))
-    keys.update(norm(f'{prefix}.layernorm_before', layer, 'attn_norm'))
-    keys.update(dense(f'{prefix}.intermediate.dense', layer, 'ffn', 'wi'))
-    keys.update(dense(f'{prefix}.output.dense', layer, 'ffn', 'wo'))
-    keys.update(norm(f'{prefix}.layernorm_after', layer, 'ffn_norm'))
+    keys.update(hf_folder.encoder_layer_keys(f'{base}.encoder.layer.{i}', f'layer_{i}', 'attention',
+                                             'layernorm_before', 'layernorm_after'))
   keys.update(norm(f'{base}.layernorm', 'final_norm'))
   keys.update(norm('classifier.layernorm', 'head_norm'))
   keys.update(dense('classifier.dense', 'head'))

@@ -93,7 +93,7 @@ def mean_pool(states: jax.Array, mask: jax.Array) -> jax.Array:
 
 def key_map(config: BertConfig) -> dict[str, hf_folder.ParamPath]:
   """PyTorch (transformers) key, without any 'bert.' prefix -> Flax param path."""
-  dense, norm = hf_folder.dense_keys, hf_folder.norm_keys
+  norm = hf_folder.norm_keys
   keys = {
       'embeddings.word_embeddings.weight': ('word_embeddings', 'embedding'),
       'embeddings.token_type_embeddings.weight': ('token_type_embeddings', 'embedding'),
@@ -101,14 +101,8 @@ def key_map(config: BertConfig) -> dict[str, hf_folder.ParamPath]:
       **norm('embeddings.LayerNorm', 'embeddings_norm'),
   }
   for i in range(config.num_hidden_layers):
-    prefix, layer = f'encoder.layer.{i}', f'layer_{i}'
-    for torch_name, name in (('query', 'q'), ('key', 'k'), ('value', 'v')):
-      keys.update(dense(f'{prefix}.attention.self.{torch_name}', layer, 'attn', name))
-    keys.update(dense(f'{prefix}.attention.output.dense', layer, 'attn', 'o'))
-    keys.update(norm(f'{prefix}.attention.output.LayerNorm', layer, 'attn_norm'))
-    keys.update(dense(f'{prefix}.intermediate.dense', layer, 'ffn', 'wi'))
-    keys.update(dense(f'{prefix}.output.dense', layer, 'ffn', 'wo'))
-    keys.update(norm(f'{prefix}.output.LayerNorm', layer, 'ffn_norm'))
+    keys.update(hf_folder.encoder_layer_keys(f'encoder.layer.{i}', f'layer_{i}', 'self', 'attention.output.LayerNorm',
+                                             'output.LayerNorm'))
   return keys
 
 

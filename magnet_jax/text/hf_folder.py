@@ -80,6 +80,22 @@ def norm_keys(key: str, *path: str) -> dict[str, ParamPath]:
   return {f'{key}.weight': (*path, 'scale'), f'{key}.bias': (*path, 'bias')}
 
 
+def encoder_layer_keys(prefix: str, layer: str, attention: str, attn_norm: str, ffn_norm: str
+                       ) -> dict[str, ParamPath]:
+  """The key map of a transformers BERT-style encoder layer `prefix` (BERT, RoBERTa, AST) to the Flax
+  `EncoderLayer` `layer`: query/key/value under `prefix.attention`, the output projection, the intermediate and
+  output dense layers and two LayerNorms, whose keys differ by model (`attn_norm`, `ffn_norm` under `prefix`)."""
+  keys = {}
+  for torch_name, name in (('query', 'q'), ('key', 'k'), ('value', 'v')):
+    keys.update(dense_keys(f'{prefix}.attention.{attention}.{torch_name}', layer, 'attn', name))
+  keys.update(dense_keys(f'{prefix}.attention.output.dense', layer, 'attn', 'o'))
+  keys.update(norm_keys(f'{prefix}.{attn_norm}', layer, 'attn_norm'))
+  keys.update(dense_keys(f'{prefix}.intermediate.dense', layer, 'ffn', 'wi'))
+  keys.update(dense_keys(f'{prefix}.output.dense', layer, 'ffn', 'wo'))
+  keys.update(norm_keys(f'{prefix}.{ffn_norm}', layer, 'ffn_norm'))
+  return keys
+
+
 def convert(state: Mapping[str, np.ndarray], key_map: Mapping[str, ParamPath], expected: Mapping,
             ignore: Callable[[str], bool]) -> dict:
   """Builds a Flax params tree from a PyTorch state dict.
