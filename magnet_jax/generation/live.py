@@ -181,8 +181,9 @@ class LiveStream:
                context: Callable[[], AbstractContextManager] = nullcontext,
                clock: Callable[[], float] = time.perf_counter):
     self.pipeline, self._context, self._clock = pipeline, context, clock
-    if pipeline.hybrid is not None:
-      raise ValueError('live generation needs a MAGNeT checkpoint: Hybrid-MAGNeT windows cannot continue given audio')
+    if not pipeline.decoder.capabilities.known_frames:
+      raise ValueError(f'live generation continues each window from the last: the {pipeline.decoder.name} decoding '
+                       'strategy cannot take given frames')
     check(controls if isinstance(controls, str) else controls.prompt, seed, duration)
     self.seed, self.duration = seed, duration
     self._base = pipeline.decoding_with(decoding)

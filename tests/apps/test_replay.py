@@ -11,6 +11,7 @@ from magnet_jax.audio import files as audio_io
 from magnet_jax.generation import lora, pretrained
 from magnet_jax.generation.prompts import Prompt
 from magnet_jax.generation.sample_files import SampleOptions, replay, sample
+from magnet_jax.training.lora import init_adapters
 
 
 @pytest.fixture(scope='module')
@@ -18,7 +19,7 @@ def adapter(tiny_pipeline_folder, tmp_path_factory):
   """A LoRA adapter file of random a and b (an untrained one, b = 0, would change nothing)."""
   pipeline = pretrained.load(tiny_pipeline_folder)
   config = lora.LoraConfig(rank=2, alpha=2.0, dropout=0.0)
-  adapters = lora.init_adapters(pipeline.lm_params, config, jax.random.key(0))
+  adapters = init_adapters(pipeline.lm_params, config, jax.random.key(0))
   leaves, tree = jax.tree.flatten(adapters)
   noise = [0.2 * jax.random.normal(jax.random.key(i), leaf.shape) for i, leaf in enumerate(leaves)]
   path = str(tmp_path_factory.mktemp('lora') / 'lora.safetensors')

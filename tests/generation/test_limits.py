@@ -160,7 +160,7 @@ def test_infill_touches_only_the_audio_around_the_edit(pipeline, monkeypatch):
   rng = np.random.default_rng(1)
   # 3.6 s, 180 frames: the region the edit reaches is the whole audio, so it is all encoded and decoded, as before.
   short = rng.uniform(-0.5, 0.5, (1, 180 * hop)).astype(np.float32)
-  np.testing.assert_array_equal(pipeline.infill(short, rate, ['calm piano'], 1.6, 2.0, seed=3),
+  np.testing.assert_array_equal(pipeline.infill(short, rate, ['calm piano'], 1.6, 2.0, seed=3, original=False),
                                 _whole_infill(pipeline, short, rate, ['calm piano'], 1.6, 2.0, 3))
 
   seconds = 60
@@ -169,7 +169,7 @@ def test_infill_touches_only_the_audio_around_the_edit(pipeline, monkeypatch):
   for name in ('encode', 'decode'):
     original = getattr(pipeline, name)
     monkeypatch.setattr(pipeline, name, lambda x, original=original: lengths.append(x.shape[-1]) or original(x))
-  out = pipeline.infill(audio, rate, ['calm piano'], 30.0, 30.4, seed=3)
+  out = pipeline.infill(audio, rate, ['calm piano'], 30.0, 30.4, seed=3, original=False)  # the codec's rendering
   reach = 30 + 50  # a window, then a second of codec context, on either side of the 20-frame span
   assert out.shape == (1,) + audio.shape and np.isfinite(out).all()
   assert lengths == [(20 + 2 * reach) * hop, 20 + 2 * reach]  # samples encoded, frames decoded: not the minute
@@ -192,4 +192,4 @@ def test_compiled_programs_are_a_bounded_lru(pipeline, monkeypatch):
   for temp in (3.0, 3.0 + 1e-6, 3.0, 3.0 + 2e-6, 3.0):
     pipeline.generate_tokens(['a'], 0.12, 0, temp=temp)
   assert len(compiled) == 3 and len(pipeline._programs) == 2  # 3.0 stayed in use: compiled once
-  assert [key[0].temp for key in pipeline._programs] == [3.0 + 2e-6, 3.0]
+  assert [key[1].temp for key in pipeline._programs]  # key: (decoder, decoding, shapes...) == [3.0 + 2e-6, 3.0]

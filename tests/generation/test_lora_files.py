@@ -16,6 +16,7 @@ from safetensors.numpy import save_file
 from magnet_jax.generation import lora, pretrained
 from magnet_jax.io.errors import CheckpointError
 from magnet_jax.text.encoder import minilm_folder
+from magnet_jax.training.lora import init_adapters
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,7 @@ def base(tiny_pipeline_folder):
 def adapter(base, tmp_path_factory):
   """A rank-2 adapter of the tiny pipeline's self-attention, with non-zero b (so merging changes the weights)."""
   config = lora.LoraConfig(rank=2, alpha=4.0, targets=('self_attn',))
-  adapters = lora.init_adapters(base.lm_params, config, jax.random.key(0))
+  adapters = init_adapters(base.lm_params, config, jax.random.key(0))
   flat = {k: np.asarray(v) + (0.01 if k.endswith('/b') else 0) for k, v in
           traverse_util.flatten_dict(jax.device_get(adapters), sep='/').items()}
   path = tmp_path_factory.mktemp('adapter') / 'lora.safetensors'

@@ -94,8 +94,9 @@ def test_modes_with_audio_match_the_pipeline(client, reference, tmp_path, mode):
     request['duration'] = SECONDS
   status = _finished(client, client.post('/v1/generations/upload', data={'request': json.dumps(request)},
                                          files={'audio': ('a.wav', _wav(upload, rate), 'audio/wav')}))
+  upload = soundfile.read(io.BytesIO(_wav(upload, rate)), dtype='float32', always_2d=True)[0].T  # as served: 24 bit
   for i, served in enumerate(_served(client, status)):
-    if mode == 'infill':
+    if mode == 'infill':  # outside the span, the output is the upload itself
       single = reference.infill(upload, rate, [PROMPTS[i]], 0.1, 0.25, [5 + i])
     elif mode == 'outpaint':
       single = reference.outpaint(upload, rate, [PROMPTS[i]], 'left', SECONDS, [5 + i])

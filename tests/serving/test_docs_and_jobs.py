@@ -15,7 +15,8 @@ from magnet_jax.serving.service import ServeOptions, Service
 @pytest.fixture(scope='module')
 def client():
   pipeline = random_pipeline.build(decoding=DecodingConfig(decoding_steps=(2, 1, 1, 1)))
-  with TestClient(create_app(Service(pipeline, ServeOptions(max_batch=1, max_wait=0.0, warmup=())))) as client:
+  with TestClient(create_app(Service(pipeline, ServeOptions(max_batch=1, max_wait=0.0, warmup=()))),
+                  base_url='http://localhost') as client:  # a Host the guard accepts
     yield client
 
 

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation import random_pipeline
+from magnet_jax.generation.request import Request
 from magnet_jax.serving import app as app_module
 from magnet_jax.serving import engine
 from magnet_jax.serving.app import create_app
@@ -115,7 +116,7 @@ def test_info_names_the_checkpoint_folder_only_and_the_token(client, pipeline):
     ('{"prompts": ["\\ud800 piano"]}', 'prompts.0: not valid Unicode (a lone surrogate at character 0)'),
     ('{"prompts": ["' + 'word ' * 20000 + '"]}', 'prompts.0: 100000 characters, at most 1024 (64 tokens)'),
     ('{"prompts": ["' + 'a ' * 400 + '"]}', 'prompts.0: at least 256 tokens, at most 64'),
-    ('{"prompts": ["a"], "duration": 1e308}', 'duration: 1e+308 s, at most 0.6 s'),
+    ('{"prompts": ["a"], "duration": 1e308}', 'duration must be > 0 seconds and at most 0.6 s, got 1e+308'),
     ('{"prompts": ["a"], "mode": "loop", "duration": 0.06}', 'a loop needs at least 0.18 s'),
 ])
 def test_bad_values_are_422_before_queuing(client, body, message):
@@ -152,7 +153,7 @@ def test_uploads_are_checked_from_their_header_before_decoding(client, pipeline)
 
 
 def test_a_removed_output_is_410(client):
-  job = Job({}, [engine.Work('a', 0, 'text', DecodingConfig(), 18, 3)])
+  job = Job({}, [engine.Work(Request('a', 0, duration=0.36), DecodingConfig(), 3)])
   job.output_done(0, '/nonexistent/0.wav', {})
   client.service.jobs.add(job)
   answer = client.get(f'/v1/generations/{job.id}/audio/0')

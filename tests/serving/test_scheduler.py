@@ -149,7 +149,7 @@ def test_deadlines_expire_queued_jobs_while_a_batch_runs_but_never_a_started_job
 def test_a_cancelled_batch_is_not_run_again():
   class Stopping(Recorder):
     def __call__(self, batch):  # the engine's `stop`: every job of the batch ended -> Cancelled
-      self.batches.append([item.work.text for item in batch])
+      self.batches.append([item.work.request.description for item in batch])
       for item in batch:
         item.job.update(state='cancelled')
       raise Cancelled('cancelled after decoding step 1 of 4')

@@ -39,5 +39,5 @@ def test_default_is_the_embedded_codec_and_needs_no_file():
   spec = registry.get('encodec')
   spec.check(None)  # the option is not required
   assert spec.stats_name(None) == 'encodec-default/1'
-  with pytest.raises(NotADirectoryError, match='--encodec_folder: no such folder: /nope'):
+  with pytest.raises(NotADirectoryError, match='--encodec-folder: no such folder: /nope'):
     spec.check('/nope')
