@@ -10,6 +10,7 @@ import pathlib
 from benchmarks.latency import spec
 from benchmarks.latency.measure import Timing
 from magnet_jax.io.files import atomic_write
+from magnet_jax.models.flops import mfu_flops_per_step
 
 ROW_KEYS = ('system', 'config', 'params_m', 'duration_s', 'batch', 'cfg', 'compile_s', 'latency_s_median',
             'latency_s_min', 'latency_s_max', 'warm_runs', 'tokens_per_s', 'samples_per_s', 'peak_mem_mb')
@@ -38,7 +39,7 @@ def train_row(name: str, gpu: bool, batch: int, length: int, devices: int, timin
               peak_flops: float, peak_source: str) -> dict:
   """One training-step row (exactly TRAIN_KEYS)."""
   model = spec.model_config(name, gpu)
-  flops = spec.mfu_flops_per_step(model, batch, length, spec.TEXT_TOKENS)
+  flops = mfu_flops_per_step(model, batch, length, spec.TEXT_TOKENS)
   return {
       'config': spec.config_label(name, gpu), 'params_m': round(spec.params_millions(model), 3), 'batch': batch,
       'length': length, 'devices': devices, 'compile_s': round(timing.compile_s, 3),

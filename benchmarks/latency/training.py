@@ -1,6 +1,6 @@
 """The sharded training step (`trainer.make_train_step`) as a benchmark target: steps/s and model FLOPs utilisation.
 
-MFU = analytic model FLOPs per step (`spec.mfu_flops_per_step`: forward + backward, one level head, restricted
+MFU = analytic model FLOPs per step (`models.flops.mfu_flops_per_step`: forward + backward, one level head, restricted
 attention counted as 11 keys) / median step time / the device's peak FLOP/s (`measure.peak_flops`: the vendor's
 bf16 dense figure on known GPUs, else a matmul measured in the same worker right after the steps).
 """

@@ -151,7 +151,7 @@ def create_app(service: Service) -> FastAPI:
     """The latest jobs' statuses (as GET /v1/generations/{id}), newest first: a client's history."""
     if not 1 <= limit <= 1000:
       raise ServiceError(422, f'limit must be 1-1000, got {limit}')
-    return [job.status() for job in reversed(list(service.jobs.values())[-limit:])]
+    return [job.status() for job in service.jobs.latest(limit)]
 
   @app.get('/v1/health')
   async def health() -> dict:

@@ -130,3 +130,8 @@ class JobTable:
   def __len__(self) -> int:
     with self._lock:
       return len(self._jobs)
+
+  def latest(self, count: int) -> list[Job]:
+    """The `count` most recently added jobs, newest first."""
+    with self._lock:
+      return list(self._jobs.values())[::-1][:count]
