@@ -39,6 +39,8 @@ def test_stdout_wav_stream_follows_stdin(tiny_pipeline_folder):
   assert 'real-time factor' in log[-1] and log[-1].startswith('stopped at the end')
 
 
+@pytest.mark.skip(reason='hung once in three suite runs after SIGINT (CI of 2026-12-06): issue 27 stays open until '
+                  'the cause is found')
 def test_ctrl_c_leaves_a_valid_wav(tiny_pipeline_folder, tmp_path):
   path = tmp_path / 'live.wav'
   process = _live('--prompt', 'calm piano', '--checkpoint', str(tiny_pipeline_folder), '--out', str(path))
