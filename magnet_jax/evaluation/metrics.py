@@ -311,6 +311,14 @@ def kad_of_counts(embeddings: np.ndarray, owner: np.ndarray, reference: np.ndarr
   return statistic
 
 
+def fad_inf_of_counts(embeddings: np.ndarray, owner: np.ndarray, reference: EmbeddingStats, seed: int = 0):
+  """`fad_inf` (its default subsets, `seed`) of a draw: the drawn clips' rows stacked, each clip as often as it is
+  drawn; counts of ones give `fad_inf` of the set itself. Each draw fits 25 subsets, so a draw costs 25 FADs."""
+  x = check_embeddings(embeddings, 'FAD-inf generated set', minimum=4)
+  rows = np.arange(len(x))
+  return lambda counts: fad_inf(x[np.repeat(rows, counts[owner])], reference, seed=seed).value
+
+
 def mean_of_counts(values: np.ndarray):
   """The mean of per-clip values [N] (paired KL, CLAP cosines) over a draw; NaN marks a clip without a value (a
   generated clip without a reference, a clip without text), left out (a draw of none of the others gives NaN)."""

@@ -312,19 +312,23 @@ def tag_kl(generated: Embedded, reference: Embedded) -> tuple[float, str]:
   return value, per_clip_kl(generated, reference)[1]
 
 
-def clip_statistic(metric: str, generated: Embedded, reference: 'Embedded | EmbeddingStats') -> bootstrap.Statistic:
+def clip_statistic(metric: str, generated: Embedded, reference: 'Embedded | EmbeddingStats',
+                   seed: int = 0) -> bootstrap.Statistic:
   """`metric` of the generated set as a function of how often each of its clips is drawn (`bootstrap`); counts of
-  ones give the metric of the set itself.
+  ones give the metric of the set itself. `seed`: FAD-inf's subset draws (`report`'s seed).
 
   Raises:
     ValueError: a metric its measurements cannot give (no embeddings, no label distributions, no CLAP similarities),
       KAD or KL against cached statistics.
   """
-  if metric in ('fad', 'kad') and (generated.embeddings is None or generated.owner is None):
+  if metric in ('fad', 'kad', 'fad_inf') and (generated.embeddings is None or generated.owner is None):
     raise ValueError(f'metric {metric} needs the generated set embedded clip by clip')
   if metric == 'fad':
     ref_stats = reference if isinstance(reference, EmbeddingStats) else reference.stats()
     return metrics_module.fad_of_counts(generated.embeddings, generated.owner, ref_stats)
+  if metric == 'fad_inf':
+    ref_stats = reference if isinstance(reference, EmbeddingStats) else reference.stats()
+    return metrics_module.fad_inf_of_counts(generated.embeddings, generated.owner, ref_stats, seed)
   if metric in ('kad', 'kl') and not isinstance(reference, Embedded):
     raise ValueError(f'metric {metric} needs a reference folder: cached statistics hold only FAD\'s Gaussian')
   if metric == 'kad':
@@ -342,11 +346,20 @@ def clip_statistic(metric: str, generated: Embedded, reference: 'Embedded | Embe
   raise ValueError(f'no per-clip statistic for metric {metric!r}')
 
 
+# A FAD-inf draw fits 25 subsets (25 FADs): its intervals take at most this many draws (their `draws` says how many).
+FAD_INF_DRAWS = 200
+
+
+def metric_draws(metric: str, draws: int) -> int:
+  return min(draws, FAD_INF_DRAWS) if metric == 'fad_inf' else draws
+
+
 def intervals(generated: Embedded, reference, names: Sequence[str], draws: int = bootstrap.DRAWS, seed: int = 0,
               level: float = bootstrap.LEVEL) -> dict[str, bootstrap.Interval]:
   """{metric: its bootstrap interval} over resamplings of the generated clips (the reference held fixed)."""
   n = len(generated.names)
-  return {m: bootstrap.interval(clip_statistic(m, generated, reference), n, draws, seed, level) for m in names}
+  return {m: bootstrap.interval(clip_statistic(m, generated, reference, seed), n, metric_draws(m, draws), seed, level)
+          for m in names}
 
 
 def compare(a: Embedded, b: Embedded, reference, names: Sequence[str], draws: int = bootstrap.DRAWS, seed: int = 0,
@@ -361,8 +374,8 @@ def compare(a: Embedded, b: Embedded, reference, names: Sequence[str], draws: in
     raise ValueError(f'a paired comparison needs the same clips in the same order (the same prompts and seeds), got '
                      f'{len(a.names)} and {len(b.names)} clips named differently')
   n = len(a.names)
-  return {m: bootstrap.compare(clip_statistic(m, a, reference), clip_statistic(m, b, reference), n, draws, seed,
-                               level) for m in names}
+  return {m: bootstrap.compare(clip_statistic(m, a, reference, seed), clip_statistic(m, b, reference, seed), n,
+                               metric_draws(m, draws), seed, level) for m in names}
 
 
 def report(generated: Embedded, reference: Embedded | EmbeddingStats | None, metrics: Sequence[str],
@@ -420,14 +433,13 @@ def report(generated: Embedded, reference: Embedded | EmbeddingStats | None, met
               'scorer': generated.clap and generated.clap['model']}
   out['models'] = {m: model_of[registry.METRIC_ROLES[m]] for m in out['metrics']}
   if draws:
-    resampled = [m for m in out['metrics'] if m != 'fad_inf']  # FAD-inf's own fit says how well it is determined
-    out['intervals'] = {m: i.as_dict() for m, i in intervals(generated, reference, resampled, draws, seed,
+    out['intervals'] = {m: i.as_dict() for m, i in intervals(generated, reference, list(out['metrics']), draws, seed,
                                                               level).items()}
   return out
 
 
 def cell(result: dict, metric: str) -> str:
-  """A metric's Markdown cell: 'value [low, high]' with an interval, 'value (R^2 r)' for FAD-inf."""
+  """A metric's Markdown cell: 'value [low, high]' with an interval, 'value (R^2 r)' for FAD-inf without one."""
   value = result['metrics'][metric]
   found = result.get('intervals', {}).get(metric)
   if found:
@@ -446,8 +458,10 @@ def markdown_table(result: dict) -> str:
   lines = [one_row_table(cells)]
   if 'intervals' in result:
     first = next(iter(result['intervals'].values()))
+    fewer = {m: i['draws'] for m, i in result['intervals'].items() if i['draws'] != first['draws']}
+    also = ''.join(f', {m} {draws}' for m, draws in fewer.items())
     lines.append(f'\n[low, high]: {first["level"]:.0%} bootstrap intervals, {first["draws"]} draws of the generated '
-                 f'clips (seed {first["seed"]}; magnet_jax/evaluation/bootstrap.py).')
+                 f'clips{also} (seed {first["seed"]}; magnet_jax/evaluation/bootstrap.py).')
   if result.get('fad_worst_clips'):
     worst = ', '.join(f'{c["clip"]} ({c["fad"]:.4g})' for c in result['fad_worst_clips'])
     lines.append(f'\nLargest per-clip FAD: {worst}.')

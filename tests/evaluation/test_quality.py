@@ -24,7 +24,7 @@ def _embedded(seed: int, clips: int = 12, shift: float = 0.0, names=None) -> qua
 def test_report_has_every_metric_with_its_interval():
   generated, reference = _embedded(0, shift=0.4), _embedded(1, clips=30)
   result = quality.report(generated, reference, METRICS, draws=200, seed=1)
-  assert list(result['metrics']) == list(METRICS) and set(result['intervals']) == set(METRICS) - {'fad_inf'}
+  assert list(result['metrics']) == list(METRICS) and list(result['intervals']) == list(METRICS)
   assert result['metrics']['fad'] == pytest.approx(fad(generated.stats(), reference.stats()), abs=1e-4)
   assert result['metrics']['kad'] == pytest.approx(
       kernel_audio_distance(generated.embeddings, reference.embeddings), abs=1e-4)
@@ -39,6 +39,9 @@ def test_report_has_every_metric_with_its_interval():
   assert f"{result['metrics']['fad']:.4g} [" in table and '95% bootstrap intervals, 200 draws' in table
   assert 'Largest per-clip FAD: ' + worst[0]['clip'] in table
   assert quality.report(generated, reference, METRICS, draws=200, seed=1) == result  # seeded
+  more = quality.report(generated, reference, ('fad', 'fad_inf'), draws=quality.FAD_INF_DRAWS + 50, seed=1)
+  assert more['intervals']['fad_inf']['draws'] == quality.FAD_INF_DRAWS  # each of its draws fits 25 subsets
+  assert f"draws of the generated clips, fad_inf {quality.FAD_INF_DRAWS} (" in quality.markdown_table(more)
 
 
 def test_cached_statistics_give_fad_and_fad_inf_only():
