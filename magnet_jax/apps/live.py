@@ -6,7 +6,8 @@
 
 It writes a WAV stream (16-bit PCM; to stdout with `--out -`), each chunk as soon as it exists. Lines typed on
 stdin change the prompt: `TEXT` from the next window, `SECONDS:TEXT` from that second of the stream. Time to first
-audio, the real-time factor and underruns are printed at the end (to stderr with `--out -`). See docs/live.md.
+audio, the real-time factor and underruns are printed at the end (to stderr with `--out -`). Ctrl-C or `kill` (SIGTERM)
+ends it after the window in progress, the WAV whole. See docs/live.md.
 """
 import os
 import sys
@@ -58,8 +59,6 @@ def _main() -> None:
                            seed=_SEED.value, duration=_DURATION.value, window=_WINDOW.value,
                            overlap=_OVERLAP.value)
   live.follow(stream, sys.stdin, lambda message: log(f'magnet-jax live: {message}'))
-  tmp = None if out == '-' else files.temporary_beside(out)
-  target = sys.stdout.buffer if tmp is None else open(tmp, 'wb')  # noqa: SIM115 (closed below, then published)
 
   def told(chunk: live.Chunk) -> None:
     if chunk.index == 0:
@@ -67,21 +66,23 @@ def _main() -> None:
     log(f'{chunk.start:8.2f} s  window {chunk.index}: {chunk.controls.text} ({chunk.compute:.2f} s)')
 
   ending = 'the end'
-  try:
-    live.write_wav(stream, target, _AHEAD.value, told)
-  except KeyboardInterrupt:
-    ending = 'Ctrl-C'
-  except BrokenPipeError:
-    ending = 'the player closed the stream'
-    sys.stdout = open(os.devnull, 'w')  # noqa: SIM115 (the broken pipe must not be flushed again at exit)
-  except BaseException:
+  with live.Interrupt() as interrupt:  # Ctrl-C / kill: the stream stops after its window in progress
+    tmp = None if out == '-' else files.temporary_beside(out)
+    target = sys.stdout.buffer if tmp is None else open(tmp, 'wb')  # noqa: SIM115 (closed below, then published)
+    try:
+      live.write_wav(stream, target, _AHEAD.value, told, stop=interrupt.requested)
+    except BrokenPipeError:
+      ending = 'the player closed the stream'
+      sys.stdout = open(os.devnull, 'w')  # noqa: SIM115 (the broken pipe must not be flushed again at exit)
+    except BaseException:
+      if tmp is not None:
+        target.close()
+        files.discard(tmp)
+      raise
     if tmp is not None:
       target.close()
-      files.discard(tmp)
-    raise
-  if tmp is not None:
-    target.close()
-    files.publish(tmp, out)
+      files.publish(tmp, out)
+  ending = {None: ending, 'SIGINT': 'Ctrl-C'}.get(interrupt.received, interrupt.received)
   log(f'stopped at {ending}: {stream.timing.line()}' + (f'; wrote {out}' if tmp else ''))
 
 

@@ -3,6 +3,9 @@ window, reproducible under a seed with timed changes, a change lands on the next
 metadata, look-ahead is bounded, one compiled program serves a stream whatever its texts, and bad input is one
 line."""
 import io
+import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -138,3 +141,26 @@ def test_wav_stream_is_a_valid_wav_seekable_or_not(pipeline):
   data = pipe.getvalue()
   assert data[:wav_stream.HEADER_BYTES] == wav_stream.header(rate, 1)  # the stream's header: sizes unknown
   assert data[wav_stream.HEADER_BYTES:] == seekable.getvalue()[wav_stream.HEADER_BYTES:]
+
+
+def test_a_signal_stops_an_endless_wav_whole_and_its_producer(pipeline):
+  """SIGTERM (as SIGINT) inside `Interrupt` only sets a flag: `write_wav` of an endless stream returns within a
+  window or so, the WAV's header states what was written, the producer thread is gone and the handlers are back."""
+  before = {number: signal.getsignal(number) for number in live.Interrupt.SIGNALS}
+  stream, out = live.LiveStream(pipeline, 'calm piano', seed=0), io.BytesIO()
+
+  def told(chunk):
+    if chunk.index == 2:
+      os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread: its handler runs here
+
+  with live.Interrupt() as interrupt:
+    live.write_wav(stream, out, ahead=2, on_chunk=told, stop=interrupt.requested)
+  assert interrupt.received == 'SIGTERM'
+  assert {number: signal.getsignal(number) for number in live.Interrupt.SIGNALS} == before
+  assert 'live-stream' not in [thread.name for thread in threading.enumerate()]
+  data = out.getvalue()
+  assert data[:wav_stream.HEADER_BYTES] == wav_stream.header(pipeline.sample_rate, 1, len(data) - 44)
+  written = (len(data) - wav_stream.HEADER_BYTES) // 2
+  # Chunks 0-2 were written; what was queued when the flag was seen (at most `ahead`) may follow, no more.
+  sizes = np.cumsum([chunk.audio.shape[-1] for chunk in live.LiveStream(pipeline, 'calm piano', duration=3.0)])
+  assert written in sizes[2:5]
