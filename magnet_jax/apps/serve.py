@@ -48,6 +48,12 @@ _MAX_CONNECTIONS = flags.DEFINE_integer('max-connections', DEFAULTS.max_connecti
 _HEADER_TIMEOUT = flags.DEFINE_float('header-timeout', DEFAULTS.header_timeout, 'Seconds a new connection has to '
                                      'send its request headers.')
 _KEEP_ALIVE = flags.DEFINE_float('keep-alive', DEFAULTS.keep_alive, 'Seconds an idle connection stays open.')
+_LIVE_STREAMS = flags.DEFINE_integer('live-streams', DEFAULTS.live_streams, 'Live listeners at once (/live); more '
+                                     'are refused (0: no live music).')
+_LIVE_AHEAD = flags.DEFINE_integer('live-ahead', DEFAULTS.live_ahead, 'Live chunks sent beyond the one a listener '
+                                   'plays (the latency of a prompt change grows with it).')
+_LIVE_ACK_TIMEOUT = flags.DEFINE_float('live-ack-timeout', DEFAULTS.live_ack_timeout, 'Seconds a live listener may '
+                                       'go without acknowledging a chunk while one is due (longer than a chunk).')
 _DTYPE = flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16', 'float16'], 'LM compute dtype (default: bfloat16 '
                            'on GPU/TPU, float32 on CPU).')
 
@@ -72,7 +78,8 @@ def options_from_flags() -> ServeOptions:
       sharding=_SHARDING.value, model_parallel=_MODEL_PARALLEL.value, drain=_DRAIN.value, dtype=_DTYPE.value,
       token=_TOKEN.value if _TOKEN.value is not None else os.environ.get(TOKEN_ENV),
       allow_hosts=tuple(_ALLOW_HOST.value), allow_origins=tuple(_ALLOW_ORIGIN.value),
-      max_connections=_MAX_CONNECTIONS.value, header_timeout=_HEADER_TIMEOUT.value, keep_alive=_KEEP_ALIVE.value)
+      max_connections=_MAX_CONNECTIONS.value, header_timeout=_HEADER_TIMEOUT.value, keep_alive=_KEEP_ALIVE.value,
+      live_streams=_LIVE_STREAMS.value, live_ahead=_LIVE_AHEAD.value, live_ack_timeout=_LIVE_ACK_TIMEOUT.value)
 
 
 def _main() -> None:

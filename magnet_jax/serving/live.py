@@ -14,12 +14,11 @@ Protocol (JSON text messages, binary chunks):
   client -> {"type": "played", "index": i}       the page started playing chunk i
   client -> {"type": "controls", "prompt": ...}  any of prompt / negative / bpm / preset, from the next window
   server -> {"type": "controls", "applies_from": i, ...the change}  or {"type": "error", "error": "..."}
-Closes: 1013 past the stream limit, 1008 a bad start or a client that acknowledges nothing for `ack_timeout`
-seconds (a client that never reads), 1011 a failed window; each with a one-line reason.
+Closes: 1013 past the stream limit, 1008 a server without live music, a bad start or a client that acknowledges
+nothing for `live_ack_timeout` seconds (a client that never reads), 1011 a failed window; each with a one-line reason.
 """
 import asyncio
 import contextlib
-import dataclasses
 import json
 import struct
 import threading
@@ -37,13 +36,6 @@ from magnet_jax.serving.service import Service
 
 CLOSE_BUSY, CLOSE_POLICY, CLOSE_ERROR = 1013, 1008, 1011
 START_TIMEOUT_S = 30.0  # seconds a new connection has to send its start message
-
-
-@dataclasses.dataclass
-class LiveOptions:
-  max_streams: int = 2      # listeners at once; more are refused (1013)
-  ahead: int = 2            # chunks sent beyond the one playing
-  ack_timeout: float = 30.0  # seconds without a "played" message, while one is due, before the stream is closed
 
 
 class Controls(pydantic.BaseModel):
@@ -65,10 +57,11 @@ class Start(Controls):
 
 class Hub:
   """The live streams of a server: their count (bounded), one lock so that their windows run one at a time, and
-  the windows generated (for metrics and tests)."""
+  the windows generated (for metrics and tests). Its limits are the service's options (`live_streams`,
+  `live_ahead`, `live_ack_timeout`: `magnet-jax serve --live-streams ...`)."""
 
-  def __init__(self, service: Service, options: LiveOptions):
-    self.service, self.options = service, options
+  def __init__(self, service: Service):
+    self.service, self.options = service, service.options
     self.streams, self.windows = 0, 0
     self._device = threading.Lock()
     self._seeds = np.random.default_rng()
@@ -110,8 +103,10 @@ async def _close(socket: WebSocket, code: int, reason: str) -> None:
 async def _stream(socket: WebSocket, hub: Hub) -> None:
   """One listener, counted from its connection (a slot is taken before its start message arrives)."""
   await socket.accept()
-  if hub.streams >= hub.options.max_streams:
-    return await _close(socket, CLOSE_BUSY, f'live: {hub.options.max_streams} stream(s) already playing (the '
+  if not hub.options.live_streams:
+    return await _close(socket, CLOSE_POLICY, 'live: live music is off on this server (--live-streams 0)')
+  if hub.streams >= hub.options.live_streams:
+    return await _close(socket, CLOSE_BUSY, f'live: {hub.options.live_streams} stream(s) already playing (the '
                         f'limit); try again later')
   hub.streams += 1
   try:
@@ -160,16 +155,16 @@ async def _play(socket: WebSocket, hub: Hub) -> None:
   receiver = asyncio.create_task(receive())
   try:
     await send({'type': 'started', 'sample_rate': sample_rate, 'channels': hub.service.pipeline.codec_config.channels,
-                'seed': stream.seed, 'ahead': options.ahead,
+                'seed': stream.seed, 'ahead': options.live_ahead,
                 'window_seconds': hub.service.window_seconds})
     sent = 0
     while not receiver.done() and not stream.finished:
-      if sent > played + options.ahead:
+      if sent > played + options.live_ahead:
         news.clear()
         try:
-          await asyncio.wait_for(news.wait(), options.ack_timeout)
+          await asyncio.wait_for(news.wait(), options.live_ack_timeout)
         except TimeoutError:
-          return await _close(socket, CLOSE_POLICY, f'live: no "played" message for {options.ack_timeout:g} s; '
+          return await _close(socket, CLOSE_POLICY, f'live: no "played" message for {options.live_ack_timeout:g} s; '
                               f'closing (a client must read and acknowledge the chunks)')
         continue
       try:
@@ -189,9 +184,9 @@ async def _play(socket: WebSocket, hub: Hub) -> None:
     receiver.cancel()
 
 
-def mount(app: FastAPI, service: Service, options: LiveOptions | None = None) -> Hub:
+def mount(app: FastAPI, service: Service) -> Hub:
   """Adds `/v1/live` (the WebSocket) and `/live` (the page) to `app`; the hub is `app.state.live`."""
-  hub = app.state.live = Hub(service, options or LiveOptions())
+  hub = app.state.live = Hub(service)
 
   @app.websocket('/v1/live')
   async def live_stream(socket: WebSocket):

@@ -20,7 +20,7 @@ from magnet_jax.audio import convert
 from magnet_jax.audio import files as audio_io
 from magnet_jax.decoding import presets
 from magnet_jax.evaluation import prompt_following  # noqa: F401 (registers the best-of scorers)
-from magnet_jax.generation import best_of, records
+from magnet_jax.generation import best_of, live, records
 from magnet_jax.generation import request as request_lib
 from magnet_jax.generation.pipeline import MagnetPipeline, batch_bucket
 from magnet_jax.generation.prompts import MAX_SEED
@@ -64,6 +64,9 @@ class ServeOptions:
   max_connections: int = 256      # open connections and tasks; more get 503 (uvicorn's limit_concurrency).
   header_timeout: float = 10.0    # seconds a new connection has to send its request headers.
   keep_alive: float = 5.0         # seconds an idle keep-alive connection stays open.
+  live_streams: int = 2           # live listeners at once (serving.live); more are refused (0: no live music).
+  live_ahead: int = 2             # live chunks sent beyond the one a listener plays.
+  live_ack_timeout: float = 30.0  # seconds a live listener may go without acknowledging a chunk, while one is due.
 
   def __post_init__(self):
     """Every limit is checked here, before anything loads (one ValueError naming the flag)."""
@@ -89,6 +92,9 @@ class ServeOptions:
     bounded('max-connections', self.max_connections, 1, 1_000_000, integer=True)
     bounded('header-timeout', self.header_timeout, 0.01, 3600)
     bounded('keep-alive', self.keep_alive, 0.01, 3600)
+    bounded('live-streams', self.live_streams, 0, 1024, integer=True)
+    bounded('live-ahead', self.live_ahead, 1, live.MAX_AHEAD, integer=True)
+    bounded('live-ack-timeout', self.live_ack_timeout, 1, 3600)
     if self.token is not None and not self.token.strip():
       raise ValueError('--token must not be empty')
 
@@ -137,6 +143,8 @@ class Service:
             'max_prompt_tokens': self.options.max_prompt_tokens, 'max_upload_mb': self.options.max_upload_mb,
             'max_batch': self.options.max_batch, 'presets': sorted(presets.PRESETS), 'modes': list(request_lib.MODES),
             'max_best_of': best_of.MAX_CANDIDATES,
+            'live': {'max_streams': self.options.live_streams, 'ahead': self.options.live_ahead,
+                     'ack_timeout': self.options.live_ack_timeout},
             'formats': sorted(audio_io.FORMATS), 'model': {'dim': lm.dim, 'layers': lm.num_layers, 'levels': lm.n_q},
             'devices': {'count': self.devices.mesh.size, 'mesh': dict(self.devices.mesh.shape),
                         'kind': self.versions['device'], 'sharding': self.options.sharding}}

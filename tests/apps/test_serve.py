@@ -31,7 +31,8 @@ def test_console_script_dispatch_and_flag_errors():
   # Limits are checked before the model loads (a checkpoint that does not exist is never opened).
   for flag, value, message in [('--port', '99999', '--port must be an integer in [1, 65535], got 99999'),
                                ('--max-duration', '-5', '--max-duration must be a number in [0.01, 86400], got -5.0'),
-                               ('--max-prompt-tokens', '0', '--max-prompt-tokens must be an integer in [1, 4096]')]:
+                               ('--max-prompt-tokens', '0', '--max-prompt-tokens must be an integer in [1, 4096]'),
+                               ('--live-ahead', '17', '--live-ahead must be an integer in [1, 16], got 17')]:
     bad = _command('serve', '--checkpoint', '/nonexistent', flag, value)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith(
         f'magnet-jax serve: error: {message}'), bad.stderr[-2000:]

@@ -1,8 +1,10 @@
 """The live WebSocket (`serving/live.py`) in process: chunks arrive with their metadata and a prompt change shows in
 the next window's, a listener that leaves stops its stream's generation, streams are bounded (a refusal with a
 reason), a client that never acknowledges is closed with a reason, a bad start is one line, and the server keeps
-serving the others."""
+serving the others; the limits are `magnet-jax serve`'s options (`--live-*`)."""
+import dataclasses
 import json
+import re
 import struct
 import time
 
@@ -27,11 +29,13 @@ def served():
 
 
 @pytest.fixture
-def hub(served, monkeypatch):
-  hub = served[1]
-  for name, value in (('max_streams', 2), ('ahead', 2), ('ack_timeout', 30.0)):
-    monkeypatch.setattr(hub.options, name, value)
-  return hub
+def hub(served):
+  return served[1]
+
+
+def _limits(hub, monkeypatch, **fields) -> None:
+  """Sets the live limits (`ServeOptions.live_*`, `magnet-jax serve --live-*`) for one test."""
+  monkeypatch.setattr(hub, 'options', dataclasses.replace(hub.options, **fields))
 
 
 def _start(socket, **fields) -> dict:
@@ -89,8 +93,7 @@ def test_a_listener_that_leaves_stops_its_stream(served, hub):
 
 def test_streams_are_bounded_and_a_silent_client_is_closed(served, hub, monkeypatch):
   client = served[0]
-  monkeypatch.setattr(hub.options, 'max_streams', 1)
-  monkeypatch.setattr(hub.options, 'ack_timeout', 1.0)
+  _limits(hub, monkeypatch, live_streams=1, live_ack_timeout=1.0)
   with client.websocket_connect(LIVE) as silent:
     _start(silent)
     _wait(lambda: hub.streams == 1)
@@ -113,6 +116,32 @@ def test_streams_are_bounded_and_a_silent_client_is_closed(served, hub, monkeypa
     assert _start(socket)['type'] == 'started'
     assert _chunk(socket)[0]['index'] == 0
   assert client.get('/v1/health').json()['status'] == 'ok'
+
+
+def test_the_limits_are_the_serve_options_and_shown_in_info(served, hub, monkeypatch):
+  client = served[0]
+  assert client.get('/v1/info').json()['live'] == {'max_streams': 2, 'ahead': 2, 'ack_timeout': 30.0}
+  _limits(hub, monkeypatch, live_ahead=3)
+  with client.websocket_connect(LIVE) as socket:
+    assert _start(socket)['ahead'] == 3
+    assert [_chunk(socket)[0]['index'] for _ in range(3)] == [0, 1, 2]  # three before any is acknowledged
+  _wait(lambda: hub.streams == 0)
+  _limits(hub, monkeypatch, live_streams=0)
+  with client.websocket_connect(LIVE) as off:
+    assert off.receive_json()['error'] == 'live: live music is off on this server (--live-streams 0)'
+    with pytest.raises(WebSocketDisconnect) as closed:
+      off.receive_text()
+    assert closed.value.code == 1008
+
+
+def test_bad_limits_are_one_line_before_anything_loads():
+  for fields, message in [({'live_streams': -1}, '--live-streams must be an integer in [0, 1024], got -1'),
+                          ({'live_streams': 2.5}, '--live-streams must be an integer in [0, 1024], got 2.5'),
+                          ({'live_ahead': 0}, '--live-ahead must be an integer in [1, 16], got 0'),
+                          ({'live_ack_timeout': 0.5}, '--live-ack-timeout must be a number in [1, 3600], got 0.5'),
+                          ({'live_ack_timeout': float('nan')}, '--live-ack-timeout must be a number in [1, 3600]')]:
+    with pytest.raises(ValueError, match=re.escape(message)):
+      ServeOptions(**fields)
 
 
 def test_a_page_of_another_site_cannot_open_a_stream(served):
