@@ -12,6 +12,15 @@ ready after their play time when playback starts with the first chunk; `generati
 Command: `magnet-jax live --prompt "fast drum groove" --duration 30 --out -` in a new process with
 "15:ambient pad drone" on stdin: when the first audio bytes arrive after the model is loaded and compiled, its own
 timing line, and the onset rate and spectral centroid (`audio.stats`) of every chunk, before and after the change.
+
+  python benchmarks/live.py --predict [--aot benchmarks/results/aot-tpu.json] [--json .../live-predicted.json]
+
+Prediction (no model, no run): the released sizes' live floors from the ahead-of-time plan's batch-1 window
+programs (`benchmarks/aot_plan.py`): a window's latency floor is max(FLOPs / peak, bytes / HBM bandwidth) of the
+compiled window on a chip (the LM's decoding; the codec's decode and the text encoder are not in it); the first
+audio comes one window after compilation, and each later window adds a chunk
+of W - O seconds, so the real-time factor's ceiling is chunk / floor. Chips the plan did not compile for take the
+same program's FLOPs and bytes (the analytic counts do not depend on the chip) over their own peaks (`source`).
 """
 import argparse
 import json
@@ -29,6 +38,8 @@ from magnet_jax.io.files import atomic_write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUSY, CALM, CHANGE_AT = 'fast drum groove', 'ambient pad drone', 15.0
+DEFAULT_JSON = os.path.join(ROOT, 'benchmarks/results/live-cpu-2core.json')
+FRAME_RATE = 50  # frames per second of the released models' codec (32 kHz, hop 640)
 
 
 def grid(pipeline, windows: list[float], overlaps: list[float], preset_names: list[str], seconds: float) -> list[dict]:
@@ -104,15 +115,59 @@ def command(checkpoint: str | None, rate: int) -> dict:
           'chunks': per_chunk}
 
 
+def predict(aot: dict, overlaps: tuple[float, ...] = (0.5, 0.25)) -> list[dict]:
+  """Live floors of every batch-1 window program of the plan on every chip of its table (module docstring)."""
+  rows = []
+  decoded = [r for r in aot['rows'] if r['program'] == 'decode' and r['batch'] == 1 and r['fits']]
+  planned = {(r['model'], r['chip']): r for r in decoded}
+  for model in sorted({r['model'] for r in decoded}):
+    program = next(r for r in decoded if r['model'] == model)  # its FLOPs and bytes, for the chips not planned
+    window_s = program['frames'] / FRAME_RATE
+    for chip in aot['chips']:
+      own = planned.get((model, chip['name']))
+      floor = own['step_s'] if own else max(program['hardware_flops'] / chip['peak_flops'],
+                                             program['bytes_floor'] / chip['hbm_bandwidth'])
+      for fraction in overlaps:
+        chunk = window_s * (1 - fraction)
+        rows.append({'model': model, 'chip': chip['name'], 'window_s': round(window_s, 2),
+                     'overlap_s': round(window_s * fraction, 2), 'chunk_s': round(chunk, 2),
+                     'first_audio_floor_s': round(floor, 5), 'realtime_factor_ceiling': round(chunk / floor, 1),
+                     'break_even_efficiency': round(floor / chunk, 4),
+                     'source': 'planned' if own else f'scaled from {program["chip"]}'})
+  return rows
+
+
+def print_prediction(rows: list[dict]) -> None:
+  print('| model | chip | window s | overlap s | chunk s | first audio floor s | real-time factor ceiling | '
+        'keeps up above | source |')
+  print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+  for r in rows:
+    print(f'| {r["model"]} | {r["chip"]} | {r["window_s"]:g} | {r["overlap_s"]:g} | {r["chunk_s"]:g} | '
+          f'{r["first_audio_floor_s"]:.3f} | {r["realtime_factor_ceiling"]:g} | '
+          f'{100 * r["break_even_efficiency"]:.1f}% | {r["source"]} |')
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--predict', action='store_true', help='the released sizes\' live floors from --aot; no run')
+  parser.add_argument('--aot', default=os.path.join(ROOT, 'benchmarks/results/aot-tpu.json'))
   parser.add_argument('--seconds', type=float, default=30.0)
   parser.add_argument('--windows', default='2.5,5')  # 5: the model's window, 4.98 s
   parser.add_argument('--overlaps', default='0.25,0.5')
   parser.add_argument('--presets', default='fast', help='presets measured at the model\'s window, half overlap')
   parser.add_argument('--checkpoint', default=None)
-  parser.add_argument('--json', default=os.path.join(ROOT, 'benchmarks/results/live-cpu-2core.json'))
+  parser.add_argument('--json', default=DEFAULT_JSON)
   args = parser.parse_args()
+  if args.predict:
+    with open(args.aot) as f:
+      rows = predict(json.load(f))
+    print_prediction(rows)
+    out = args.json if args.json != DEFAULT_JSON else os.path.join(ROOT, 'benchmarks/results/live-predicted.json')
+    results = {'aot': os.path.relpath(args.aot, ROOT), 'note': 'roofline floors of one window, not measurements',
+               'rows': rows}
+    atomic_write(out, lambda tmp: open(tmp, 'w').write(json.dumps(results, indent=1) + '\n'))
+    print(f'wrote {out}')
+    return
   conditions = {'cpus': os.cpu_count(), 'load_start': [round(x, 2) for x in os.getloadavg()]}
   pipeline = pretrained.load(args.checkpoint)
   rows = grid(pipeline, [float(w) for w in args.windows.split(',')], [float(o) for o in args.overlaps.split(',')],
