@@ -87,6 +87,14 @@ def screenshot_on_failure(browser, tmp_path, request):
   return guard
 
 
+def _open(browser, url, prompt, duration):
+  """The page, loaded, with a prompt and a duration typed in."""
+  browser.get(url)
+  WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+  browser.find_element(By.ID, 'prompt').send_keys(prompt)
+  browser.find_element(By.ID, 'duration').send_keys(duration)
+
+
 def _results(browser, count):
   WebDriverWait(browser, 600).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#history li.result audio'))
                                     >= count or d.find_element(By.ID, 'error').text)
@@ -103,10 +111,7 @@ def _decodes(browser, player) -> dict:
 def test_generate_from_the_page(server, browser, screenshot_on_failure):
   url = server[0]
   with screenshot_on_failure():
-    browser.get(url)
-    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
-    browser.find_element(By.ID, 'prompt').send_keys('calm piano')
-    browser.find_element(By.ID, 'duration').send_keys('0.36')
+    _open(browser, url, 'calm piano', '0.36')
     browser.find_element(By.ID, 'seed').clear()
     browser.find_element(By.ID, 'seed').send_keys('4')  # a typed seed locks it
     browser.find_element(By.ID, 'generate').click()
@@ -229,10 +234,7 @@ def test_progress_moves_per_step_and_cancel_stops_the_job(server, browser, scree
   decoded = Job.decoded
   monkeypatch.setattr(Job, 'decoded', lambda job, *args: (time.sleep(0.15), decoded(job, *args)))
   with screenshot_on_failure():
-    browser.get(url)
-    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
-    browser.find_element(By.ID, 'prompt').send_keys('calm piano')
-    browser.find_element(By.ID, 'duration').send_keys('0.36')
+    _open(browser, url, 'calm piano', '0.36')
     browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
     browser.find_element(By.ID, 'negative').send_keys('hiss')
     before = len(browser.find_elements(By.CSS_SELECTOR, '#history li.result'))

@@ -129,17 +129,18 @@ def test_bad_values_are_422_before_queuing(client, body, message):
 
 def test_uploads_are_checked_from_their_header_before_decoding(client, pipeline):
   rate = pipeline.sample_rate
-  # 120 KB declaring 1 Hz: 40000 s, refused from the header (decoding and resampling 60 KB of it asked for 128 MiB;
-  # 80 KB of 32 kHz audio declaring 1 Hz asked for 2.4 GiB).
-  wav = _wav(np.zeros((1, 40000)), 1000)
+  # 40 KB declaring 1 Hz: 20000 s, refused from the header (decoding and resampling it asked for 128 MiB; 80 KB
+  # of 32 kHz audio declaring 1 Hz asked for 2.4 GiB).
+  wav = _wav(np.zeros((1, 20000)), 1000)
   one_hz = bytearray(wav)
   one_hz[24:28] = (1).to_bytes(4, 'little')  # the WAV header's sample rate
   tracemalloc.start()
-  long = _upload(client, {'prompts': ['a'], 'mode': 'continuation', 'duration': 0.6}, wav)
+  long = _upload(_client(pipeline, max_upload_mb=0.05, max_duration=10.0),
+                 {'prompts': ['a'], 'mode': 'continuation', 'duration': 0.6}, wav)
   slow = _upload(client, {'prompts': ['a'], 'mode': 'continuation', 'duration': 0.6}, bytes(one_hz))
   peak = tracemalloc.get_traced_memory()[1]
   tracemalloc.stop()
-  assert long.status_code == 422 and 'the upload is 40.00 s, at most 30 s' in long.json()['error']
+  assert long.status_code == 422 and 'the upload is 20.00 s, at most 10 s' in long.json()['error']
   assert slow.status_code == 422 and 'declares 1 Hz' in slow.json()['error'] and peak < 20 * 2 ** 20
   # Short multi-channel audio is read as the file says ([N, C]), never guessed from its shape.
   bad = lambda message, status=422: AssertionError(message)  # noqa: E731 (the service's error factory)

@@ -19,6 +19,7 @@ from magnet_jax.generation.request import Request
 from magnet_jax.serving import engine
 from magnet_jax.serving.app import create_app
 from magnet_jax.serving.service import DEFAULT_MAX_DURATION, ServeOptions, Service
+from tests.serving.test_app import _finished as finished
 
 SECONDS = 1.5  # 75 frames: three 0.6 s windows
 
@@ -39,15 +40,9 @@ def client(pipeline, tmp_path_factory):
 
 
 def _finished(client, created) -> dict:
-  assert created.status_code == 202, created.text
-  job_id = created.json()['id']
-  for _ in range(3000):
-    status = client.get(f'/v1/generations/{job_id}').json()
-    if status['state'] not in ('queued', 'running'):
-      assert status['state'] == 'done', status
-      return status
-    time.sleep(0.05)
-  raise AssertionError(f'job {job_id} did not finish')
+  status = finished(client, created)
+  assert status['state'] == 'done', status
+  return status
 
 
 def _audio(client, output) -> np.ndarray:
