@@ -216,7 +216,7 @@ class Service:
 
     Raises:
       ServiceError: 422 (bad values), 413 (upload too large), 400 (undecodable upload), 429 (queue full, with
-        Retry-After), 503 (shutting down).
+        Retry-After), 503 (warming up, with Retry-After and an estimate; shutting down).
     """
     warming = self.not_ready()
     if warming is not None:
