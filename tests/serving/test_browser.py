@@ -273,3 +273,28 @@ def test_the_page_says_how_long_the_warm_up_takes_and_checks_a_tempo(server, bro
     browser.find_element(By.ID, 'bars').send_keys('64')  # 128 s: longer than the server takes
     browser.find_element(By.ID, 'generate').click()
     assert "64 bars at 120 BPM last longer than this server's 30 s" in browser.find_element(By.ID, 'error').text
+
+
+def test_advanced_controls_reach_the_server_and_long_uploads_stop_at_the_page(server, browser, screenshot_on_failure,
+                                                                              tmp_path):
+  url, service = server
+  with screenshot_on_failure():
+    jobs = len(service.jobs)
+    _open(browser, url, 'calm piano', '0.36')
+    browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
+    browser.find_element(By.ID, 'schedule').send_keys('soon: drums')  # parsed on the server, said in words here
+    browser.find_element(By.ID, 'generate').click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'error').text)
+    assert browser.find_element(By.ID, 'error').text.startswith('Prompt changes: each entry is SECONDS:TEXT')
+    browser.find_element(By.ID, 'schedule').clear()
+    browser.find_element(By.ID, 'mode').send_keys('continuation')
+    assert browser.find_element(By.ID, 'upload-limit').text == 'audio up to 30 s and 20 MB'  # before submit
+    upload = tmp_path / 'long.wav'
+    soundfile.write(upload, np.zeros(31 * 8000, np.int16), 8000)  # 31 s
+    browser.find_element(By.ID, 'audio').send_keys(str(upload))
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'infill-end').get_attribute('value'))  # decoded
+    browser.find_element(By.ID, 'duration').clear()
+    browser.find_element(By.ID, 'generate').click()
+    assert browser.find_element(By.ID, 'error').text == 'That audio is 31.0 s long; this server takes up to 30 s.'
+    assert len(service.jobs) == jobs  # nothing was uploaded or queued
+    browser.find_element(By.ID, 'remove-audio').click()
