@@ -12,7 +12,7 @@ from absl import flags, logging
 from magnet_jax.apps import runner as cli
 from magnet_jax.generation import compile_cache
 from magnet_jax.parallel.sharding import PRESETS
-from magnet_jax.serving.service import ServeOptions
+from magnet_jax.serving.service import DEFAULT_MAX_DURATION, ServeOptions
 
 DEFAULTS = ServeOptions()
 TOKEN_ENV = 'MAGNET_JAX_TOKEN'
@@ -20,12 +20,15 @@ _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'Exported or released MAGN
                                   'default model).')
 _HOST = flags.DEFINE_string('host', DEFAULTS.host, 'Address to listen on.')
 _PORT = flags.DEFINE_integer('port', DEFAULTS.port, 'Port to listen on.')
-_OUT = flags.DEFINE_string('out', None, 'Folder for generated files and sidecars (default: a new temporary one).')
+_OUT = flags.DEFINE_string('out', None, 'Folder for generated files and sidecars, <job id>/<prompt>_<seed>.wav '
+                           '(default: a temporary folder, removed at shutdown).')
+flags.DEFINE_alias('outputs', 'out')
 _MAX_BATCH = flags.DEFINE_integer('max-batch', DEFAULTS.max_batch, 'Outputs per call of the compiled program.')
 _MAX_WAIT = flags.DEFINE_float('max-wait', DEFAULTS.max_wait, 'Seconds a request waits for batch mates.')
 _MAX_QUEUE = flags.DEFINE_integer('max-queue', DEFAULTS.max_queue, 'Queued outputs; more are refused (429).')
 _MAX_PROMPTS = flags.DEFINE_integer('max-prompts', DEFAULTS.max_prompts, 'Prompts per request.')
-_MAX_DURATION = flags.DEFINE_float('max-duration', None, 'Seconds per output (default: the model\'s window).')
+_MAX_DURATION = flags.DEFINE_float('max-duration', None, 'Seconds per output and per uploaded file (default: '
+                                   f'{DEFAULT_MAX_DURATION:g}, or the model\'s window if longer).')
 _MAX_PROMPT_TOKENS = flags.DEFINE_integer('max-prompt-tokens', DEFAULTS.max_prompt_tokens,
                                           'Tokens per prompt (text is padded to this length).')
 _MAX_UPLOAD_MB = flags.DEFINE_float('max-upload-mb', DEFAULTS.max_upload_mb, 'Largest uploaded audio file.')

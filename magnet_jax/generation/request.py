@@ -45,6 +45,10 @@ class Tempo:
   def samples(self, sample_rate: int) -> int:
     return tempo_loop_samples(self.bpm, self.bars, sample_rate, self.beats_per_bar)
 
+  @property
+  def seconds(self) -> float:
+    return self.bars * self.beats_per_bar * 60 / self.bpm
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Request:
@@ -107,6 +111,9 @@ def check(request: Request, max_duration: float = math.inf, default_duration: fl
     raise ValueError(f'overlap must be a finite number of seconds >= 0, got {request.overlap:g}')
   if request.tempo is not None and (mode != 'loop' or request.audio is not None or request.duration is not None):
     raise ValueError('a tempo (bpm and bars) makes a generated loop, without audio or a duration')
+  if request.tempo is not None and not request.tempo.seconds <= max_duration:
+    raise ValueError(f'{request.tempo.bars} bars at {request.tempo.bpm:g} bpm make a {request.tempo.seconds:g} s '
+                     f'loop, at most {max_duration:g} s')
   if request.audio is not None and not np.all(np.isfinite(request.audio)):
     raise ValueError('the audio holds non-finite samples (NaN or inf)')
   if mode in KEEPS_LENGTH or (mode == 'loop' and request.audio is not None):
@@ -159,6 +166,12 @@ def _loop(pipeline, requests, texts, seeds, controls, progress) -> Iterator[np.n
   samples = None if first.tempo is None else first.tempo.samples(pipeline.sample_rate)
   yield pipeline.generate_loop(texts, first.duration, seeds, audio, pipeline.sample_rate, samples=samples,
                                **controls)
+
+
+def passes(request: Request) -> int:
+  """Decoding passes of a request: `on_step` counts the steps of each from 1 (a generated loop is decoded, then
+  its seam)."""
+  return 2 if request.mode == 'loop' and request.audio is None else 1
 
 
 Run = Callable[..., Iterator[np.ndarray]]

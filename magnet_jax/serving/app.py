@@ -129,14 +129,14 @@ def create_app(service: Service) -> FastAPI:
 
   @app.get('/v1/generations/{job_id}/audio/{index}', responses=ERRORS, response_class=FileResponse)
   async def output(job_id: str, index: int):
-    """Output `index` of a job (WAV or FLAC, as requested)."""
+    """Output `index` of a job (WAV or FLAC, as requested), named `<prompt slug>_<seed>` as on the server's disk."""
     job = service.job(job_id)
     if not 0 <= index < len(job.paths) or job.paths[index] is None:
       raise ServiceError(404, f'job {job_id} has no finished output {index} (state {job.state})')
     if not os.path.isfile(job.paths[index]):
       raise ServiceError(410, f'output {index} of job {job_id} was removed from the server\'s output folder')
-    name = f'magnet-{job_id[:8]}-{index}.{job.file_format}'
-    return FileResponse(job.paths[index], media_type=f'audio/{job.file_format}', filename=name)
+    return FileResponse(job.paths[index], media_type=f'audio/{job.file_format}',
+                        filename=os.path.basename(job.paths[index]))
 
   @app.delete('/v1/generations/{job_id}', responses=ERRORS)
   async def cancel(job_id: str) -> dict:
@@ -153,9 +153,14 @@ def create_app(service: Service) -> FastAPI:
       raise ServiceError(422, f'limit must be 1-1000, got {limit}')
     return [job.status() for job in service.jobs.latest(limit)]
 
-  @app.get('/v1/health')
+  @app.get('/v1/health', responses={503: {'description': 'Warming up: Retry-After and an estimate in "error".'}})
   async def health() -> dict:
-    """Liveness and queue depth."""
+    """Readiness and queue depth: 503 with Retry-After while the start-up programs compile ("warming up, about N s
+    left"), as every generation route answers then."""
+    warming = service.not_ready()
+    if warming is not None:
+      return JSONResponse({'status': 'warming up', 'error': str(warming), 'queued': service.scheduler.depth}, 503,
+                          headers=warming.headers)
     return {'status': 'ok', 'queued': service.scheduler.depth}
 
   @app.get('/v1/info')
@@ -237,7 +242,8 @@ def loopback(host: str) -> bool:
 
 
 def serve(options: ServeOptions, log: Log = print) -> None:
-  """Loads the model, compiles the common programs, serves until SIGINT / SIGTERM, then drains."""
+  """Loads the model, listens, compiles the common programs meanwhile (generations get 503 with an estimate until
+  then, `Service.not_ready`), serves until SIGINT / SIGTERM, then drains."""
   from magnet_jax.generation import pretrained  # the model loads only when serving, not on import
   if not loopback(options.host):
     log(f'warning: listening on {options.host}, beyond this machine: anyone who can reach it can queue work'
@@ -248,6 +254,6 @@ def serve(options: ServeOptions, log: Log = print) -> None:
   info = service.info()
   log(f'{info["devices"]["count"]} device(s) ({info["devices"]["kind"]}, mesh {info["devices"]["mesh"]}); outputs '
       f'in {service.out}')
-  service.warm_up()
-  log(f'serving on http://{options.host}:{options.port} (API docs: /docs)')
+  service.start_warm_up()
+  log(f'serving on http://{options.host}:{options.port} (API docs: /docs); warming up, generations wait for it')
   DrainingServer(uvicorn_config(create_app(service), options), service).run()

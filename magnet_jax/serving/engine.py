@@ -21,7 +21,7 @@ Shapes: B batch, K levels, T frames, C channels, N samples.
 """
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import flax.linen as nn
 import jax
@@ -43,13 +43,14 @@ class Work:
   Attributes:
     request: the output's `generation.request.Request`.
     decoding: the checked decoding config.
-    text_tokens: the prompt's token count (outputs batch only with equal counts; see the module docstring).
+    text_tokens: the prompt's token counts (outputs batch only with equal counts; see the module docstring): any
+      hashable value, the server's is each schedule entry's (seconds, tokens) and the negative prompt's tokens.
     best_of: candidates generated for it; the scorer's best is kept (`generation.best_of`).
     scorer: the best-of scorer's name.
   """
   request: Request
   decoding: DecodingConfig
-  text_tokens: int
+  text_tokens: Hashable
   best_of: int = 1
   scorer: str = 'stats'
 
@@ -95,8 +96,23 @@ def place(pipeline: MagnetPipeline, preset: str = 'data_parallel', model: int = 
   return Devices(mesh, rules)
 
 
+class StepCount:
+  """A batch's decoding steps over all of its passes, which `on_step` counts each from 1 (`request.passes` per
+  library call, one call per best-of chunk): (steps done, steps in all), the passes still to come estimated as long
+  as the current one."""
+
+  def __init__(self, passes: int):
+    self.passes, self.base, self.last = passes, 0, (0, 0)
+
+  def __call__(self, done: int, total: int) -> tuple[int, int]:
+    if done <= self.last[0]:  # the next pass began
+      self.base, self.passes = self.base + self.last[1], self.passes - 1
+    self.last = (done, total)
+    return self.base + done, self.base + total * max(self.passes, 1)
+
+
 def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices | None = None,
-             on_generated: Callable[[], None] | None = None, chunk: int = 8,
+             on_progress: Callable[[int, int], None] | None = None, chunk: int = 8,
              stop: Callable[[], bool] | None = None) -> list[tuple[np.ndarray, dict]]:
   """Runs outputs of one key together: (audio [C, N], its seed record: {'seed'} or best-of's) for each, in order.
 
@@ -104,24 +120,31 @@ def generate(pipeline: MagnetPipeline, works: Sequence[Work], devices: Devices |
     pipeline: the pipeline (its `text_pad_to` fixed by the caller; see the module docstring).
     works: outputs with equal `key`.
     devices: where to run (None: JAX's default device).
-    on_generated: told when the batch's audio is generated (before the caller writes it).
+    on_progress: told (decoding steps done, steps in all) after every decoding step of the batch: every window,
+      pass and best-of chunk (`StepCount`).
     chunk: best-of candidates generated together at most.
-    stop: asked after every decoding step (the pipeline's progress variant of the program); True stops the
-      batch there and raises `Cancelled`. None: the program without host callbacks.
+    stop: asked after every decoding step; True stops the batch there and raises `Cancelled`.
+    With neither on_progress nor stop, the program without host callbacks runs.
   """
   if len({w.key for w in works}) != 1:
     raise ValueError('a batch needs outputs of one key (request, decoding, prompt tokens, best-of)')
   first, count = works[0], len(works)
   data = 1 if devices is None else devices.data
   requests = [w.request for w in works] + [first.request] * (-count % data)
+  chunk = -(-chunk // data) * data
+  calls = -(-len(requests) * first.best_of // chunk) if first.best_of > 1 else 1
+  steps = StepCount(request_lib.passes(first.request) * calls)
+
+  def on_step(done: int, total: int) -> bool:
+    if on_progress is not None:
+      on_progress(*steps(done, total))
+    return stop is not None and stop()
   with devices.context() if devices is not None else contextlib.nullcontext():
-    on_step = None if stop is None else lambda done, total: stop()
+    listen = None if on_progress is None and stop is None else on_step
     if first.best_of > 1:
-      audio, chosen = best_of.generate(pipeline, requests, first.best_of, first.scorer, -(-chunk // data) * data,
-                                       first.decoding, on_step=on_step)
+      audio, chosen = best_of.generate(pipeline, requests, first.best_of, first.scorer, chunk, first.decoding,
+                                       on_step=listen)
     else:
-      audio = np.concatenate(list(request_lib.generate(pipeline, requests, first.decoding, on_step=on_step)), axis=-1)
+      audio = np.concatenate(list(request_lib.generate(pipeline, requests, first.decoding, on_step=listen)), axis=-1)
       chosen = [{'seed': r.seed} for r in requests]
-  if on_generated is not None:
-    on_generated()
   return list(zip(audio[:count], chosen[:count], strict=True))

@@ -1,6 +1,7 @@
 """A generation request's state as the API reports it: one job, one output per prompt; the table of jobs."""
 import collections
 import dataclasses
+import os
 import threading
 import time
 import uuid
@@ -26,7 +27,9 @@ class Item:
 class Job:
   """A generation: its request (as given), outputs, state, progress and results.
 
-  `version` grows with every change, so a progress stream can tell when there is news.
+  Progress counts, per output, its decoding steps (over every window, pass and best-of candidate, as
+  `engine.generate` reports them; before its batch starts, one window's steps) and then its file. `version` grows
+  with every change, so a progress stream can tell when there is news.
   """
   request: dict
   works: list[Work]
@@ -40,7 +43,7 @@ class Job:
   records: list = dataclasses.field(default_factory=list)  # per output: its sidecar (None until written)
   paths: list = dataclasses.field(default_factory=list)    # per output: its audio file (None until written)
   batch_sizes: list = dataclasses.field(default_factory=list)
-  steps_done: int = 0
+  names: list = dataclasses.field(default_factory=list)    # per output: its `prompts.Output` (file stem by seed)
   version: int = 0
   on_final: Callable[['Job'], None] | None = None  # told once, when the job reaches a final state
   _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
@@ -49,11 +52,13 @@ class Job:
     self.items = [Item(self, index, work) for index, work in enumerate(self.works)]
     self.records = [None] * len(self.items)
     self.paths = [None] * len(self.items)
+    self.steps = [(0, work.decoding.num_steps) for work in self.works]  # per output: decoding steps (done, in all)
 
-  @property
-  def steps_total(self) -> int:
-    """Per output: its tokens (the compiled program), then its audio file."""
-    return 2 * len(self.items)
+  def progress(self) -> dict:
+    """Steps done and in all: every output's decoding steps, and its file (lock held)."""
+    written = sum(path is not None for path in self.paths)
+    return {'done': sum(done for done, _ in self.steps) + written,
+            'total': sum(total for _, total in self.steps) + len(self.items)}
 
   @property
   def final(self) -> bool:
@@ -76,16 +81,16 @@ class Job:
     if self.on_final is not None:
       self.on_final(self)
 
-  def step(self) -> None:
+  def decoded(self, index: int, done: int, total: int) -> None:
+    """Output `index` has `done` of its `total` decoding steps."""
     with self._lock:
-      self.steps_done += 1
+      self.steps[index] = (done, total)
       self.version += 1
 
   def output_done(self, index: int, path: str, record: dict) -> None:
     """Records a written output; the job is done once every output is."""
     with self._lock:
       self.paths[index], self.records[index] = path, record
-      self.steps_done += 1
       ended = all(p is not None for p in self.paths) and not self.final
       if ended:
         self.state = 'done'
@@ -97,11 +102,12 @@ class Job:
     """The API's view (GET /v1/generations/{id})."""
     with self._lock:
       return {'id': self.id, 'state': self.state, 'error': self.error,
-              'progress': {'done': self.steps_done, 'total': self.steps_total},
+              'progress': self.progress(),
               'created': self.created, 'timings': dict(self.timings), 'batch_sizes': list(self.batch_sizes),
               'request': self.request,
               'outputs': [{'index': i, 'audio': None if p is None else f'/v1/generations/{self.id}/audio/{i}',
-                           'sidecar': r} for i, (p, r) in enumerate(zip(self.paths, self.records, strict=True))]}
+                           'name': None if p is None else os.path.basename(p), 'sidecar': r}
+                          for i, (p, r) in enumerate(zip(self.paths, self.records, strict=True))]}
 
 
 class JobTable:

@@ -76,7 +76,8 @@ def test_sigterm_drains_queued_jobs(tiny_pipeline_folder, tmp_path):
   # uvicorn re-raises the signal once it has shut down gracefully (after the drain), hence -SIGTERM.
   assert server.returncode in (0, -signal.SIGTERM), log[-3000:]
   assert 'draining' in log and 'stopped (0 output(s) rejected)' in log
-  for job_id in ids:
-    assert sorted(os.listdir(out / job_id)) == ['0.json', '0.wav']
-    assert soundfile.info(out / job_id / '0.wav').frames == 576
+  for job_id, name in zip(ids, ['calm-piano_0', 'a-slow-and-quiet-piano_0', 'drums_0', 'bass_0'], strict=True):
+    assert sorted(os.listdir(out / job_id)) == [f'{name}.json', f'{name}.wav']  # the command line's names
+    assert soundfile.info(out / job_id / f'{name}.wav').frames == 576
+    assert f'job {job_id}: text, 1 prompt(s), 0.36 s of audio each, ' in log  # one line per request
   assert not [name for _, _, names in os.walk(out) for name in names if name.endswith('.tmp')]

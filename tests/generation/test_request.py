@@ -27,6 +27,7 @@ AUDIO = np.zeros((1, 1600), np.float32)  # 1 s at 1.6 kHz
     ({'mode': 'continuation', 'audio': AUDIO, 'sample_rate': 1600, 'duration': 1.0}, 'must exceed the audio'),
     ({'mode': 'continuation', 'audio': AUDIO * np.nan, 'sample_rate': 1600, 'duration': 2.0}, 'non-finite'),
     ({'mode': 'loop', 'tempo': Tempo(120, 1), 'duration': 2.0}, 'a tempo .* makes a generated loop'),
+    ({'mode': 'loop', 'tempo': Tempo(10, 8)}, '8 bars at 10 bpm make a 192 s loop, at most 10 s'),
 ])
 def test_bad_requests_are_one_line_naming_the_field(fields, message):
   with pytest.raises(ValueError, match=message):

@@ -74,7 +74,7 @@ def test_batched_outputs_are_the_single_prompt_outputs(client, reference, tmp_pa
   assert states[-1] == 'done' and set(states) <= {'queued', 'running', 'done'}
   status = _finished(client, created)
   assert [o['sidecar']['batch_size'] for o in status['outputs']] == [3, 3, 3]
-  assert status['progress'] == {'done': 6, 'total': 6}
+  assert status['progress'] == {'done': 3 * (10 + 1), 'total': 3 * (10 + 1)}  # 10 decoding steps and a file each
   record = status['outputs'][1]['sidecar']
   assert (record['prompt'], record['seed'], record['mode']) == ('fast drums', 12, 'text')
   assert record['decoding']['decoding_steps'] == [4, 2, 2, 2] and record['versions']['jax']
@@ -112,7 +112,7 @@ def test_modes_with_audio_match_the_pipeline(client, reference, tmp_path, mode):
     ({'prompts': ['a'], 'seed': '3'}, 422, 'seed: Input should be a valid integer'),
     ({'prompts': 'a'}, 422, 'prompts: Input should be a valid list'),
     ({'prompts': ['  ']}, 422, 'prompts.0: empty prompt'),
-    ({'prompts': ['a'], 'duration': 30}, 422, 'duration must be > 0 seconds and at most 0.6 s, got 30'),
+    ({'prompts': ['a'], 'duration': 31}, 422, 'duration must be > 0 seconds and at most 30 s, got 31'),
     ({'prompts': ['a'] * 9}, 422, 'prompts: 9 given, at most 8 per request'),
     ({'prompts': ['word ' * 80]}, 422, 'prompts.0: 82 tokens, at most 64'),
     ({'prompts': ['a'], 'decoding': {'top_k': 1000}}, 422, 'decoding.top_k=1000 exceeds card=32'),

@@ -17,6 +17,7 @@ import uvicorn
 from magnet_jax.decoding import DecodingConfig
 from magnet_jax.generation import random_pipeline
 from magnet_jax.serving.app import create_app
+from magnet_jax.serving.jobs import Job
 from magnet_jax.serving.service import ServeOptions, Service
 from tests.helpers import free_port
 
@@ -86,6 +87,14 @@ def screenshot_on_failure(browser, tmp_path, request):
   return guard
 
 
+def _open(browser, url, prompt, duration):
+  """The page, loaded, with a prompt and a duration typed in."""
+  browser.get(url)
+  WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
+  browser.find_element(By.ID, 'prompt').send_keys(prompt)
+  browser.find_element(By.ID, 'duration').send_keys(duration)
+
+
 def _results(browser, count):
   WebDriverWait(browser, 600).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '#history li.result audio'))
                                     >= count or d.find_element(By.ID, 'error').text)
@@ -102,10 +111,7 @@ def _decodes(browser, player) -> dict:
 def test_generate_from_the_page(server, browser, screenshot_on_failure):
   url = server[0]
   with screenshot_on_failure():
-    browser.get(url)
-    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'model-info').text)
-    browser.find_element(By.ID, 'prompt').send_keys('calm piano')
-    browser.find_element(By.ID, 'duration').send_keys('0.36')
+    _open(browser, url, 'calm piano', '0.36')
     browser.find_element(By.ID, 'seed').clear()
     browser.find_element(By.ID, 'seed').send_keys('4')  # a typed seed locks it
     browser.find_element(By.ID, 'generate').click()
@@ -113,9 +119,10 @@ def test_generate_from_the_page(server, browser, screenshot_on_failure):
     assert 'seed 4' in result.text and 'calm piano' in result.text
     decoded = _decodes(browser, result.find_element(By.TAG_NAME, 'audio'))
     assert abs(decoded['seconds'] - 0.36) < 0.01 and decoded['peak'] > 0
-    assert browser.find_element(By.ID, 'progress').get_attribute('value') == '2'
+    progress = browser.find_element(By.ID, 'progress')
+    assert progress.get_attribute('value') == progress.get_attribute('max') == '11'  # 10 decoding steps, the file
     link = result.find_element(By.LINK_TEXT, 'download')
-    assert link.get_attribute('download').endswith('-0.wav')
+    assert link.get_attribute('download') == 'calm-piano_4.wav'  # the file's name on the server
 
 
 def test_infill_an_uploaded_region(server, browser, screenshot_on_failure, tmp_path):
@@ -211,3 +218,83 @@ def test_the_page_fits_the_screen(server, browser, screenshot_on_failure, width)
     if folder:
       browser.save_screenshot(os.path.join(folder, f'page-{width}.png'))
     browser.set_window_size(1000, 900)
+
+
+WATCH_PROGRESS = """
+const bar = document.getElementById('progress');
+window.seen = [];
+window.watching = setInterval(() => window.seen.push(bar.value / bar.max), 20);
+"""
+
+
+def test_progress_moves_per_step_and_cancel_stops_the_job(server, browser, screenshot_on_failure, monkeypatch):
+  """The bar follows the decoding steps (paced here so the 0.1 s event poll sees them), and Cancel ends a running
+  job: DELETE, the job cancelled on the server, 'cancelled' on the page and no result."""
+  url, service = server
+  decoded = Job.decoded
+  monkeypatch.setattr(Job, 'decoded', lambda job, *args: (time.sleep(0.15), decoded(job, *args)))
+  with screenshot_on_failure():
+    _open(browser, url, 'calm piano', '0.36')
+    browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
+    browser.find_element(By.ID, 'negative').send_keys('hiss')
+    before = len(browser.find_elements(By.CSS_SELECTOR, '#history li.result'))
+    browser.execute_script(WATCH_PROGRESS)
+    _generate(browser, before + 1)
+    seen = browser.execute_script('clearInterval(window.watching); return window.seen')
+    assert len({round(f, 3) for f in seen if 0 < f < 1}) >= 3 and seen[-1] == 1  # not just 0 -> tokens -> file
+    assert service.jobs.latest(1)[0].request['negative'] == 'hiss'
+    browser.find_element(By.ID, 'generate').click()
+    WebDriverWait(browser, 60).until(lambda d: float(d.find_element(By.ID, 'progress').get_attribute('value')) > 1)
+    browser.find_element(By.ID, 'cancel').click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'status').text == 'cancelled')
+    assert service.jobs.latest(1)[0].state == 'cancelled' and browser.find_element(By.ID, 'error').text == ''
+    assert len(browser.find_elements(By.CSS_SELECTOR, '#history li.result')) == before + 1
+
+
+def test_the_page_says_how_long_the_warm_up_takes_and_checks_a_tempo(server, browser, screenshot_on_failure):
+  url, service = server
+  with screenshot_on_failure():
+    service.warming = {'total': 3, 'seconds': [0.5], 'started': time.monotonic()}  # one of three took 0.5 s
+    try:
+      browser.get(url)
+      WebDriverWait(browser, 30).until(lambda d: 'warming up' in d.find_element(By.ID, 'status').text)
+      assert 'about 1 s left' in browser.find_element(By.ID, 'status').text
+      assert not browser.find_element(By.ID, 'generate').is_enabled()
+    finally:
+      service.warming = None
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'generate').is_enabled())
+    assert browser.find_element(By.ID, 'status').text == 'ready'
+    browser.find_element(By.ID, 'prompt').send_keys('funk drums')
+    browser.find_element(By.ID, 'mode').send_keys('loop')
+    browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
+    browser.find_element(By.ID, 'bpm').send_keys('120')  # no bars: said before anything is sent
+    browser.find_element(By.ID, 'generate').click()
+    assert 'give both the BPM' in browser.find_element(By.ID, 'error').text
+    browser.find_element(By.ID, 'bars').send_keys('64')  # 128 s: longer than the server takes
+    browser.find_element(By.ID, 'generate').click()
+    assert "64 bars at 120 BPM last longer than this server's 30 s" in browser.find_element(By.ID, 'error').text
+
+
+def test_advanced_controls_reach_the_server_and_long_uploads_stop_at_the_page(server, browser, screenshot_on_failure,
+                                                                              tmp_path):
+  url, service = server
+  with screenshot_on_failure():
+    jobs = len(service.jobs)
+    _open(browser, url, 'calm piano', '0.36')
+    browser.find_element(By.CSS_SELECTOR, '#advanced summary').click()
+    browser.find_element(By.ID, 'schedule').send_keys('soon: drums')  # parsed on the server, said in words here
+    browser.find_element(By.ID, 'generate').click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'error').text)
+    assert browser.find_element(By.ID, 'error').text.startswith('Prompt changes: each entry is SECONDS:TEXT')
+    browser.find_element(By.ID, 'schedule').clear()
+    browser.find_element(By.ID, 'mode').send_keys('continuation')
+    assert browser.find_element(By.ID, 'upload-limit').text == 'audio up to 30 s and 20 MB'  # before submit
+    upload = tmp_path / 'long.wav'
+    soundfile.write(upload, np.zeros(31 * 8000, np.int16), 8000)  # 31 s
+    browser.find_element(By.ID, 'audio').send_keys(str(upload))
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, 'infill-end').get_attribute('value'))  # decoded
+    browser.find_element(By.ID, 'duration').clear()
+    browser.find_element(By.ID, 'generate').click()
+    assert browser.find_element(By.ID, 'error').text == 'That audio is 31.0 s long; this server takes up to 30 s.'
+    assert len(service.jobs) == jobs  # nothing was uploaded or queued
+    browser.find_element(By.ID, 'remove-audio').click()

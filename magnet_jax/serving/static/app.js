@@ -21,12 +21,33 @@ async function loadInfo() {
     `(up to ${info.max_duration} s) of ${info.sample_rate / 1000} kHz audio from a description, ` +
     `running on ${info.devices.count} ${info.devices.kind}`;
   $('upload-limit').textContent = `audio up to ${info.max_duration} s and ${info.max_upload_mb} MB`;
+  waitUntilWarm();
+}
+
+// While the server compiles its programs it answers 503 with an estimate: say so, and keep Generate off until then.
+async function waitUntilWarm() {
+  const response = await fetch('/v1/health');
+  if (response.status !== 503) {
+    if (state.warming) {
+      state.warming = false;
+      $('generate').disabled = false;
+      $('status').textContent = 'ready';
+    }
+    return;
+  }
+  const answer = await response.json();
+  state.warming = true;
+  $('generate').disabled = true;
+  $('status').textContent = `${answer.error} — Generate unlocks when it is ready`;
+  const wait = Math.min(5, Math.max(1, +response.headers.get('Retry-After') || 2));
+  setTimeout(waitUntilWarm, wait * 1000);
 }
 
 function showMode() {
   const mode = $('mode').value;
   $('upload').hidden = mode === 'text';
   $('region').hidden = mode !== 'infill';
+  $('tempo').hidden = mode !== 'loop';
   $('duration').disabled = mode === 'infill';
 }
 
@@ -122,6 +143,14 @@ function problem() {
   if (state.audio && mode !== 'text' && state.duration > info.max_duration) {
     return `That audio is ${state.duration.toFixed(1)} s long; this server takes up to ${info.max_duration} s.`;
   }
+  if (state.audio && mode !== 'text' && state.audio.size > info.max_upload_mb * 2 ** 20) {
+    return `That file is ${(state.audio.size / 2 ** 20).toFixed(1)} MB; this server takes up to ${info.max_upload_mb} MB.`;
+  }
+  const tempo = tempoOf(mode);
+  if (tempo === undefined) return 'For a loop in tempo give both the BPM (more than 0) and a whole number of bars.';
+  if (tempo && (tempo.bars * tempo.beats_per_bar * 60) / tempo.bpm > info.max_duration) {
+    return `${tempo.bars} bars at ${tempo.bpm} BPM last longer than this server's ${info.max_duration} s.`;
+  }
   if (mode === 'infill' && !(+$('infill-end').value > +$('infill-start').value)) {
     return 'Drag over the waveform to choose the part to regenerate.';
   }
@@ -137,7 +166,23 @@ function plain(message) {
   if (/duration/.test(message) && /exceed|at most|longer/.test(message)) return `Too long: ${message}`;
   if (/upload|audio/.test(message)) return `The audio file did not work: ${message}`;
   if (/queue|429|busy/i.test(message)) return 'The server is busy; try again in a moment.';
+  if (/^warming up/.test(message)) return `The server is still starting (${message}); try again then.`;
+  if (/^schedule/.test(message)) return `Prompt changes: ${message.replace(/^schedule[.\d]*: /, '')}`;
+  if (/^negative/.test(message)) return 'Write what to avoid, or leave that box empty.';
   return message;
+}
+
+// The loop's tempo when both BPM and bars are given (mode loop only), null without, undefined when half given.
+function tempoOf(mode) {
+  if (mode !== 'loop' || (!$('bpm').value && !$('bars').value)) return null;
+  const tempo = { bpm: +$('bpm').value, bars: +$('bars').value, beats_per_bar: +$('beats').value || 4 };
+  const whole = Number.isInteger(tempo.bars) && Number.isInteger(tempo.beats_per_bar);
+  return tempo.bpm > 0 && tempo.bars >= 1 && tempo.beats_per_bar >= 1 && whole ? tempo : undefined;
+}
+
+// The prompt changes as typed, one "SECONDS: TEXT" per line (the server parses and checks them).
+function scheduleLines() {
+  return $('schedule').value.split('\n').map((line) => line.trim()).filter((line) => line);
 }
 
 function rollSeed() {
@@ -148,7 +193,11 @@ function request() {
   const takes = +$('takes').value || 1;
   const body = { prompts: Array(takes).fill($('prompt').value), seed: +$('seed').value, mode: $('mode').value,
                  format: $('format').value };
-  if ($('duration').value && body.mode !== 'infill') body.duration = +$('duration').value;
+  const tempo = tempoOf(body.mode);
+  if (tempo) body.tempo = tempo;
+  if ($('duration').value && body.mode !== 'infill' && !tempo) body.duration = +$('duration').value;
+  if ($('negative').value.trim()) body.negative = $('negative').value.trim();
+  if (scheduleLines().length) body.schedule = scheduleLines();
   if ($('preset').value) body.preset = $('preset').value;
   if (body.mode === 'infill') body.infill = [+$('infill-start').value, +$('infill-end').value];
   const decoding = {};
@@ -183,7 +232,7 @@ function follow(job, body) {
       state.job = status;
       $('progress').max = status.progress.total;
       $('progress').value = status.progress.done;
-      $('status').textContent = `${status.state} (${status.progress.done}/${status.progress.total})`;
+      $('status').textContent = `${status.state} (${status.progress.done} of ${status.progress.total} steps)`;
       if (['done', 'failed', 'cancelled', 'expired'].includes(status.state)) {
         events.close();
         status.state === 'done' ? resolve(status) : reject(new Error(status.error || status.state));
@@ -237,7 +286,7 @@ function showResult({ id, format, output, total_s }) {
     player.src = output.audio;
     const download = document.createElement('a');
     download.href = output.audio;
-    download.download = `magnet-${id.slice(0, 8)}-${output.index}.${format}`;
+    download.download = output.name || `magnet-${id.slice(0, 8)}-${output.index}.${format}`;
     download.textContent = 'download';
     const uses = [['continuation', 'continue this'], ['infill', 'infill this'], ['loop', 'loop this']].map(
       ([mode, words]) => {
@@ -276,10 +325,11 @@ async function generate(event) {
     remember(status, body);
     $('status').textContent = 'done';
   } catch (error) {
-    $('error').textContent = plain(error.message);
-    $('status').textContent = error.message === 'cancelled' ? 'cancelled' : 'failed';
+    const cancelled = error.message === 'cancelled';
+    $('error').textContent = cancelled ? '' : plain(error.message);
+    $('status').textContent = cancelled ? 'cancelled' : 'failed';
   } finally {
-    $('generate').disabled = false;
+    $('generate').disabled = !!state.warming;
     $('cancel').hidden = true;
   }
 }
@@ -295,7 +345,7 @@ $('form').addEventListener('submit', generate);
 $('remove-audio').addEventListener('click', removeAudio);
 $('seed').addEventListener('input', () => { $('seed-lock').checked = true; });  // a typed seed is meant
 $('cancel').addEventListener('click', cancel);
-for (const id of ['prompt', 'duration', 'takes', 'temp', 'cfg']) {
+for (const id of ['prompt', 'duration', 'takes', 'temp', 'cfg', 'negative', 'schedule', 'bpm', 'bars', 'beats']) {
   $(id).addEventListener('input', () => { $('error').textContent = ''; });
 }
 saved().forEach(showResult);
