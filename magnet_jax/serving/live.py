@@ -105,6 +105,9 @@ async def _stream(socket: WebSocket, hub: Hub) -> None:
   await socket.accept()
   if not hub.options.live_streams:
     return await _close(socket, CLOSE_POLICY, 'live: live music is off on this server (--live-streams 0)')
+  warming = hub.service.not_ready()
+  if warming:
+    return await _close(socket, CLOSE_BUSY, f'live: {warming}')
   if hub.streams >= hub.options.live_streams:
     return await _close(socket, CLOSE_BUSY, f'live: {hub.options.live_streams} stream(s) already playing (the '
                         f'limit); try again later')

@@ -134,6 +134,15 @@ def test_the_limits_are_the_serve_options_and_shown_in_info(served, hub, monkeyp
     assert closed.value.code == 1008
 
 
+def test_a_stream_waits_for_the_warm_up(served, hub, monkeypatch):
+  monkeypatch.setattr(hub.service, 'warming', {'total': 2, 'seconds': [], 'started': time.monotonic()})
+  with served[0].websocket_connect(LIVE) as early:
+    assert early.receive_json()['error'].startswith('live: warming up: compiling program 1 of 2')
+    with pytest.raises(WebSocketDisconnect) as closed:
+      early.receive_text()
+    assert closed.value.code == 1013 and hub.streams == 0
+
+
 def test_bad_limits_are_one_line_before_anything_loads():
   for fields, message in [({'live_streams': -1}, '--live-streams must be an integer in [0, 1024], got -1'),
                           ({'live_streams': 2.5}, '--live-streams must be an integer in [0, 1024], got 2.5'),
