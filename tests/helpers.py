@@ -78,10 +78,15 @@ MESHES = {
 }
 
 
+def xla_flags(*flags: str) -> str:
+  """XLA_FLAGS for a subprocess: the run's (tests/conftest.py's compile settings) followed by `flags`."""
+  return ' '.join([os.environ.get('XLA_FLAGS', ''), *flags]).strip()
+
+
 def run_on_8_devices(module: str, timeout: float = 2700) -> dict:
   """Runs `python -m module` (e.g. 'tests.multidevice') from the repository root with 8 simulated CPU devices; its
   last stdout line, JSON."""
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
+  env = dict(os.environ, XLA_FLAGS=xla_flags('--xla_force_host_platform_device_count=8'), JAX_PLATFORMS='cpu')
   out = subprocess.run([sys.executable, '-m', module], env=env, capture_output=True, text=True, timeout=timeout,
                        cwd=REPO_ROOT)
   assert out.returncode == 0, out.stderr[-3000:]

@@ -20,7 +20,7 @@ import pytest
 from magnet_jax.parallel import distributed
 from magnet_jax.parallel.sharding import make_mesh
 from magnet_jax.training import trainer
-from tests.helpers import free_port, load_config, restore_state
+from tests.helpers import free_port, load_config, restore_state, xla_flags
 
 TOL = 1e-5  # fp32, relative: only the order of cross-device reductions differs
 STEPS = 6
@@ -36,7 +36,7 @@ def _launch(workdir, num_processes: int, *flags: str, devices: int = 8) -> list[
   """Starts `train.py --workdir=workdir *flags` as `num_processes` processes sharing `devices` CPU devices;
   returns (process, stderr log path) per process."""
   env = dict(os.environ, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices // num_processes}')
+             XLA_FLAGS=xla_flags(f'--xla_force_host_platform_device_count={devices // num_processes}'))
   coordinator = [f'--coordinator-address=localhost:{free_port()}', f'--num-processes={num_processes}']
   os.makedirs(workdir, exist_ok=True)
   launched = []
