@@ -63,9 +63,9 @@ def test_shipped_default_is_built_from_its_config_with_the_embedded_codec(pipeli
 def test_outputs_are_finite_audible_and_of_the_default_length(pipeline, contrasts):
   audio, _ = contrasts
   frames = pipeline.frames(pipeline.duration, pipeline.decoding)
-  assert pipeline.sample_rate == 16000 and frames == 249  # 5 s at 50 Hz, trimmed to whole 3-frame spans
+  assert pipeline.sample_rate == 16000 and frames == 252  # 5 s at 50 Hz, rounded up to whole 3-frame spans
   clips = len(prompt_following.contrast_captions()) * len(SEEDS)
-  assert audio.shape == (clips, 1, frames * pipeline.codec_config.hop_length)
+  assert audio.shape == (clips, 1, 5 * 16000)  # exactly 5 s, one window
   assert np.isfinite(audio).all()
   assert min(rms_db(clip) for clip in audio) > LOUDNESS_MIN_DB
 
