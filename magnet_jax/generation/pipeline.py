@@ -12,7 +12,8 @@ Shapes: batches are padded to a power of two and text to a multiple of `text_pad
 `cross_attention_mask`). Durations within the model's window are not bucketed: padding frames would change the
 random draws (one per frame) and the codec's edges, so each distinct length compiles once (and is then read from
 the persistent compilation cache, `generation.compile_cache`). Past the window, every window of every duration has
-the model's length: one program serves them all.
+the model's length: one program serves them all. Durations are exact to the sample (`samples`): the frames are
+planned to cover them (`frames`) and their audio is cut there.
 
 Long form: windows of the model's length W; each keeps the frames it shares with what is already decoded as given
 tokens and decodes the rest (`generation.windows`, `overlap` frames of context). Consecutive windows share those
@@ -617,7 +618,7 @@ class MagnetPipeline:
       descriptions: B prompts.
       duration: loop length in seconds for a generated loop (default `self.duration`).
       seed: see the class docstring.
-      audio, sample_rate: loop this audio instead (the loop has its length in samples at `sample_rate`).
+      audio, sample_rate: loop this audio instead (the loop lasts as long: its samples at the codec's rate).
       samples: an exact loop length in samples instead of `duration` (e.g. `tempo_loop_samples` of a tempo and a
         bar count).
       negative, on_step: see `stream` (on_step is told the steps of each pass: the loop's, then its seam's).
