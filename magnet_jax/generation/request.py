@@ -132,9 +132,8 @@ def check(request: Request, max_duration: float = math.inf, default_duration: fl
 def requested_duration(request: Request, default: float) -> float | None:
   """The seconds the output lasts as requested (its duration, or the model's `default`), which it has exactly:
   round(seconds * rate) samples. None where the audio (infill, a loop of audio) or a tempo sets its length."""
-  if request.mode in KEEPS_LENGTH or request.tempo is not None or (request.mode == 'loop' and request.audio is not None):
-    return None
-  return request.duration or default
+  keeps_length = request.mode in KEEPS_LENGTH or (request.mode == 'loop' and request.audio is not None)
+  return None if keeps_length or request.tempo is not None else request.duration or default
 
 
 def _controls(requests: Sequence[Request], decoding: DecodingConfig, on_step: StepProgress | None) -> dict:
