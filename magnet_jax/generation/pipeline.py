@@ -164,8 +164,10 @@ class MagnetPipeline:
 
   def window_frames(self, decoding: DecodingConfig) -> int:
     """W: the frames of one decoding window: the model's segment, rounded up to whole spans for 'nonoverlap' (at
-    most span_len - 1 frames past the segment it was trained on, where audiocraft trims to fewer: its positions are
-    sinusoidal, so the few frames more run as the rest, and a duration of the whole segment fits one window)."""
+    most span_len - 1 frames past the segment it was trained on, where audiocraft trims to fewer, so that a duration
+    of the whole segment fits one window). Positions are sinusoidal and the restricted attention is built for the
+    window's own length, so the few frames more run as the rest (audiocraft builds its masks for the segment alone,
+    so its tokens are a reference within the segment only)."""
     return self._whole_spans(self.lm_config.sequence_length, decoding)
 
   def _trim(self, length: int, decoding: DecodingConfig) -> int:
