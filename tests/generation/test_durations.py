@@ -10,7 +10,7 @@ from magnet_jax.generation import request
 from magnet_jax.generation.request import Request, Tempo
 
 RATE = 1600
-# 0.1 s: 5 frames, not whole spans (once 3 frames, 0.06 s); 0.37 s: 18.5 frames; 0.6 s: one window;
+# 0.1 s: 5 frames, not whole spans (6 decoded); 0.37 s: 18.5 frames; 0.6 s: one window;
 # 1.33 s: 66.5 frames, four windows.
 DURATIONS = (0.1, 0.37, 0.6, 1.33)
 AUDIO = np.random.default_rng(0).uniform(-0.3, 0.3, (1, 950)).astype(np.float32)  # 29.7 frames: not whole ones
