@@ -17,8 +17,7 @@ flags.mark_flags_as_required(['out'])
 
 
 def main() -> None:
-  pretrained.merge_adapters(_CHECKPOINT.value, _LORA.value, _OUT.value, overwrite=_OVERWRITE.value)
-  print(f'wrote {_OUT.value}')
+  print(pretrained.merge_adapters(_CHECKPOINT.value, _LORA.value, _OUT.value, overwrite=_OVERWRITE.value).summary())
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-"""Shared plumbing of the command-line entry points: one-line errors for bad flags and bad input."""
+"""Shared plumbing of the command-line entry points: one-line errors for bad flags and bad input, log lines that
+stand above progress bars."""
+import contextlib
 import errno
 import glob
 import logging as std_logging
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 import jax
+import tqdm
 from absl import app, flags, logging
 
 from magnet_jax.io.errors import Cancelled, CheckpointError
@@ -119,6 +122,38 @@ def cpu_only_without_accelerators() -> bool:
   return True
 
 
+class _AboveBars(std_logging.Handler):
+  """A console handler whose lines first clear the active tqdm bars and redraw them after
+  (`tqdm.external_write_mode`), so each log line stands on its own line above the bars, not glued to one."""
+
+  def __init__(self, inner: std_logging.Handler):
+    super().__init__(inner.level)
+    self.inner = inner
+
+  def emit(self, record: std_logging.LogRecord) -> None:
+    with tqdm.tqdm.external_write_mode(file=sys.stderr):
+      self.inner.handle(record)
+
+
+def _console(handler: std_logging.Handler) -> bool:
+  """absl's handler, or a stream handler writing to the terminal's streams."""
+  return isinstance(handler, logging.ABSLHandler) or (
+      isinstance(handler, std_logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr))
+
+
+@contextlib.contextmanager
+def logs_above_bars():
+  """While it lasts, the root logger's console handlers (absl's among them) write each line above the active tqdm
+  bars. tqdm's own `logging_redirect_tqdm` replaces only plain stream handlers, and absl's is not one."""
+  root = std_logging.getLogger()
+  original = root.handlers
+  root.handlers = [_AboveBars(h) if _console(h) else h for h in original]
+  try:
+    yield
+  finally:
+    root.handlers = original
+
+
 def run(prog: str, main: Callable[[], None]) -> None:
   """Parses flags and runs `main()`; bad flags and user errors end with one line `prog: error: ...` (exit 1).
 
@@ -133,7 +168,8 @@ def run(prog: str, main: Callable[[], None]) -> None:
       sys.exit(f'{prog}: error: unexpected arguments {argv[1:]}')
     logging.get_absl_handler().python_handler.addFilter(_quiet_orbax)
     try:
-      main()
+      with logs_above_bars():
+        main()
     except Exception as e:  # bugs keep their traceback: re-raised, or printed before a multi-process exit
       message = _message(prog, e)
       if jax.distributed.is_initialized():

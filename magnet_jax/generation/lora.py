@@ -145,6 +145,12 @@ def load_adapter(path: str | os.PathLike) -> tuple[dict, dict]:
   return nest_adapters(adapters), header
 
 
+def adapted_kernels(path: str | os.PathLike) -> set[str]:
+  """The kernel paths an adapter file adapts, from its tensor names alone (for a file `load_adapter` accepted)."""
+  with safe_open(os.fspath(path), framework='numpy') as f:
+    return {name.rsplit('/', 1)[0] for name in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+
+
 def _header(path: str, text: str) -> dict:
   """The adapter file's metadata, checked (see `load_adapter`)."""
   try:

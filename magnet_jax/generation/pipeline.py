@@ -12,7 +12,8 @@ Shapes: batches are padded to a power of two and text to a multiple of `text_pad
 `cross_attention_mask`). Durations within the model's window are not bucketed: padding frames would change the
 random draws (one per frame) and the codec's edges, so each distinct length compiles once (and is then read from
 the persistent compilation cache, `generation.compile_cache`). Past the window, every window of every duration has
-the model's length: one program serves them all.
+the model's length: one program serves them all. Durations are exact to the sample (`samples`): the frames are
+planned to cover them (`frames`) and their audio is cut there.
 
 Long form: windows of the model's length W; each keeps the frames it shares with what is already decoded as given
 tokens and decodes the rest (`generation.windows`, `overlap` frames of context). Consecutive windows share those
@@ -162,23 +163,41 @@ class MagnetPipeline:
     return self.decoder
 
   def window_frames(self, decoding: DecodingConfig) -> int:
-    """W: the frames of one decoding window, the model's segment (trimmed to whole spans for 'nonoverlap')."""
-    return self._trim(self.lm_config.sequence_length, decoding)
+    """W: the frames of one decoding window: the model's segment, rounded up to whole spans for 'nonoverlap' (at
+    most span_len - 1 frames past the segment it was trained on, where audiocraft trims to fewer, so that a duration
+    of the whole segment fits one window). Positions are sinusoidal and the restricted attention is built for the
+    window's own length, so the few frames more run as the rest (audiocraft builds its masks for the segment alone,
+    so its tokens are a reference within the segment only)."""
+    return self._whole_spans(self.lm_config.sequence_length, decoding)
 
   def _trim(self, length: int, decoding: DecodingConfig) -> int:
     return output_length(length, self.lm_config.span_len, decoding.span_arrangement)
 
-  def frames(self, duration: float, decoding: DecodingConfig) -> int:
-    """Frames generated for `duration` seconds: as audiocraft (trimmed to whole spans) within the model's window,
-    exactly int(duration * frame rate) past it (long form)."""
+  def _whole_spans(self, length: int, decoding: DecodingConfig) -> int:
+    """The fewest frames >= `length` that the decoder generates as they are (whole spans for 'nonoverlap')."""
+    return next(n for n in range(length, length + self.lm_config.span_len) if self._trim(n, decoding) == n)
+
+  def samples(self, duration: float) -> int:
+    """The samples of `duration` seconds at `sample_rate`, rounded to the nearest: every output that a duration
+    sets has exactly this length."""
     if not 0 < duration < math.inf:
       raise ValueError(f'duration must be a finite number of seconds > 0, got {duration}')
-    length = int(duration * self.frame_rate)
-    trimmed = self._trim(length, decoding)
-    if trimmed < 1:
-      raise ValueError(f'duration {duration} s is shorter than one {self.lm_config.span_len}-frame span '
-                       f'({self.lm_config.span_len / self.frame_rate} s)')
-    return trimmed if trimmed <= self.window_frames(decoding) else length
+    return round(duration * self.sample_rate)
+
+  def frames(self, duration: float, decoding: DecodingConfig) -> int:
+    """Frames generated for `duration` seconds (`_frames` of its `samples`)."""
+    return self._frames(self.samples(duration), decoding)
+
+  def _frames(self, samples: int, decoding: DecodingConfig) -> int:
+    """Frames that cover `samples` (their audio is then cut to it): whole spans within the model's window, exactly
+    ceil(samples / hop) past it (long form, whose windows decode any length)."""
+    hop, span = self.codec_config.hop_length, self.lm_config.span_len
+    if self._trim(samples // hop, decoding) < 1:
+      raise ValueError(f'duration {samples / self.sample_rate:g} s is shorter than one {span}-frame span '
+                       f'({span / self.frame_rate:g} s)')
+    length = math.ceil(samples / hop)
+    rounded = self._whole_spans(length, decoding)
+    return rounded if rounded <= self.window_frames(decoding) else length
 
   def condition(self, descriptions: Sequence[str | None]) -> tuple[jax.Array, jax.Array, int]:
     """Text states for a batch padded to its bucket: (cond [B', S, Dt], cond_mask [B', S], B)."""
@@ -396,11 +415,10 @@ class MagnetPipeline:
       pass
     return codes
 
-  def _canvas(self, descriptions: Sequence[str | None], duration: float | None, given: np.ndarray | None,
+  def _canvas(self, descriptions: Sequence[str | None], total: int, given: np.ndarray | None,
               decoding: DecodingConfig, at_end: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(codes [B, K, T], known [T]) for `duration` seconds with the `given` [B, K, P] codes at the start (or end),
+    """(codes [B, K, T], known [T]) of T = `total` frames with the `given` [B, K, P] codes at the start (or end),
     mask ids elsewhere (`decoding.initial_context`)."""
-    total = self.frames(self.duration if duration is None else duration, decoding)
     batch, known = len(descriptions), np.zeros(total, bool)
     codes = np.zeros((batch, self.lm_config.n_q, total), np.int32)
     if given is not None:
@@ -437,28 +455,35 @@ class MagnetPipeline:
       decoding, **sampling: the decoding config (default: the pipeline's) and DecodingConfig overrides.
 
     Yields:
-      audio [B, C, n] chunks at `sample_rate`, T * hop samples in all.
+      audio [B, C, n] chunks at `sample_rate`, `samples(duration)` samples in all (the frames' audio, cut there).
     """
     decoding = self.decoding_with(decoding, **sampling)
-    codes, known = self._canvas(descriptions, duration, prompt, decoding)
+    samples = self.samples(self.duration if duration is None else duration)
+    codes, known = self._canvas(descriptions, self._frames(samples, decoding), prompt, decoding)
     width, starts, fresh = self._text_plan(descriptions, known, decoding, overlap)
     prefix, hop = int(known.sum()), self.codec_config.hop_length
     first, cuts = windows.stream_cuts(starts, width, codes.shape[-1], prefix, fresh)
     if first:
-      yield self.decode(codes[..., :prefix])[..., :first * hop]
+      yield self.decode(codes[..., :prefix])[..., :min(first * hop, samples)]
     decoded = self._windows(descriptions, codes, known, seed, decoding, width, starts, progress=progress, fresh=fresh,
                             negative=negative, on_step=on_step)
     for (a, b), (start, audio) in zip(cuts, decoded, strict=True):
-      yield audio[..., (a - start) * hop:(b - start) * hop]
+      yield audio[..., (a - start) * hop:min(b * hop, samples) - start * hop]  # cut at the duration
 
   def generate_tokens(self, descriptions: Sequence[Description], duration: float | None = None, seed: Seeds = 0,
                       prompt: np.ndarray | None = None, *, negative: Negative = None,
                       on_step: StepProgress | None = None, decoding: DecodingConfig | None = None,
                       **sampling) -> np.ndarray:
-    """codes [B, K, T] int32 for B descriptions (T = duration * frame rate, trimmed to whole spans within the
-    model's window), continuing the optional [B, K, P] `prompt` codes (see `stream` for the other arguments)."""
+    """codes [B, K, T] int32 for B descriptions (T = `frames(duration)`: enough for the duration, whole spans within
+    the model's window), continuing the optional [B, K, P] `prompt` codes (see `stream` for the other arguments)."""
     decoding = self.decoding_with(decoding, **sampling)
-    codes, known = self._canvas(descriptions, duration, prompt, decoding)
+    total = self.frames(self.duration if duration is None else duration, decoding)
+    return self._tokens(descriptions, total, seed, prompt, negative, on_step, decoding)
+
+  def _tokens(self, descriptions: Sequence[Description], total: int, seed: Seeds, prompt: np.ndarray | None,
+              negative: Negative, on_step: StepProgress | None, decoding: DecodingConfig) -> np.ndarray:
+    """`generate_tokens` of T = `total` frames."""
+    codes, known = self._canvas(descriptions, total, prompt, decoding)
     width, starts, fresh = self._text_plan(descriptions, known, decoding, None)
     for _ in self._windows(descriptions, codes, known, seed, decoding, width, starts, fresh=fresh, negative=negative,
                            on_step=on_step):
@@ -535,17 +560,20 @@ class MagnetPipeline:
                duration: float, seed: Seeds = 0, *, negative: Negative = None, on_step: StepProgress | None = None,
                decoding: DecodingConfig | None = None, **sampling) -> np.ndarray:
     """Extends `audio` to `duration` seconds in all, on its 'right' (a continuation) or its 'left' (what could
-    have come before it): audio [B, C, T * hop]."""
+    have come before it): audio [B, C, samples(duration)]."""
     if side not in ('left', 'right'):
       raise ValueError(f"outpaint side must be 'left' or 'right', got {side!r}")
     decoding = self.decoding_with(decoding, **sampling)
     if side == 'right':
       return self.generate_continuation(audio, sample_rate, descriptions, duration, seed, negative=negative,
                                         on_step=on_step, decoding=decoding)
-    given = self.encode(self.prepare_audio(audio, sample_rate, len(descriptions)))
-    codes, known = self._canvas(descriptions, duration, given, decoding, at_end=True)
-    return self.decode(self._fill(descriptions, codes, known, seed, decoding, reverse=True, negative=negative,
-                                  on_step=on_step))
+    audio = self.prepare_audio(audio, sample_rate, len(descriptions))
+    given, samples = self.encode(audio), self.samples(duration)
+    padding = given.shape[-1] * self.codec_config.hop_length - audio.shape[-1]  # the audio's last frame's padding
+    codes, known = self._canvas(descriptions, self._frames(samples + padding, decoding), given, decoding, at_end=True)
+    decoded = self.decode(self._fill(descriptions, codes, known, seed, decoding, reverse=True, negative=negative,
+                                     on_step=on_step))
+    return decoded[..., decoded.shape[-1] - padding - samples:decoded.shape[-1] - padding]  # ends where audio does
 
   def loop_tokens(self, descriptions: Sequence[Description], codes: np.ndarray, seed: Seeds = 0, *,
                   negative: Negative = None, on_step: StepProgress | None = None,
@@ -592,27 +620,30 @@ class MagnetPipeline:
       descriptions: B prompts.
       duration: loop length in seconds for a generated loop (default `self.duration`).
       seed: see the class docstring.
-      audio, sample_rate: loop this audio instead (its length, rounded to frames, is the loop's).
+      audio, sample_rate: loop this audio instead (the loop lasts as long: its samples at the codec's rate).
       samples: an exact loop length in samples instead of `duration` (e.g. `tempo_loop_samples` of a tempo and a
-        bar count): generated on the nearest frame grid (`loop_frames`), then resampled periodically to exactly
-        this many samples (`audio.convert.resample_loop`: the residual spread over the loop, nothing cut), so the
-        result is [B, C, samples] and as seamless at the wrap.
+        bar count).
       negative, on_step: see `stream` (on_step is told the steps of each pass: the loop's, then its seam's).
       decoding, **sampling: the decoding config (default: the pipeline's) and DecodingConfig overrides.
+
+    Returns:
+      audio [B, C, N]: N = `samples`, `samples(duration)` or the audio's samples. The loop is generated on the
+      nearest frame grid (`loop_frames`; the audio's frames), then resampled periodically to exactly N samples
+      (`audio.convert.resample_loop`: the residual spread over the loop, nothing cut), so it is as seamless at the
+      wrap.
     """
     decoding = self.decoding_with(decoding, **sampling)
-    if samples is not None:
-      if audio is not None or duration is not None:
-        raise ValueError('give a loop length in samples or a duration or audio to loop, not both')
-      duration = (self.loop_frames(samples, decoding) + 0.5) / self.frame_rate  # `frames` floors to that count
+    if samples is not None and (audio is not None or duration is not None):
+      raise ValueError('give a loop length in samples or a duration or audio to loop, not both')
     if audio is None:
-      codes = self.generate_tokens(descriptions, duration, seed, negative=negative, on_step=on_step,
-                                   decoding=decoding)
+      samples = self.samples(self.duration if duration is None else duration) if samples is None else samples
+      codes = self._tokens(descriptions, self.loop_frames(samples, decoding), seed, None, negative, on_step, decoding)
     else:
-      codes = self.encode(self.prepare_audio(audio, sample_rate, len(descriptions)))
+      audio = self.prepare_audio(audio, sample_rate, len(descriptions))
+      codes, samples = self.encode(audio), audio.shape[-1]
     loop = self.decode_loop(self.loop_tokens(descriptions, codes, seed, negative=negative, on_step=on_step,
                                              decoding=decoding))
-    return loop if samples is None else convert.resample_loop(loop, samples)
+    return convert.resample_loop(loop, samples)
 
   def decode(self, codes: np.ndarray) -> np.ndarray:
     """codes [B, K, T] -> audio [B, C, T * hop], each example on its own (the same whatever its batch mates)."""

@@ -23,6 +23,7 @@ Variants and what their configs resolve to (configs/<name>.py):
 import dataclasses
 import functools
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -214,10 +215,25 @@ def load_rescorer(folder: str | os.PathLike, **config_overrides) -> tuple[Magnet
   return config, params
 
 
+@dataclasses.dataclass(frozen=True)
+class Merged:
+  """What `merge_adapters` did: the folders, the (adapter file, scale) pairs in order and the kernels they changed."""
+  base: str
+  out: str
+  adapters: list[tuple[str, float]]
+  kernels: int
+
+  def summary(self) -> str:
+    """One line: what was merged, and the command that samples the result."""
+    files = ', '.join(f'{file} (scale {scale:g})' for file, scale in self.adapters)
+    return (f'merged {len(self.adapters)} adapter(s) {files} into {self.kernels} kernel(s) of {self.base}: wrote '
+            f'{self.out}; sample it with: magnet-jax --checkpoint {shlex.quote(self.out)} --prompt "..."')
+
+
 def merge_adapters(folder: str | os.PathLike | None, adapters: Sequence[str], out: str | os.PathLike,
-                   overwrite: bool = False) -> None:
+                   overwrite: bool = False) -> Merged:
   """Exports the pipeline of `folder` (None: the embedded default) with LoRA `adapters` ('FILE' or 'FILE:scale',
-  merged in order) as a plain exported folder `out`, which loads and samples like any other.
+  merged in order) as a plain exported folder `out`, which loads and samples like any other; returns what it did.
 
   `out` is written as a hidden temporary folder beside it and renamed into place, so it is never half-written; an
   existing `out` is replaced only with `overwrite`, and never when it is `folder` itself. A text encoder folder
@@ -256,3 +272,5 @@ def merge_adapters(folder: str | os.PathLike | None, adapters: Sequence[str], ou
       os.replace(tmp, out)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+  kernels = set().union(*(lora_lib.adapted_kernels(file) for file, _ in parsed))
+  return Merged(folder, out, [(os.path.abspath(file), scale) for file, scale in parsed], len(kernels))

@@ -8,6 +8,10 @@ A `Request` is one output: a prompt (text, schedule or None), a seed, and what t
   infill        the `audio` with seconds `infill` = (start, end) regenerated; it keeps the audio's length.
   loop          a seamless loop of `duration` seconds, of the `audio`'s length, or of exactly `tempo`'s bars.
 
+Durations are exact: an output whose length a duration sets has round(duration * rate) samples (its frames are
+planned to cover it, whole spans within the model's window, and their audio cut there); a loop is resampled
+periodically to its exact length, so it stays seamless.
+
 `check` holds every mode's rules (what it needs, what it refuses, durations against the audio and a cap) and needs
 no model, so a front end calls it before anything loads or queues. `generate` runs outputs of one `key` as one
 batch through the pipeline's own method for their mode (`MagnetPipeline.stream` / `outpaint` / `infill` /
@@ -130,6 +134,13 @@ def check(request: Request, max_duration: float = math.inf, default_duration: fl
   total = request.duration or default_duration
   if mode in ('continuation', 'outpaint') and total is not None and total <= seconds:
     raise ValueError(f'duration ({total:g} s, the whole output) must exceed the audio ({seconds:.2f} s) to {mode} it')
+
+
+def requested_duration(request: Request, default: float) -> float | None:
+  """The seconds the output lasts as requested (its duration, or the model's `default`), which it has exactly:
+  round(seconds * rate) samples. None where the audio (infill, a loop of audio) or a tempo sets its length."""
+  keeps_length = request.mode in KEEPS_LENGTH or (request.mode == 'loop' and request.audio is not None)
+  return None if keeps_length or request.tempo is not None else request.duration or default
 
 
 def _controls(requests: Sequence[Request], decoding: DecodingConfig, on_step: StepProgress | None) -> dict:

@@ -7,6 +7,8 @@ Modes (one per run, `generation.request`; each output file is one prompt x seed)
   infill        --audio-prompt FILE --infill START:END: the audio with seconds [START, END) regenerated.
   loop          --loop [--audio-prompt FILE]: a seamless loop of --duration seconds (or of the audio's length), or
                 of exactly --bars bars at --bpm (`request.Tempo`); --loop-count N writes it N times.
+A file whose length a duration sets lasts it to the sample (round(duration * rate) samples); its sidecar records
+the duration requested (the model's default where none was given).
 
 Prompts may be schedules (text changing over time), carry a negative prompt (guidance steers away from it), and
 each file may be the best of --best-of N candidates, ranked by a scorer (`generation.best_of`; every candidate's
@@ -326,7 +328,8 @@ def _sample(options: SampleOptions, outputs: list[Output], paths: list[dict[int,
             writer, options.file_format, options.normalize,
             {**common, 'prompt': output.text, 'schedule': output.schedule,
              'negative_prompt': output.negative or options.negative, **seed_record,
-             'duration_requested_s': output.duration, 'batch_prompts': [outputs[j].text for j in batch],
+             'duration_requested_s': request_lib.requested_duration(requests[i], pipeline.duration),
+             'batch_prompts': [outputs[j].text for j in batch],
              'batch': records.batch([outputs[j] for j in batch]), 'batch_index': batch.index(i)},
             {'load_s': load_seconds, 'compile_s': compile_seconds, 'generate_s': generate_seconds})
         records_out.append({**record, 'path': writer.path})

@@ -1,5 +1,10 @@
-"""The commands' shared plumbing: old underscore spellings of dashed flags are respelled, each with one warning."""
-from absl import flags
+"""The commands' shared plumbing: old underscore spellings of dashed flags are respelled, each with one warning; log
+lines written while a progress bar is active stand on their own lines."""
+import logging as std_logging
+import sys
+
+import tqdm
+from absl import flags, logging
 
 from magnet_jax.apps import runner
 
@@ -17,3 +22,31 @@ def test_underscore_spellings_of_dashed_flags_warn_and_count(capsys):
       'prog: warning: --runner_test_size is deprecated; use --runner-test-size',
       'prog: warning: --runner_test_size is deprecated; use --runner-test-size',
       'prog: warning: --norunner_test_loud is deprecated; use --norunner-test-loud']
+
+
+
+def test_a_log_line_during_a_progress_bar_stands_on_its_own_line(capsys):
+  """What `run` wraps every command in: absl's handler (as `app.run` installs it) writes above the active bar."""
+  root, parsed = std_logging.getLogger(), flags.FLAGS.is_parsed()
+  handler, level = logging.ABSLHandler(logging.PythonFormatter()), root.level
+  root.addHandler(handler)
+  root.setLevel(std_logging.INFO)
+  flags.FLAGS.mark_as_parsed()  # as in a command (before parsing, absl writes a warning of its own first)
+  try:
+    with runner.logs_above_bars(), tqdm.tqdm(total=2, desc='work', mininterval=0, file=sys.stderr) as bar:
+      bar.update()
+      logging.info('LOGGED-MIDWAY')
+      bar.update()
+  finally:
+    root.removeHandler(handler)
+    root.setLevel(level)
+    if not parsed:
+      flags.FLAGS.unparse_flags()
+  err = capsys.readouterr().err
+  [line] = [line for line in err.split('\n') if 'LOGGED-MIDWAY' in line]
+  shown = ''  # what a terminal shows of the line: each carriage return writes over it from its start
+  for part in line.split('\r'):
+    shown = part + shown[len(part):]
+  shown = shown.rstrip()
+  assert shown.startswith('I') and shown.endswith('LOGGED-MIDWAY'), shown  # absl's line alone, no bar around it
+  assert 'work: 100%' in err  # the bar was drawn again and finished

@@ -48,7 +48,7 @@ def test_prompt_files_and_collision_free_names(tmp_path):
 
 def test_same_seed_same_bytes_long_form_files_and_sidecars(tiny_pipeline_folder, tmp_path):
   logs = []
-  options = _options(tiny_pipeline_folder, out=str(tmp_path), seed=7, num_samples=2, duration=1.2, preset='fast',
+  options = _options(tiny_pipeline_folder, out=str(tmp_path), seed=7, num_samples=2, duration=1.33, preset='fast',
                      sampling={'temp': 2.0})
   records = sample(options, log=logs.append)
   names = sorted(os.listdir(tmp_path))
@@ -56,14 +56,14 @@ def test_same_seed_same_bytes_long_form_files_and_sidecars(tiny_pipeline_folder,
                    for ext in ('json', 'wav')]
   first = {name: (tmp_path / name).read_bytes() for name in names if name.endswith('.wav')}
   assert any(line.startswith('compiling (first run only') for line in logs)
-  assert sum('window 3/3' in line for line in logs) == 1  # 60 frames: three 30-frame windows, one batch
+  assert sum('window 4/4' in line for line in logs) == 1  # 66.5 -> 67 frames: four 30-frame windows, one batch
   assert [record['path'] for record in records] == [str(tmp_path / name) for name in names if name.endswith('wav')]
   info = soundfile.info(tmp_path / 'calm-piano_8.wav')
-  assert info.samplerate == 1600 and info.frames == 60 * 32 and info.subtype == 'PCM_24'
+  assert info.samplerate == 1600 and info.frames == 2128 and info.subtype == 'PCM_24'  # 1.33 s to the sample
   sidecar = json.loads((tmp_path / 'calm-piano_8.json').read_text())
   assert sidecar['prompt'] == 'calm piano' and sidecar['seed'] == 8 and sidecar['mode'] == 'text'
   assert sidecar['decoding']['decoding_steps'] == [4, 2, 2, 2] and sidecar['decoding']['temp'] == 2.0
-  assert sidecar['preset'] == 'fast' and sidecar['audio_s'] == 1.2 and sidecar['duration_requested_s'] == 1.2
+  assert sidecar['preset'] == 'fast' and sidecar['audio_s'] == 1.33 and sidecar['duration_requested_s'] == 1.33
   assert sidecar['checkpoint'] == str(tiny_pipeline_folder) and sidecar['versions']['jax']
   assert set(sidecar['timings']) == {'load_s', 'compile_s', 'generate_s'}
 

@@ -17,6 +17,7 @@ from magnet_jax.generation import lora, pretrained
 from magnet_jax.io.errors import CheckpointError
 from magnet_jax.text.encoder import minilm_folder
 from magnet_jax.training.lora import init_adapters
+from tests.helpers import run_module
 
 
 @pytest.fixture(scope='module')
@@ -95,3 +96,17 @@ def test_a_relative_text_encoder_folder_still_loads_after_merging(tiny_pipeline_
   merged = json.loads((tmp_path / 'merged' / 'pipeline.json').read_text())
   assert merged['text_encoder'] == f'bert:{source / "text"}'
   pretrained.load(tmp_path / 'merged')
+
+
+def test_merge_lora_command_ends_with_what_it_did_and_the_next_command(tiny_pipeline_folder, adapter, base,
+                                                                       tmp_path):
+  out = tmp_path / 'merged'
+  code, stdout, stderr = run_module('magnet_jax.apps.merge_lora', '--checkpoint', str(tiny_pipeline_folder),
+                                    '--lora', f'{adapter}:0.5', '--out', str(out))
+  assert code == 0, stderr
+  merged = pretrained.load(out, dtype='float32')
+  flat = lambda params: traverse_util.flatten_dict(jax.device_get(params), sep='/')
+  changed = [k for k, v in flat(merged.lm_params).items() if not np.array_equal(v, flat(base.lm_params)[k])]
+  assert changed and stdout.strip().splitlines()[-1] == (
+      f'merged 1 adapter(s) {adapter} (scale 0.5) into {len(changed)} kernel(s) of {tiny_pipeline_folder}: wrote '
+      f'{out}; sample it with: magnet-jax --checkpoint {out} --prompt "..."')

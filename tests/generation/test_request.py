@@ -45,6 +45,14 @@ def test_good_requests_and_the_default_duration():
   assert Request('a', 1, duration=2.0).key == Request('b', 9, duration=2.0).key != Request('a', duration=3.0).key
 
 
+def test_the_requested_duration_is_the_default_where_none_is_given():
+  assert request.requested_duration(Request('a', duration=1.33), 0.6) == 1.33
+  assert request.requested_duration(Request('a'), 0.6) == 0.6
+  for fields in ({'mode': 'loop', 'tempo': Tempo(120, 1)}, {'mode': 'loop', 'audio': AUDIO, 'sample_rate': 1600},
+                 {'mode': 'infill', 'audio': AUDIO, 'sample_rate': 1600, 'infill': (0.1, 0.2)}):
+    assert request.requested_duration(Request('a', **fields), 0.6) is None  # the audio or the tempo sets it
+
+
 def test_best_of_bounds_and_candidate_seeds():
   for count in (0, best_of.MAX_CANDIDATES + 1):
     with pytest.raises(ValueError, match=f'best-of must be between 1 and {best_of.MAX_CANDIDATES} candidates'):

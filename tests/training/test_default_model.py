@@ -63,9 +63,9 @@ def test_shipped_default_is_built_from_its_config_with_the_embedded_codec(pipeli
 def test_outputs_are_finite_audible_and_of_the_default_length(pipeline, contrasts):
   audio, _ = contrasts
   frames = pipeline.frames(pipeline.duration, pipeline.decoding)
-  assert pipeline.sample_rate == 16000 and frames == 249  # 5 s at 50 Hz, trimmed to whole 3-frame spans
+  assert pipeline.sample_rate == 16000 and frames == 252  # 5 s at 50 Hz, rounded up to whole 3-frame spans
   clips = len(prompt_following.contrast_captions()) * len(SEEDS)
-  assert audio.shape == (clips, 1, frames * pipeline.codec_config.hop_length)
+  assert audio.shape == (clips, 1, 5 * 16000)  # exactly 5 s, one window
   assert np.isfinite(audio).all()
   assert min(rms_db(clip) for clip in audio) > LOUDNESS_MIN_DB
 
@@ -89,7 +89,7 @@ def test_build_runs_every_step_once_and_exports_a_loadable_pipeline(tmp_path, ca
   assert set(metadata['prompt_following']['separation']) == {c.statistic for c in prompt_following.CONTRASTS}
   loaded = pretrained.load(out)
   assert loaded.lm_config.dim == 32 and loaded.decoding == default_model.DECODING
-  assert loaded.generate(['solo flute'], duration=0.5).shape == (1, 1, 24 * 320)
+  assert loaded.generate(['solo flute'], duration=0.5).shape == (1, 1, 8000)  # 0.5 s to the sample
 
   capfd.readouterr()
   again = default_model.build(str(workdir), str(out), num_clips=24, overrides=tiny)  # continues: nothing to redo
