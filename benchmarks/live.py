@@ -152,7 +152,7 @@ def main():
   parser.add_argument('--predict', action='store_true', help='the released sizes\' live floors from --aot; no run')
   parser.add_argument('--aot', default=os.path.join(ROOT, 'benchmarks/results/aot-tpu.json'))
   parser.add_argument('--seconds', type=float, default=30.0)
-  parser.add_argument('--windows', default='2.5,5')  # 5: the model's window, 4.98 s
+  parser.add_argument('--windows', default='2.5,5')  # 5: the model's window, 5.04 s
   parser.add_argument('--overlaps', default='0.25,0.5')
   parser.add_argument('--presets', default='fast', help='presets measured at the model\'s window, half overlap')
   parser.add_argument('--checkpoint', default=None)

@@ -40,7 +40,7 @@ class DecodingConfig:
   anneal_temp: bool = _field(True, 'Decay the temperature linearly to 0 (clamped at 0.01) within each level.')
   span_scoring: str = _field('max', "Span confidence: 'max' (1 - max prob in the span) or 'prod' (sum of -log "
                              "probs; nonoverlap only).", choices=('max', 'prod'))
-  span_arrangement: str = _field('nonoverlap', "'nonoverlap' spans (released default; T trimmed to whole spans) or "
+  span_arrangement: str = _field('nonoverlap', "'nonoverlap' spans (released default; T rounded up to whole spans) or "
                                  "'stride1' (recommended by the authors).", choices=('nonoverlap', 'stride1'))
   use_sampling: bool = _field(True, 'Sample; false: argmax (greedy).')
   rescorer_weight: float = _field(0.0, 'Weight w of the rescorer: w * p_rescorer + (1 - w) * p_magnet; 0 = plain '

@@ -121,7 +121,7 @@ class Service:
     self.pipeline, self.options, self.log = pipeline, options, log
     pipeline.text_pad_to = options.max_prompt_tokens
     self.devices = engine.place(pipeline, options.sharding, options.model_parallel)
-    # The default duration is the model's segment, which the window holds once trimmed to whole spans.
+    # The default duration is the model's segment, which the window (rounded up to whole spans) holds.
     self.max_duration = options.max_duration or max(DEFAULT_MAX_DURATION, self.window_seconds, pipeline.duration)
     self.temporary = options.out is None  # the folder goes with the server
     self.out = options.out or tempfile.mkdtemp(prefix='magnet-jax-serve-')
