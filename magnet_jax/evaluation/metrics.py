@@ -15,7 +15,7 @@ Shapes: N embeddings, D embedding size, L labels.
 import dataclasses
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.linalg
@@ -232,12 +232,14 @@ class FadInf:
 
 
 def fad_inf(generated: np.ndarray, reference: EmbeddingStats, steps: int = 25, min_n: int | None = None,
-            seed: int = 0) -> FadInf:
+            seed: int = 0, distance: Callable[[np.ndarray, np.ndarray], float] | None = None) -> FadInf:
   """fadtk's `score_inf` (fadtk/fad.py): for n in int(linspace(min_n, P, steps)), draw n of the [P, D] generated
   embeddings with replacement (np.random.RandomState(seed).choice, in that order), fit a Gaussian, FAD to the
   reference; a least-squares line of FAD against 1/n; its intercept is FAD-inf, its R^2 says how well the line fits.
 
   min_n: fadtk's 500, or P // 2 when the set has fewer than 1000 embeddings (fadtk would draw more than the set holds).
+  distance: (mu, sigma) -> FAD to the reference (default `frechet_distance`, as fadtk; bootstrap draws pass the
+    faster `FrechetToReference`).
 
   Raises:
     ValueError: fewer than 4 embeddings, non-finite ones, steps < 2, or min_n outside [2, P].
@@ -252,7 +254,8 @@ def fad_inf(generated: np.ndarray, reference: EmbeddingStats, steps: int = 25, m
   points = []
   for n in ns:
     sample = x[rng.choice(len(x), size=n, replace=True)]
-    points.append((n, frechet_distance(reference.mu, reference.sigma, sample.mean(0), np.cov(sample, rowvar=False))))
+    mu, sigma = sample.mean(0), np.cov(sample, rowvar=False)
+    points.append((n, distance(mu, sigma) if distance else frechet_distance(reference.mu, reference.sigma, mu, sigma)))
   xs, ys = 1.0 / np.array(ns), np.array([p[1] for p in points])
   slope, intercept = np.polyfit(xs, ys, 1)
   r2 = 1.0 - np.sum((ys - (slope * xs + intercept)) ** 2) / np.sum((ys - ys.mean()) ** 2)
@@ -313,10 +316,11 @@ def kad_of_counts(embeddings: np.ndarray, owner: np.ndarray, reference: np.ndarr
 
 def fad_inf_of_counts(embeddings: np.ndarray, owner: np.ndarray, reference: EmbeddingStats, seed: int = 0):
   """`fad_inf` (its default subsets, `seed`) of a draw: the drawn clips' rows stacked, each clip as often as it is
-  drawn; counts of ones give `fad_inf` of the set itself. Each draw fits 25 subsets, so a draw costs 25 FADs."""
+  drawn; counts of ones give `fad_inf` of the set itself (to float64 round-off: its FADs are `FrechetToReference`'s).
+  Each draw fits 25 subsets, so a draw costs 25 FADs."""
   x = check_embeddings(embeddings, 'FAD-inf generated set', minimum=4)
-  rows = np.arange(len(x))
-  return lambda counts: fad_inf(x[np.repeat(rows, counts[owner])], reference, seed=seed).value
+  rows, to_reference = np.arange(len(x)), FrechetToReference(reference)
+  return lambda counts: fad_inf(x[np.repeat(rows, counts[owner])], reference, seed=seed, distance=to_reference).value
 
 
 def mean_of_counts(values: np.ndarray):
