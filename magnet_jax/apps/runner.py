@@ -122,36 +122,39 @@ def cpu_only_without_accelerators() -> bool:
   return True
 
 
-class _AboveBars(std_logging.Handler):
-  """A console handler whose lines first clear the active tqdm bars and redraw them after
-  (`tqdm.external_write_mode`), so each log line stands on its own line above the bars, not glued to one."""
-
-  def __init__(self, inner: std_logging.Handler):
-    super().__init__(inner.level)
-    self.inner = inner
-
-  def emit(self, record: std_logging.LogRecord) -> None:
-    with tqdm.tqdm.external_write_mode(file=sys.stderr):
-      self.inner.handle(record)
-
-
-def _console(handler: std_logging.Handler) -> bool:
-  """absl's handler, or a stream handler writing to the terminal's streams."""
-  return isinstance(handler, logging.ABSLHandler) or (
-      isinstance(handler, std_logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr))
+def _console_handlers() -> list[std_logging.Handler]:
+  """The handlers that write the root logger's lines to the terminal: absl's (its Python handler, the one that
+  filters and writes) and stream handlers on stdout / stderr."""
+  found = []
+  for handler in std_logging.getLogger().handlers:
+    if isinstance(handler, logging.ABSLHandler):
+      found.append(handler.python_handler)
+    elif isinstance(handler, std_logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr):
+      found.append(handler)
+  return found
 
 
 @contextlib.contextmanager
 def logs_above_bars():
-  """While it lasts, the root logger's console handlers (absl's among them) write each line above the active tqdm
-  bars. tqdm's own `logging_redirect_tqdm` replaces only plain stream handlers, and absl's is not one."""
-  root = std_logging.getLogger()
-  original = root.handlers
-  root.handlers = [_AboveBars(h) if _console(h) else h for h in original]
+  """While it lasts, each line the console handlers write first clears the active tqdm bars and redraws them after
+  (`tqdm.external_write_mode`), so it stands on its own line above the bars, not glued to one. The handlers stay in
+  place (their `emit` is wrapped): absl's `set_verbosity` sets the root logger's level only while its handler is
+  among the root's, and tqdm's `logging_redirect_tqdm` replaces only plain stream handlers."""
+  handlers = _console_handlers()
+  for handler in handlers:
+    handler.emit = _above_bars(handler.emit)
   try:
     yield
   finally:
-    root.handlers = original
+    for handler in handlers:
+      del handler.emit  # the class's again
+
+
+def _above_bars(emit: Callable[[std_logging.LogRecord], None]) -> Callable[[std_logging.LogRecord], None]:
+  def wrapped(record: std_logging.LogRecord) -> None:
+    with tqdm.tqdm.external_write_mode(file=sys.stderr):
+      emit(record)
+  return wrapped
 
 
 def run(prog: str, main: Callable[[], None]) -> None:

@@ -50,3 +50,23 @@ def test_a_log_line_during_a_progress_bar_stands_on_its_own_line(capsys):
   shown = shown.rstrip()
   assert shown.startswith('I') and shown.endswith('LOGGED-MIDWAY'), shown  # absl's line alone, no bar around it
   assert 'work: 100%' in err  # the bar was drawn again and finished
+
+
+def test_verbosity_still_reaches_every_logger_inside():
+  """A command that sets absl's verbosity inside `run` quiets JAX's loggers too (process 1 of a multi-process job,
+  `magnet-jax` silencing JAX's backend probing): absl sets the root logger's level only while its handler is
+  among the root's, so the wrapping must leave the handlers in place."""
+  root, absl_handler = std_logging.getLogger(), logging.get_absl_handler()
+  added, level, verbosity = absl_handler not in root.handlers, root.level, logging.get_verbosity()
+  if added:
+    root.addHandler(absl_handler)
+  try:
+    with runner.logs_above_bars():
+      logging.set_verbosity(logging.WARNING)
+      assert not std_logging.getLogger('jax._src.distributed').isEnabledFor(std_logging.INFO)
+      assert absl_handler in root.handlers
+  finally:
+    logging.set_verbosity(verbosity)
+    root.setLevel(level)
+    if added:
+      root.removeHandler(absl_handler)
