@@ -89,6 +89,37 @@ def test_collectives_multiply_loop_bodies_by_their_trip_counts():
   assert found['all-gather'] == {'count': 1, 'bytes': 32.0}
 
 
+def test_collectives_read_tpu_loops_and_async_collectives():
+  # TPU's compiled HLO: no known_trip_count (the trip count is the condition's bound less the counter's start) and
+  # each async all-gather repeated in the fusions that start, use and finish it (one channel_id, one transfer).
+  hlo = '\n'.join([
+      'HloModule m', '',
+      '%start (p: bf16[2,2]) -> (bf16[2,2], bf16[8,2]) {',
+      '  %ag.1 = bf16[8,2]{1,0:T(8,128)} all-gather(%p), channel_id=7, dimensions={0}',
+      '  ROOT %cc = (bf16[2,2]{1,0}, bf16[8,2]{1,0}) custom-call(%ag.1), custom_call_target="Start"',
+      '}', '',
+      '%done (p: bf16[2,2]) -> bf16[8,2] {',
+      '  %ag.2 = bf16[8,2]{1,0:T(8,128)} all-gather(%p), channel_id=7, dimensions={0}',
+      '  ROOT %cc = bf16[8,2]{1,0} custom-call(%p, %ag.2), custom_call_target="Done"',
+      '}', '',
+      '%body (p: (s32[], f32[4])) -> (s32[], f32[4]) {',
+      '  %s = (bf16[2,2]{1,0}, bf16[8,2]{1,0}) fusion(%y), kind=kCustom, calls=%start',
+      '  %d = bf16[8,2]{1,0} fusion(%s), kind=kCustom, calls=%done',
+      '}', '',
+      '%cond (p: (s32[], f32[4])) -> pred[] {',
+      '  %constant.9 = s32[]{:T(128)} constant(24)',
+      '  %gte = s32[]{:T(128)} get-tuple-element(%p), index=0',
+      '  ROOT %lt = pred[]{:T(512)} compare(%gte, %constant.9), direction=LT',
+      '}', '',
+      'ENTRY %main (a: f32[4]) -> f32[4] {',
+      '  %constant.1 = s32[]{:T(128)} constant(1)',
+      '  %copy.1 = s32[]{:T(128)} copy(%constant.1)',
+      '  %tuple.1 = (s32[]{:T(128)}, f32[4]{0}) tuple(%copy.1, %a)',
+      '  %w = (s32[]{:T(128)}, f32[4]{0}) while(%tuple.1), condition=%cond, body=%body',
+      '}'])
+  assert aot.collectives(hlo) == {'all-gather': {'count': 23, 'bytes': 23 * 32.0}}
+
+
 @pytest.mark.parametrize('name, topology', [('v5e-16', 'v5e:4x4'), ('v5litepod-8', 'v5e:2x4'), ('v5p-8', 'v5p:2x2x1'),
                                             ('v5p-128', 'v5p:4x4x4'), ('v6e-256', 'v6e:16x16'), ('v6e:2x4', 'v6e:2x4')])
 def test_slice_names(name, topology):
