@@ -4,7 +4,9 @@ import pytest
 
 from magnet_jax.configs import tiny
 from magnet_jax.models.config import MagnetConfig
+from magnet_jax.models.flops import params_millions
 from magnet_jax.training import aot, chips
+from magnet_jax.training.trainer import validate
 
 TOPOLOGY = 'v5e:2x2'
 # XLA's FLOPs (the layers unrolled, so that no loop body is counted once) against the analytic model count: XLA
@@ -40,6 +42,9 @@ def test_train_plan_reads_memory_flops_and_collectives(train_plan):
   assert memory['total'] == memory['argument'] + memory['output'] - memory['alias'] + memory['temp'] + memory['code']
   # FSDP gathers the params and all-reduces the gradients (or reduce-scatters them) across the 4 chips.
   assert 'all-gather' in plan.collectives and plan.ici_s > 0
+  # Each chip gathers the bfloat16 weights for the forward and again for the backward (XLA keeps no gathered copy).
+  gathered = 2 * params_millions(validate(_config())) * 1e6 * 2
+  assert 0.5 < plan.collectives['all-gather']['bytes'] / gathered < 1.5, plan.collectives
   assert plan.step_s == max(plan.compute_s, plan.hbm_s, plan.ici_s) > 0 and 0 < plan.mfu < 1
   assert 'memory per chip' in aot.describe(plan)
 
