@@ -127,18 +127,26 @@ def generate_flops(group: Group, system: str) -> float:
                       full_attention=reference, heads=model.n_q if reference else 1)
 
 
+def cpu_efficiency(model: MagnetConfig) -> float:
+  """Fraction of the measured square-matmul rate a CPU forward of `model` is assumed to reach (pessimistic): 12.5%
+  at width 256 and below, where per-op overhead and the non-matmul work outweigh the small matmuls, rising with the
+  width to 50% from width 1024, where the forward is its matmuls ([2BT, 1024] x [1024, 4096] runs at the 2048^3
+  rate on 2 cores) plus attention and the per-level heads."""
+  return min(max(0.125 * model.dim / 256, 0.125), 0.5)
+
+
 def estimate_seconds(group: Group, system: str, matmul_flops: float, floor_s: float = 0.0) -> float:
   """A pessimistic latency guess of one call, only to skip runs that cannot fit the time budget: masked decoding at
-  12.5% of the device's matmul peak on a CPU (about 2x what 2 shared cores measured), GPU_EFFICIENCY on a GPU
-  (float32 FP32_SLOWDOWN x slower); the autoregressive baseline, whose steps are one frame each, at 2% plus 2 ms
-  per step. `floor_s`: a latency this system showed on a smaller case, added (per-call overheads).
+  `cpu_efficiency` of the device's matmul rate on a CPU, GPU_EFFICIENCY of its peak on a GPU (float32
+  FP32_SLOWDOWN x slower); the autoregressive baseline, whose steps are one frame each, at 2% plus 2 ms per step.
+  `floor_s`: a latency this system showed on a smaller case, added (per-call overheads).
   """
   flops = generate_flops(group, system)
   if group.gpu and system.endswith('-fp32'):
     matmul_flops /= FP32_SLOWDOWN
   if system == 'ar-jax':
     return floor_s + flops / (0.02 * matmul_flops) + 2e-3 * (group.frames + group.model.n_q)
-  return floor_s + flops / ((GPU_EFFICIENCY if group.gpu else 0.125) * matmul_flops)
+  return floor_s + flops / ((GPU_EFFICIENCY if group.gpu else cpu_efficiency(group.model)) * matmul_flops)
 
 
 def overhead_seconds(group: Group, system: str) -> float:

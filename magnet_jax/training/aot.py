@@ -122,9 +122,48 @@ def _shape_bytes(text: str) -> int:
 
 _COMPUTATION = re.compile(r'^(?:ENTRY )?%?([\w.\-]+) [^\n]*\{\s*$', re.M)
 _INSTRUCTION = re.compile(r'=\s*(\(.*?\)|\S+)\s+(' + '|'.join(COLLECTIVES) + r')(-start)?\(')
-_WHILE = re.compile(r'\swhile\(.*body=%?([\w.\-]+)')
+_WHILE = re.compile(r'\swhile\((?:\(.*?\) )?%?([\w.\-]+)\).*condition=%?([\w.\-]+), body=%?([\w.\-]+)')
 _TRIP = re.compile(r'"known_trip_count":\{"n":"(\d+)"')
 _CALLS = re.compile(r'(?:calls|to_apply|condition|branch_computations|async_execution_thread)=\{?%?([\w.\-]+)')
+_DEFINE = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = (?:\(.*?\)|\S+) (constant|copy|tuple)\((-?\d+|%?[\w.\-]+)')
+_CHANNEL = re.compile(r'\bchannel_id=(\d+)')
+_COMPARE = re.compile(r'compare\(%?([\w.\-]+), %?([\w.\-]+)\), direction=(LT|LE|GT|GE)')
+
+
+def _constant(lines: list[str], name: str) -> int | None:
+  """The integer `name` holds in a computation's `lines`: a scalar constant, through copies and a tuple's first
+  element (a while loop's counter starts there); None when it is computed."""
+  defined = {m.group(1): m.groups()[1:] for m in map(_DEFINE.match, lines) if m}
+  for _ in range(8):
+    op, operand = defined.get(name, (None, None))
+    if op == 'constant':
+      return int(operand) if operand.lstrip('-').isdigit() else None
+    if op is None:
+      return None
+    name = operand.lstrip('%')
+  return None
+
+
+def _trip_count(line: str, lines: list[str], bodies: dict[str, list[str]], condition: str) -> int:
+  """How many times a while loop runs: XLA's known_trip_count when the instruction has it, else read from its
+  condition (the counter compared with a constant; TPU's compiled HLO states it only there) and the counter's start
+  in the loop's initial tuple (`lines`, the calling computation); 1 when neither says."""
+  known = _TRIP.search(line)
+  if known:
+    return int(known.group(1))
+  cond = bodies.get(condition, [])
+  for compare in map(_COMPARE.search, cond):
+    if not compare:
+      continue
+    counter, limit, direction = compare.groups()
+    if direction in ('GT', 'GE'):  # limit > counter
+      counter, limit = limit, counter
+    bound = _constant(cond, limit)
+    if bound is None:
+      continue
+    start = _constant(lines, _WHILE.search(line).group(1)) or 0
+    return max(bound - start + (direction in ('LE', 'GE')), 1)
+  return 1
 
 
 def collectives(hlo: str) -> dict[str, dict[str, float]]:
@@ -146,8 +185,7 @@ def collectives(hlo: str) -> dict[str, dict[str, float]]:
     for line in lines:
       loop = _WHILE.search(line)
       if loop:
-        trip = _TRIP.search(line)
-        calls.setdefault(comp, []).append((loop.group(1), int(trip.group(1)) if trip else 1))
+        calls.setdefault(comp, []).append((loop.group(3), _trip_count(line, lines, bodies, loop.group(2))))
       calls.setdefault(comp, []).extend((c, 1) for c in _CALLS.findall(line) if c in bodies)
   times: dict[str, int] = {}
 
@@ -159,9 +197,11 @@ def collectives(hlo: str) -> dict[str, dict[str, float]]:
       visit(callee, n * trip, depth + 1)
 
   visit(entry or next(iter(bodies), ''), 1)
-  found: dict[str, dict[str, float]] = {}
+  # TPU's async collectives repeat the collective in the fusions that start it, use it and finish it: one transfer,
+  # one channel_id.
+  runs: dict[tuple, tuple[str, int, float]] = {}
   for comp, lines in bodies.items():
-    for line in lines:
+    for i, line in enumerate(lines):
       match = _INSTRUCTION.search(line)
       if not match:
         continue
@@ -169,9 +209,15 @@ def collectives(hlo: str) -> dict[str, dict[str, float]]:
       size = _shape_bytes(shape)
       if started and op in ('all-gather', 'collective-permute'):  # (operand, result, ...): the result
         size = max(_shape_bytes(s) for s in re.findall(r'\w+\[[\d,]*\]', shape))
-      entry_ = found.setdefault(op, {'count': 0, 'bytes': 0.0})
-      entry_['count'] += times.get(comp, 0)
-      entry_['bytes'] += times.get(comp, 0) * size * _TRAFFIC.get(op, 1.0)
+      channel = _CHANNEL.search(line)
+      key = (op, channel.group(1)) if channel else (op, comp, i)
+      n = max(times.get(comp, 0), runs.get(key, ('', 0, 0.0))[1])
+      runs[key] = op, n, max(size, runs.get(key, ('', 0, 0.0))[2])
+  found: dict[str, dict[str, float]] = {}
+  for op, n, size in runs.values():
+    entry_ = found.setdefault(op, {'count': 0, 'bytes': 0.0})
+    entry_['count'] += n
+    entry_['bytes'] += n * size * _TRAFFIC.get(op, 1.0)
   return found
 
 

@@ -43,3 +43,16 @@ def test_params_formula_matches_the_model(name):
   model = spec.model_config(name, gpu=False)
   shapes = jax.eval_shape(functools.partial(init_params, model), jax.random.key(0))
   assert round(spec.params_millions(model) * 1e6) == count_params(shapes)
+
+
+def test_cpu_estimate_scales_with_the_model_width():
+  # The estimate only decides what to skip, but it must not skip a real-size run that fits: magnet-small's 24
+  # layers generating 1 s (3.6 TFLOPs with CFG) on 2 cores measuring 20 GFLOP/s take about 3 to 6 minutes a call.
+  rate = 20e9
+  small = spec.Group('small-24l', 1.0, 1, True, False)
+  flops = spec.generate_flops(small, 'magnet-jax')
+  assert 3e12 < flops < 4.5e12
+  assert 0.5 * flops / rate <= spec.estimate_seconds(small, 'magnet-jax', rate) <= 15 * 60
+  # Narrow models keep the pessimistic 12.5% (per-op overhead outweighs their matmuls).
+  tiny = spec.Group('tiny', 1.0, 1, True, False)
+  assert spec.estimate_seconds(tiny, 'magnet-jax', rate) == spec.generate_flops(tiny, 'magnet-jax') / (0.125 * rate)

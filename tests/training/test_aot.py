@@ -4,7 +4,9 @@ import pytest
 
 from magnet_jax.configs import tiny
 from magnet_jax.models.config import MagnetConfig
+from magnet_jax.models.flops import params_millions
 from magnet_jax.training import aot, chips
+from magnet_jax.training.trainer import validate
 
 TOPOLOGY = 'v5e:2x2'
 # XLA's FLOPs (the layers unrolled, so that no loop body is counted once) against the analytic model count: XLA
@@ -40,6 +42,9 @@ def test_train_plan_reads_memory_flops_and_collectives(train_plan):
   assert memory['total'] == memory['argument'] + memory['output'] - memory['alias'] + memory['temp'] + memory['code']
   # FSDP gathers the params and all-reduces the gradients (or reduce-scatters them) across the 4 chips.
   assert 'all-gather' in plan.collectives and plan.ici_s > 0
+  # Each chip gathers the bfloat16 weights for the forward and again for the backward (XLA keeps no gathered copy).
+  gathered = 2 * params_millions(validate(_config())) * 1e6 * 2
+  assert 0.5 < plan.collectives['all-gather']['bytes'] / gathered < 1.5, plan.collectives
   assert plan.step_s == max(plan.compute_s, plan.hbm_s, plan.ici_s) > 0 and 0 < plan.mfu < 1
   assert 'memory per chip' in aot.describe(plan)
 
@@ -87,6 +92,37 @@ def test_collectives_multiply_loop_bodies_by_their_trip_counts():
   found = aot.collectives(hlo)
   assert found['all-reduce'] == {'count': 3, 'bytes': 3 * 16 * 2.0}  # ring all-reduce: twice its bytes
   assert found['all-gather'] == {'count': 1, 'bytes': 32.0}
+
+
+def test_collectives_read_tpu_loops_and_async_collectives():
+  # TPU's compiled HLO: no known_trip_count (the trip count is the condition's bound less the counter's start) and
+  # each async all-gather repeated in the fusions that start, use and finish it (one channel_id, one transfer).
+  hlo = '\n'.join([
+      'HloModule m', '',
+      '%start (p: bf16[2,2]) -> (bf16[2,2], bf16[8,2]) {',
+      '  %ag.1 = bf16[8,2]{1,0:T(8,128)} all-gather(%p), channel_id=7, dimensions={0}',
+      '  ROOT %cc = (bf16[2,2]{1,0}, bf16[8,2]{1,0}) custom-call(%ag.1), custom_call_target="Start"',
+      '}', '',
+      '%done (p: bf16[2,2]) -> bf16[8,2] {',
+      '  %ag.2 = bf16[8,2]{1,0:T(8,128)} all-gather(%p), channel_id=7, dimensions={0}',
+      '  ROOT %cc = bf16[8,2]{1,0} custom-call(%p, %ag.2), custom_call_target="Done"',
+      '}', '',
+      '%body (p: (s32[], f32[4])) -> (s32[], f32[4]) {',
+      '  %s = (bf16[2,2]{1,0}, bf16[8,2]{1,0}) fusion(%y), kind=kCustom, calls=%start',
+      '  %d = bf16[8,2]{1,0} fusion(%s), kind=kCustom, calls=%done',
+      '}', '',
+      '%cond (p: (s32[], f32[4])) -> pred[] {',
+      '  %constant.9 = s32[]{:T(128)} constant(24)',
+      '  %gte = s32[]{:T(128)} get-tuple-element(%p), index=0',
+      '  ROOT %lt = pred[]{:T(512)} compare(%gte, %constant.9), direction=LT',
+      '}', '',
+      'ENTRY %main (a: f32[4]) -> f32[4] {',
+      '  %constant.1 = s32[]{:T(128)} constant(1)',
+      '  %copy.1 = s32[]{:T(128)} copy(%constant.1)',
+      '  %tuple.1 = (s32[]{:T(128)}, f32[4]{0}) tuple(%copy.1, %a)',
+      '  %w = (s32[]{:T(128)}, f32[4]{0}) while(%tuple.1), condition=%cond, body=%body',
+      '}'])
+  assert aot.collectives(hlo) == {'all-gather': {'count': 23, 'bytes': 23 * 32.0}}
 
 
 @pytest.mark.parametrize('name, topology', [('v5e-16', 'v5e:4x4'), ('v5litepod-8', 'v5e:2x4'), ('v5p-8', 'v5p:2x2x1'),
