@@ -5,10 +5,28 @@ tensorboardX writes the event format without TensorFlow (clu's metric_writers wo
 """
 import math
 import os
+import sys
 from collections.abc import Mapping
 
 import numpy as np
-from tensorboardX import SummaryWriter
+
+
+def _summary_writer_class() -> type:
+  """tensorboardX's SummaryWriter, imported without torch: tensorboardX imports torch where it is installed only to
+  accept torch tensors (training hands it numpy), and training never imports torch (seconds per process, and the
+  reference extras stay out of training)."""
+  absent = 'torch' not in sys.modules
+  if absent:
+    sys.modules['torch'] = None  # `import torch` raises ImportError, which tensorboardX handles
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    if absent:
+      del sys.modules['torch']
+  return SummaryWriter
+
+
+SummaryWriter = _summary_writer_class()
 
 
 class MetricsWriter:

@@ -1,6 +1,8 @@
 """TensorBoard gets a run's audio samples (the README promises them), as events TensorBoard reads."""
 import glob
 import struct
+import subprocess
+import sys
 
 import numpy as np
 from tensorboardX.proto import event_pb2
@@ -9,7 +11,7 @@ from magnet_jax.generation import pretrained
 from magnet_jax.training.metrics_writer import MetricsWriter
 from magnet_jax.training.samples import SampleWriter
 from magnet_jax.training.trainer import validate
-from tests.helpers import load_config
+from tests.helpers import REPO_ROOT, load_config
 
 
 def _events(folder):
@@ -56,3 +58,12 @@ def test_the_sample_writer_tells_tensorboard(tiny_pipeline_folder, tmp_path):
   assert (step, tag, rate) == (10, 'samples/0: calm piano', 1600)
   assert audio.shape[-1] == 0.6 * 1600 and (tmp_path / 'samples' / 'step_10' / '0.wav').is_file()
   assert folder == str(tmp_path / 'samples' / 'step_10')
+
+
+def test_training_imports_neither_torch_nor_tensorflow():
+  """train.py and the trainer (with its TensorBoard writer) leave the reference extras out, though installed here:
+  tensorboardX would import torch at import time."""
+  code = ('import sys, train, magnet_jax.training.trainer\n'
+          'print(sorted({"torch", "tensorflow", "transformers"} & set(sys.modules)))')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+  assert result.stdout.split() == ['[]']
