@@ -3,14 +3,6 @@ compilation cache, its compile settings, and the order in which xdist hands out 
 import fcntl
 import json
 import os
-
-# Compiling is most of the suite's time and the tests' programs are small: XLA:CPU's LLVM backend at -O1 without its
-# expensive passes compiles them about a quarter faster than the default -O2 and runs them as fast (measured on
-# tests/models/test_lm.py and the codec's 108-clip reconstruction test). The programs compute the same operations
-# (neither level enables fast-math), so no tolerance changes. Set before JAX starts; subprocesses inherit it
-# (tests/helpers.py's xla_flags adds to it).
-os.environ['XLA_FLAGS'] = ' '.join([os.environ.get('XLA_FLAGS', ''), '--xla_backend_optimization_level=1',
-                                    '--xla_llvm_disable_expensive_passes=true']).strip()
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -19,7 +11,15 @@ from pathlib import Path
 import jax
 import pytest
 
-from tests.helpers import load_config, run_on_8_devices
+from tests.helpers import load_config, run_on_8_devices, xla_flags
+
+# Compiling is most of the suite's time and the tests' programs are small: XLA:CPU's LLVM backend at -O1 without its
+# expensive passes compiles them about a quarter faster than the default -O2 and runs them as fast (measured on
+# tests/models/test_lm.py and the codec's 108-clip reconstruction test). The programs compute the same operations
+# (neither level enables fast-math), so no tolerance changes. JAX reads it when its backend starts (after these
+# imports, which start none); subprocesses inherit it, and the 8-device and multi-process runs add their device
+# counts to it with xla_flags.
+os.environ['XLA_FLAGS'] = xla_flags('--xla_backend_optimization_level=1', '--xla_llvm_disable_expensive_passes=true')
 
 _CACHE_OWNER = 'MAGNET_JAX_TEST_XLA_CACHE_OWNER'
 
