@@ -47,7 +47,7 @@ from magnet_jax.generation import best_of as best_of_lib
 from magnet_jax.generation import lora as lora_lib
 from magnet_jax.generation import pretrained, records
 from magnet_jax.generation import request as request_lib
-from magnet_jax.generation.pipeline import MagnetPipeline, tempo_loop_samples
+from magnet_jax.generation.pipeline import MagnetPipeline
 from magnet_jax.generation.prompts import Output, Prompt, expand
 from magnet_jax.generation.request import Request, Tempo
 from magnet_jax.io import files
@@ -125,8 +125,7 @@ def check_options(options: SampleOptions) -> AudioPrompt:
   if (options.bpm is None) != (options.bars is None):
     raise ValueError('--bpm and --bars go together')
   if options.bpm is not None:
-    tempo_loop_samples(options.bpm, options.bars, 1, options.beats_per_bar)  # checks the values
-    seconds = options.bars * options.beats_per_bar * 60 / options.bpm
+    seconds = Tempo(options.bpm, options.bars, options.beats_per_bar).seconds  # Tempo checks the values
     if not (math.isfinite(options.bpm) and 0 < seconds <= options.max_duration):
       raise ValueError(f'--bpm {options.bpm:g} --bars {options.bars} make a {seconds:g} s loop: it must be finite, '
                        f'> 0 and at most --max-duration ({options.max_duration:g} s)')
