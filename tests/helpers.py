@@ -9,6 +9,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from magnet_jax.models.params import init_params
@@ -115,6 +116,20 @@ def without(*packages: str) -> str:
           f'    if name.split(".")[0] in {packages!r}:\n'
           '      raise ModuleNotFoundError(f"No module named {name!r}", name=name)\n'
           'sys.meta_path.insert(0, _Absent())\n')
+
+
+def harmonic_notes(seconds: float, rate: int, seed: int, noise: float, spacing: float, max_decay: float,
+                   level: float) -> np.ndarray:
+  """[round(seconds * rate)] float32: decaying harmonic notes (4 harmonics of a random fundamental) every `spacing`
+  seconds over Gaussian noise of std `noise`: music-like input for the embedders' and classifiers' parity tests."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(round(seconds * rate)) / rate
+  audio = noise * rng.standard_normal(len(t))
+  for onset in np.arange(0, seconds, spacing):
+    f0 = rng.choice([110.0, 220.0, 330.0, 440.0, 660.0])
+    env = np.where(t >= onset, np.exp(-(t - onset) * rng.uniform(2, max_decay)), 0.0)
+    audio += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5)) * level
+  return audio.astype(np.float32)
 
 
 def free_port() -> int:

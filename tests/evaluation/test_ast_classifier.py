@@ -8,6 +8,7 @@ import pytest
 
 from magnet_jax.evaluation import ast_classifier
 from magnet_jax.io.errors import CheckpointError
+from tests.helpers import harmonic_notes
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
@@ -18,14 +19,7 @@ from reference.evaluation_models import AST_MAX_LENGTH as MAX_LENGTH  # noqa: E4
 
 def _audio(seconds: float, seed: int) -> np.ndarray:
   """Harmonic notes over noise, loud enough that few mel bins hit the log floor."""
-  rng = np.random.default_rng(seed)
-  t = np.arange(int(seconds * ast_classifier.SAMPLE_RATE)) / ast_classifier.SAMPLE_RATE
-  audio = 0.05 * rng.standard_normal(len(t))
-  for onset in np.arange(0, seconds, 0.3):
-    f0 = rng.choice([110.0, 220.0, 330.0, 440.0, 660.0])
-    env = np.where(t >= onset, np.exp(-(t - onset) * rng.uniform(2, 10)), 0.0)
-    audio += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5)) * 0.2
-  return audio.astype(np.float32)
+  return harmonic_notes(seconds, ast_classifier.SAMPLE_RATE, seed, noise=0.05, spacing=0.3, max_decay=10, level=0.2)
 
 
 @pytest.fixture(scope='module')

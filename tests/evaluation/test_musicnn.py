@@ -13,22 +13,15 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # musicnn builds its graph wi
 tf = pytest.importorskip('tensorflow', reason='the musicnn parity test needs tensorflow + tf-keras (test extra)')
 musicnn_tf = pytest.importorskip('musicnn.models', reason='the original musicnn package is not installed '
                                  '(make install-test: pip install --no-deps musicnn)')
-from tests.helpers import REPO_ROOT  # noqa: E402
+from tests.helpers import REPO_ROOT, harmonic_notes  # noqa: E402
 
 CHECKPOINT = os.path.join(os.path.dirname(musicnn_tf.__file__), 'MTT_musicnn') + '/'
 
 
 def _music(samples: int, seed: int) -> np.ndarray:
   """Decaying harmonic notes over noise, at a level below the extractor's float16 overflow (see musicnn.log_mel)."""
-  rng = np.random.default_rng(seed)
-  t = np.arange(samples) / musicnn.SAMPLE_RATE
-  seconds = samples / musicnn.SAMPLE_RATE
-  audio = 0.02 * rng.standard_normal(len(t))
-  for onset in np.arange(0, seconds, 0.25):
-    f0 = rng.choice([110.0, 220.0, 330.0, 440.0, 660.0])
-    env = np.where(t >= onset, np.exp(-(t - onset) * rng.uniform(2, 12)), 0.0)
-    audio += env * sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5)) * 0.03
-  return audio.astype(np.float32)
+  return harmonic_notes(samples / musicnn.SAMPLE_RATE, musicnn.SAMPLE_RATE, seed, noise=0.02, spacing=0.25,
+                        max_decay=12, level=0.03)
 
 
 @pytest.fixture(scope='module')
