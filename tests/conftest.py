@@ -15,11 +15,14 @@ from tests.helpers import load_config, run_on_8_devices, xla_flags
 
 # Compiling is most of the suite's time and the tests' programs are small: XLA:CPU's LLVM backend at -O1 without its
 # expensive passes compiles them about a quarter faster than the default -O2 and runs them as fast (measured on
-# tests/models/test_lm.py and the codec's 108-clip reconstruction test). The programs compute the same operations
-# (neither level enables fast-math), so no tolerance changes. JAX reads it when its backend starts (after these
-# imports, which start none); subprocesses inherit it, and the 8-device and multi-process runs add their device
+# tests/models/test_lm.py and the codec's 108-clip reconstruction test), and its older elemental emitters (fusion
+# emitters off) compile a train step in two thirds of the time (benchmarks/results/ci-time.md). The programs compute
+# the same operations (neither setting enables fast-math), so no tolerance changes. -O0 is not used: it runs the
+# codec's tests slower, and the exact-resume test fails under it. JAX reads XLA_FLAGS when its backend starts (after
+# these imports, which start none); subprocesses inherit it, and the 8-device and multi-process runs add their device
 # counts to it with xla_flags.
-os.environ['XLA_FLAGS'] = xla_flags('--xla_backend_optimization_level=1', '--xla_llvm_disable_expensive_passes=true')
+os.environ['XLA_FLAGS'] = xla_flags('--xla_backend_optimization_level=1', '--xla_llvm_disable_expensive_passes=true',
+                                    '--xla_cpu_use_fusion_emitters=false')
 
 _CACHE_OWNER = 'MAGNET_JAX_TEST_XLA_CACHE_OWNER'
 
