@@ -3,7 +3,6 @@
 Shapes: C channels, N samples.
 """
 import numpy as np
-import scipy.signal
 import soxr
 
 
@@ -52,4 +51,5 @@ def resample_loop(audio: np.ndarray, samples: int) -> np.ndarray:
   audio = np.asarray(audio, np.float64)
   if audio.shape[-1] == samples:
     return audio.astype(np.float32)
+  import scipy.signal  # here, not at the top: importing it takes a second, and every command imports this module
   return scipy.signal.resample(audio, samples, axis=-1).astype(np.float32)

@@ -8,7 +8,6 @@ has no integrated loudness (shorter than one 400 ms block, or every block below 
 PEAK_CEILING_DB instead; digital silence is left as it is.
 """
 import numpy as np
-import pyloudnorm
 
 TARGET_LUFS = -14.0
 PEAK_CEILING_DB = -1.0
@@ -22,6 +21,7 @@ def normalize(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, dict]:
     return audio, {'method': 'none (silence)', 'gain_db': 0.0, 'loudness_lufs': None, 'target_lufs': TARGET_LUFS}
   loudness = -np.inf
   if audio.shape[-1] >= BLOCK_SECONDS * sample_rate:
+    import pyloudnorm  # here, not at the top: it imports scipy.signal (a second), and every command imports this module
     with np.errstate(divide='ignore'):
       loudness = pyloudnorm.Meter(sample_rate, block_size=BLOCK_SECONDS).integrated_loudness(audio.T.astype(np.float64))
   headroom_db = PEAK_CEILING_DB - 20 * np.log10(peak)

@@ -16,8 +16,8 @@ pytest.importorskip('torch')
 
 def test_dry_run(tmp_path):
   env = dict(os.environ, PYTHON=sys.executable)
-  subprocess.run(['benchmarks/gpu.sh', 'dry-run', str(tmp_path)], check=True, capture_output=True, text=True,
-                 timeout=900, env=env)
+  printed = subprocess.run(['benchmarks/gpu.sh', 'dry-run', str(tmp_path)], check=True, capture_output=True,
+                           text=True, timeout=900, env=env).stdout
   results = json.loads((tmp_path / 'results.json').read_text())
   assert results['command'] == f'python -m benchmarks.latency --gpu --dry-run --out={tmp_path}/results.json'
   assert results['skipped'] == []
@@ -31,6 +31,7 @@ def test_dry_run(tmp_path):
   traces = [f for _, _, files in os.walk(tmp_path / 'profile') for f in files if f.endswith('.xplane.pb')]
   assert len(traces) == 1
   assert '| magnet-jax-fp32 | tiny |' in (tmp_path / 'results.md').read_text()
+  assert 'x audiocraft' in printed  # each row's ratio to audiocraft
 
 
 def test_gpu_plan_puts_the_targets_first():

@@ -1,4 +1,4 @@
-"""Smoke test of `python -m benchmarks.latency --quick`: every system generates with the tiny model (a run whose
+"""Smoke test of `python -m benchmarks.latency --quick`: the systems generate with the tiny model (a run whose
 tokens have the wrong shape or range is skipped, so a row proves them right), the JSON has the documented schema.
 Numbers are never asserted."""
 import functools
@@ -13,7 +13,9 @@ from benchmarks.latency import report, spec
 from magnet_jax.models.params import count_params, init_params
 
 pytest.importorskip('torch')
-SYSTEMS = ('audiocraft', 'magnet-jax', 'magnet-jax-loop', 'ar-jax')  # audiocraft-compile: 10+ s of torch.compile
+# The systems the GPU dry run (tests/benchmarks/test_gpu.py) does not run; it runs audiocraft, ar-jax and magnet-jax
+# on this same tiny case, and checks the table's ratio to audiocraft. audiocraft-compile: 10+ s of torch.compile.
+SYSTEMS = ('magnet-jax', 'magnet-jax-loop')
 
 
 def test_quick_run_schema(tmp_path):
@@ -35,7 +37,7 @@ def test_quick_run_schema(tmp_path):
                                 'passed': True}]
   (train,) = results['train_rows']
   assert tuple(train) == report.TRAIN_KEYS and train['config'] == 'tiny' and 0 < train['mfu']
-  assert '| magnet-jax | tiny |' in printed and 'x audiocraft' in printed
+  assert '| magnet-jax | tiny |' in printed
 
 
 @pytest.mark.parametrize('name', ['tiny', 'compute'])
