@@ -17,7 +17,6 @@ and return their natural length). Peaks are roughly 1; the mixer sets the levels
 from collections.abc import Callable
 
 import numpy as np
-from scipy import signal
 
 Voice = Callable[[float, int, int, np.random.Generator], np.ndarray]
 
@@ -64,6 +63,7 @@ def _band_limited(freq: float, sample_rate: int, num: int, rolloff: float) -> np
 def _noise(rng: np.random.Generator, n: int, sample_rate: int, low: float | None = None,
            high: float | None = None) -> np.ndarray:
   """[n] white noise, band-passed to [low, high] Hz (either may be None) by 2nd-order Butterworth filters."""
+  from scipy import signal  # here, not at the top: importing it takes a second, and the commands import this module
   x = rng.standard_normal(n)
   nyquist = 0.5 * sample_rate
   if high is not None and high < 0.9 * nyquist:
@@ -150,6 +150,7 @@ def guitar(freq: float, hold: int, sample_rate: int, rng: np.random.Generator) -
   denominator = np.zeros(delay + 3)
   denominator[0] = 1.0
   denominator[delay:] -= gain * np.array([0.5 * (1.0 - frac), 0.5, 0.5 * frac])
+  from scipy import signal  # here, not at the top (see _noise)
   burst = np.zeros(len(env))
   burst[:delay] = signal.lfilter([0.5], [1.0, -0.5], rng.uniform(-1.0, 1.0, delay))  # a softened pluck
   return env * signal.lfilter([1.0], denominator, burst)
