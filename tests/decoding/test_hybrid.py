@@ -34,7 +34,7 @@ def test_cached_decode_equals_uncached_causal_forward(inputs, scan_layers):
                                         for i in range(config.num_layers)}}
   codes = jax.random.randint(jax.random.key(2), (2, config.n_q, 12), 0, config.card + 1)
   causal = MagnetLM(dataclasses.replace(config, causal=True))
-  expected = causal.apply({'params': params}, codes, cond, cond_mask)  # [B, K, T, V]
+  expected = jax.jit(lambda p: causal.apply({'params': p}, codes, cond, cond_mask))(params)  # [B, K, T, V]
   lm = MagnetLM(config)  # decode is causal whatever the config says
   decode = jax.jit(lambda c, cache, index: lm.apply({'params': params}, c, cond, cond_mask, cache, index,
                                                     method=MagnetLM.decode))
@@ -56,9 +56,11 @@ def test_prefix_greedy_tokens_are_argmax_of_the_uncached_forward(inputs):
   known = frames < steps - levels  # the staircase
   assert np.all((codes < CONFIG.card) == known[None])
   sequence = delay_codes(jnp.asarray(codes), CONFIG.card)
-  logits = MagnetLM(dataclasses.replace(CONFIG, causal=True)).apply(
-      {'params': params}, jnp.concatenate([sequence, sequence]), *with_null_conditions(cond, cond_mask))
-  tokens = np.asarray(jnp.argmax(guide(logits, GREEDY.cfg_coef), axis=-1))  # [B, K, S]: step s predicts s + 1
+  causal = MagnetLM(dataclasses.replace(CONFIG, causal=True))
+  greedy = jax.jit(lambda p: jnp.argmax(guide(causal.apply({'params': p}, jnp.concatenate([sequence, sequence]),
+                                                           *with_null_conditions(cond, cond_mask)),
+                                              GREEDY.cfg_coef), axis=-1))
+  tokens = np.asarray(greedy(params))  # [B, K, S]: step s predicts s + 1
   for q in range(CONFIG.n_q):
     frames_q = np.arange(steps - q)
     np.testing.assert_array_equal(codes[:, q, frames_q], tokens[:, q, frames_q + q])

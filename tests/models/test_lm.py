@@ -14,6 +14,12 @@ from magnet_jax.models.params import count_params, init_params
 CONFIG = MagnetConfig(dim=64, num_heads=4, num_layers=2, card=32, text_dim=16)
 
 
+@pytest.fixture(scope='module')
+def params():
+  # Jitted: run op by op, the init would compile each of its operations separately.
+  return jax.jit(init_params, static_argnums=0)(CONFIG, jax.random.key(0))
+
+
 def test_restricted_context_mask():
   assert self_attention_mask(CONFIG, 20, 0) is None
   local = np.asarray(self_attention_mask(CONFIG, 20, 2))[0, 0]
@@ -38,15 +44,14 @@ def test_local_attention_equals_the_banded_mask(length, context):
   i, j = np.indices((length, length))
   dense = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, mask=jnp.asarray(np.abs(i - j) <= context))
   local = lambda q, k, v: local_attention(q, k, v, context)
-  np.testing.assert_allclose(local(q, k, v), dense(q, k, v), atol=1e-6)
-  grad = lambda f: jax.grad(lambda *x: jnp.sum(jnp.sin(f(*x))), argnums=(0, 1, 2))(q, k, v)
+  np.testing.assert_allclose(jax.jit(local)(q, k, v), jax.jit(dense)(q, k, v), atol=1e-6)
+  grad = lambda f: jax.jit(jax.grad(lambda *x: jnp.sum(jnp.sin(f(*x))), argnums=(0, 1, 2)))(q, k, v)
   for got, want in zip(grad(local), grad(dense), strict=True):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_level_attention_matches_the_masked_forward():
+def test_level_attention_matches_the_masked_forward(params):
   """The LM's per-level self-attention (no [T, T] mask, traced level) gives the logits of the explicit masks."""
-  params = init_params(CONFIG, jax.random.key(0))
   codes = jax.random.randint(jax.random.key(1), (2, 4, 45), 0, 33)
   cond, mask = jax.random.normal(jax.random.key(2), (2, 5, 16)), jnp.ones((2, 5), bool)
   lm = MagnetLM(CONFIG)
@@ -59,9 +64,8 @@ def test_level_attention_matches_the_masked_forward():
     np.testing.assert_allclose(level_logits(jnp.int32(level)), masked(jnp.int32(level)), atol=2e-5)
 
 
-def test_upper_levels_only_see_local_context():
+def test_upper_levels_only_see_local_context(params):
   """Changing a frame far away changes level-0 logits but not level > 0 logits at a given position."""
-  params = init_params(CONFIG, jax.random.key(0))
   apply = jax.jit(lambda codes, level: MagnetLM(CONFIG).apply(
       {'params': params}, codes, jnp.ones((1, 3, 16)), jnp.ones((1, 3), bool), level, method=MagnetLM.level_logits))
   codes = jax.random.randint(jax.random.key(1), (1, 4, 40), 0, 32)
@@ -71,12 +75,11 @@ def test_upper_levels_only_see_local_context():
     assert (delta > 1e-4) == changes, (level, delta)
 
 
-def test_shapes_bf16_and_param_count():
-  params = init_params(CONFIG, jax.random.key(0))
+def test_shapes_bf16_and_param_count(params):
   codes = jax.random.randint(jax.random.key(1), (2, 4, 30), 0, 33)
   cond, mask = jax.random.normal(jax.random.key(2), (2, 5, 16)), jnp.ones((2, 5), bool)
-  fp32 = MagnetLM(CONFIG).apply({'params': params}, codes, cond, mask, 1)
-  bf16 = MagnetLM(dataclasses.replace(CONFIG, dtype='bfloat16')).apply({'params': params}, codes, cond, mask, 1)
+  apply = lambda config: jax.jit(lambda p: MagnetLM(config).apply({'params': p}, codes, cond, mask, 1))(params)
+  fp32, bf16 = apply(CONFIG), apply(dataclasses.replace(CONFIG, dtype='bfloat16'))
   assert fp32.shape == bf16.shape == (2, 4, 30, 32) and bf16.dtype == jnp.float32
   assert float(jnp.abs(fp32 - bf16).max()) < 0.1 * float(jnp.abs(fp32).max())
   d, f, L = 64, 256, 2
@@ -90,8 +93,7 @@ def test_released_small_size():
   assert 415e6 < count_params(params) < 425e6  # ~420M, as audiocraft's magnet-small
 
 
-def test_bad_inputs():
-  params = init_params(CONFIG, jax.random.key(0))
+def test_bad_inputs(params):
   lm = MagnetLM(CONFIG)
   with pytest.raises(ValueError, match=r'codes must be \[B, K=4, T\]'):
     lm.apply({'params': params}, jnp.zeros((1, 3, 10), jnp.int32), jnp.zeros((1, 2, 16)), jnp.ones((1, 2), bool))

@@ -87,7 +87,8 @@ def test_init_from_released_matches_audiocraft_and_first_loss(released, full_run
   for path, value in _flat(converted).items():
     np.testing.assert_array_equal(_flat(state.params)[path], value, err_msg=path)
   codes = np.random.default_rng(0).integers(0, RELEASED.card + 1, size=(2, RELEASED.n_q, 36))  # as test_lm_parity
-  got = np.asarray(MagnetLM(model).apply({'params': state.params}, codes, cond, cond_mask, level=1))
+  got = np.asarray(jax.jit(lambda p: MagnetLM(model).apply({'params': p}, codes, cond, cond_mask, level=1))(
+      state.params))
   with torch.no_grad():
     tensors = audiocraft_lm.condition_tensors(torch_model, DESCRIPTIONS)
     expected = torch_model(torch.as_tensor(codes), [], tensors, stage=1).numpy()
@@ -96,10 +97,11 @@ def test_init_from_released_matches_audiocraft_and_first_loss(released, full_run
   source = SyntheticSource(4, num_examples=4, n_q=model.n_q, card=model.card, length=model.sequence_length,
                            text_len=config.data.text_len, text_dim=model.text_dim, seed=0)
   step_rng = jax.random.split(jax.random.key(config.train.seed))[1]
-  lm = MagnetLM(model)
-  level_logits = lambda c, s, m, level: lm.apply({'params': converted}, c, s, m, level, method=MagnetLM.level_logits)
-  loss, _ = masked_level_loss(level_logits, next(source), jax.random.fold_in(step_rng, 0), model,
-                              config.train.cfg_dropout)
+  def loss_fn(params, batch):
+    level_logits = lambda c, s, m, level: MagnetLM(model).apply({'params': params}, c, s, m, level,
+                                                                method=MagnetLM.level_logits)
+    return masked_level_loss(level_logits, batch, jax.random.fold_in(step_rng, 0), model, config.train.cfg_dropout)
+  loss, _ = jax.jit(loss_fn)(converted, next(source))
   first = next(r for r in _rows(workdir) if r['step'] == 1)
   assert first['loss'] == pytest.approx(float(loss), rel=1e-6)
 
@@ -123,7 +125,7 @@ def test_frozen_params_unchanged_and_no_optimizer_state(released, full_run):
 
 
 def test_lora_at_init_is_the_base_model_exactly():
-  params = init_params(RELEASED, jax.random.key(0))
+  params = jax.jit(init_params, static_argnums=0)(RELEASED, jax.random.key(0))
   adapters = init_adapters(params, lora.LoraConfig(4, 8.0), jax.random.key(1))
   merged = lora.merge(params, adapters, 2.0)
   for path, value in _flat(params).items():
@@ -202,7 +204,7 @@ def test_validator_rerun_is_identical():
   config = load_config('tiny', **{'eval.num_examples': 5, 'eval.batch_size': 2})
   model = trainer.validate(config)
   mesh = make_mesh({'data': 1, 'model': 1})
-  params = init_params(model, jax.random.key(0))
+  params = jax.jit(init_params, static_argnums=0)(model, jax.random.key(0))
   shardings = param_shardings(logical_axes(model), params, mesh, rules_for('data_parallel'))
   validator = Validator(config, model, mesh, rules_for('data_parallel'), shardings)
   first, second = validator(params), validator(params)

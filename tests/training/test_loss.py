@@ -18,6 +18,7 @@ def test_masked_inputs_levels():
   assert (out[:, 2:] == 16).all()                                                 # above: fully masked
 
 
+@jax.jit
 def _loss(batch, rng):
   """Loss with a fake model whose logits depend only on the targets table, to isolate the objective."""
   table = jax.random.normal(jax.random.key(0), (CONFIG.n_q, 8, CONFIG.card))
