@@ -18,7 +18,6 @@ import zipfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import scipy.linalg
 
 from magnet_jax.io.files import atomic_write
 
@@ -107,6 +106,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
     raise ValueError(f'statistics of different sizes: mu {mu1.shape} vs {mu2.shape}, '
                      f'sigma {sigma1.shape} vs {sigma2.shape}')
+  import scipy.linalg  # here, not at the top: every command imports this module (the best-of scorers); few need it
   diff = mu1 - mu2
   covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
   if not np.isfinite(covmean).all():
