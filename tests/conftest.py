@@ -36,7 +36,8 @@ def pytest_configure(config):
   if not os.environ.get('JAX_COMPILATION_CACHE_DIR'):
     os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='magnet-jax-test-xla-')
     os.environ[_CACHE_OWNER] = str(os.getpid())
-  # Programs compiled in under 0.5 s cost about as much to load as to compile.
+  # Below 0.5 s are thousands of eager operations: storing and looking them up costs the run more than it saves
+  # (benchmarks/results/ci-time.md).
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
   jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
   jax.config.update('jax_persistent_cache_min_compile_time_secs',
