@@ -42,8 +42,8 @@ def main():
   args = parser.parse_args()
   pipeline = random_pipeline.build()
   rescorer_config = dataclasses.replace(pipeline.lm_config, causal=True, codebooks_pattern='delay')
-  rescored = dataclasses.replace(pipeline, rescorer_config=rescorer_config, rescorer_params=jax.jit(
-      init_params, static_argnums=0)(rescorer_config, jax.random.key(1)))
+  rescored = dataclasses.replace(pipeline, rescorer_config=rescorer_config, rescorer_params=init_params(
+      rescorer_config, jax.random.key(1)))
   descriptions = [PROMPT] * args.batch
   window = pipeline.lm_config.segment_duration
   print(f'{jax.devices()[0].device_kind}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; '

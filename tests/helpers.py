@@ -34,7 +34,7 @@ def load_config(name: str, **overrides):
 def lm_inputs(config):
   """Random params of `config`'s LM and a batch of two text conditions, the second with two padded positions:
   (params, cond [2, 5, Dt], cond_mask [2, 5])."""
-  params = jax.jit(init_params, static_argnums=0)(config, jax.random.key(0))
+  params = init_params(config, jax.random.key(0))
   cond = jax.random.normal(jax.random.key(1), (2, 5, config.text_dim))
   cond_mask = jnp.array([[True] * 5, [True] * 3 + [False] * 2])
   return params, cond, cond_mask

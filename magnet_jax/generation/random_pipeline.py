@@ -20,7 +20,7 @@ TINY_CODEC = CodecConfig(sample_rate=1600, ratios=(8, 4), n_filters=4, dimension
 def build(lm_config: MagnetConfig = TINY_LM, codec_config: CodecConfig = TINY_CODEC, seed: int = 0,
           **pipeline_fields) -> MagnetPipeline:
   """A pipeline of random LM and codec weights with the packaged MiniLM text encoder (Dt 384)."""
-  lm_params = jax.jit(init_params, static_argnums=0)(lm_config, jax.random.key(seed))
+  lm_params = init_params(lm_config, jax.random.key(seed))
   codec_params = codec.init(jax.random.key(seed + 1), codec_config)
   return MagnetPipeline(lm_config, lm_params, codec_config, codec_params, TextEncoder.minilm(), **pipeline_fields)
 

@@ -35,10 +35,12 @@ def _depthwise_scale(path, x: jax.Array, config: MagnetConfig) -> jax.Array:
   return x / math.sqrt(2 * (layer + 1))
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def init_params(config: MagnetConfig, rng: jax.Array) -> dict:
   """Random MagnetLM params (plain arrays): truncated normal std 1/sqrt(fan_in), depth-scaled layers.
 
-  Jittable; wrap in `jax.jit(..., out_shardings=...)` to create sharded params without a host copy.
+  One compiled program (op by op, each of the init's operations would compile on its own); wrap in
+  `jax.jit(..., out_shardings=...)` to create sharded params without a host copy.
   """
   params = nn.meta.unbox(boxed_init(config, rng))
   return jax.tree_util.tree_map_with_path(lambda p, x: _depthwise_scale(p, x, config), params)

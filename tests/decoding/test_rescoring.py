@@ -63,7 +63,7 @@ def test_level_logits_equal_teacher_forced_level(musicgen):
 
 def test_rescorer_weight_zero_is_plain_magnet_bit_exactly(musicgen):
   _, rescorer_config, rescorer_params, cond, cond_mask, _ = musicgen
-  params = jax.jit(init_params, static_argnums=0)(MAGNET, jax.random.key(3))
+  params = init_params(MAGNET, jax.random.key(3))
   run = lambda weight, **rescorer: np.asarray(decoding.generate(
       params, cond[:2], cond_mask[:2], jax.random.key(0), lm_config=MAGNET, length=30,
       decoding=decoding.DecodingConfig(decoding_steps=(6, 3, 3, 3), rescorer_weight=weight), **rescorer))

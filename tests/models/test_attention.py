@@ -86,7 +86,7 @@ CONFIG = MagnetConfig(dim=64, num_heads=4, num_layers=2, card=32, text_dim=16)
 
 @pytest.fixture(scope='module')
 def lm_inputs():
-  params = jax.jit(init_params, static_argnums=0)(CONFIG, jax.random.key(0))
+  params = init_params(CONFIG, jax.random.key(0))
   codes = jax.random.randint(jax.random.key(1), (2, 4, 30), 0, 33)
   cond = jax.random.normal(jax.random.key(2), (2, 6, 16))
   cond_mask = jnp.array([[True] * 4 + [False] * 2, [True] * 2 + [False] * 4])  # padded text

@@ -125,7 +125,7 @@ def test_frozen_params_unchanged_and_no_optimizer_state(released, full_run):
 
 
 def test_lora_at_init_is_the_base_model_exactly():
-  params = jax.jit(init_params, static_argnums=0)(RELEASED, jax.random.key(0))
+  params = init_params(RELEASED, jax.random.key(0))
   adapters = init_adapters(params, lora.LoraConfig(4, 8.0), jax.random.key(1))
   merged = lora.merge(params, adapters, 2.0)
   for path, value in _flat(params).items():
@@ -204,7 +204,7 @@ def test_validator_rerun_is_identical():
   config = load_config('tiny', **{'eval.num_examples': 5, 'eval.batch_size': 2})
   model = trainer.validate(config)
   mesh = make_mesh({'data': 1, 'model': 1})
-  params = jax.jit(init_params, static_argnums=0)(model, jax.random.key(0))
+  params = init_params(model, jax.random.key(0))
   shardings = param_shardings(logical_axes(model), params, mesh, rules_for('data_parallel'))
   validator = Validator(config, model, mesh, rules_for('data_parallel'), shardings)
   first, second = validator(params), validator(params)
